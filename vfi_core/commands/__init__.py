@@ -1,0 +1,1 @@
+"""`vfi` subcommands; see :mod:`vfi_core.cli`."""

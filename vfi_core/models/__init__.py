@@ -1,0 +1,1 @@
+"""Interpolator architectures. Each module registers itself with :mod:`vfi_core.registry` on import."""

@@ -1,0 +1,48 @@
+"""Finding and reading weight files: safetensors only, with the JSON model card beside them."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .errors import WeightsError
+
+
+def find_weights(descriptor, explicit: str | Path | None, search_dirs: tuple[Path, ...]) -> Path:
+    """The weight file for ``descriptor``: ``explicit`` if given, else the first found in
+    ``search_dirs`` then ``vfi_core/weights``. Raises :class:`WeightsError` when there is none."""
+    if explicit is not None:
+        path = Path(explicit)
+        if not path.is_file():
+            raise WeightsError(f"weight file {path} does not exist")
+        return path
+    path = descriptor.weights_path(tuple(Path(d) for d in search_dirs))
+    if path is None:
+        raise WeightsError(f"model {descriptor.name!r} needs {descriptor.weight_file}, which is not in "
+                           f"vfi_core/weights/ (train and export it with `vfi train` / `vfi export`)")
+    return path
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file into a CPU state dict; a clear error if it is not one."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise WeightsError(f"{path.name}: only .safetensors weight files are loaded")
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"weight file {path} is corrupt or unreadable: {exc}") from None
+
+
+def read_model_card(path: str | Path) -> dict:
+    """The JSON model card beside a weight file (``x.safetensors`` -> ``x.json``), ``{}`` if none."""
+    card = Path(path).with_suffix(".json")
+    if not card.is_file():
+        return {}
+    try:
+        return json.loads(card.read_text())
+    except json.JSONDecodeError as exc:
+        raise WeightsError(f"model card {card} is not valid JSON: {exc}") from None
