@@ -1,0 +1,240 @@
+"""Training losses for frame interpolation, in one module.
+
+Every loss takes ``pred`` and ``target`` of one shape ``(B,C,H,W)``, floating point (any float
+dtype; the result has the inputs' dtype), values nominally in ``[0, 1]``, and returns a scalar
+tensor (the mean over the batch). Each has a functional form and an ``nn.Module`` wrapper holding
+its parameters:
+
+========================  ===========================  ==========================================
+function                  module                       what it measures
+========================  ===========================  ==========================================
+:func:`charbonnier`       :class:`CharbonnierLoss`     robust L1 ``sqrt(d^2 + eps^2)``, per pixel
+:func:`laplacian_l1`      :class:`LaplacianL1Loss`     L1 summed over Laplacian-pyramid levels
+:func:`census_loss`       :class:`CensusLoss`          soft ternary census transform distance
+:func:`ssim_loss`         :class:`SSIMLoss`            ``1 - SSIM`` (11x11 Gaussian, sigma 1.5)
+:func:`gradient_loss`     :class:`GradientLoss`        L1 between horizontal/vertical differences
+========================  ===========================  ==========================================
+
+Warping and splatting (differentiable) live in :mod:`vfi_core.ops.warp`.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import InputError
+
+__all__ = ["CensusLoss", "CharbonnierLoss", "GradientLoss", "LaplacianL1Loss", "SSIMLoss",
+           "census_loss", "charbonnier", "gradient_loss", "laplacian_l1", "ssim", "ssim_loss"]
+
+
+def _check_pair(pred: torch.Tensor, target: torch.Tensor, loss: str, min_size: int = 1) -> None:
+    for name, x in (("pred", pred), ("target", target)):
+        if not isinstance(x, torch.Tensor):
+            raise InputError(f"{loss}: {name} must be a torch.Tensor, got {type(x).__name__}")
+        if x.ndim != 4:
+            raise InputError(f"{loss}: {name} must have shape (B,C,H,W), got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise InputError(f"{loss}: {name} must be a float tensor, got {x.dtype}")
+    if pred.shape != target.shape:
+        raise InputError(f"{loss}: pred {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
+    if min(pred.shape[-2:]) < min_size:
+        raise InputError(f"{loss}: needs H and W of at least {min_size}, got {pred.shape[-1]}x{pred.shape[-2]}")
+
+
+def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """Charbonnier loss ``mean(sqrt((pred - target)^2 + eps^2))``.
+
+    A differentiable L1: quadratic for differences below ``eps``. Its minimum (identical inputs)
+    is ``eps``, not 0; a constant difference ``d`` gives ``sqrt(d^2 + eps^2)``.
+
+    Args:
+        pred, target: ``(B,C,H,W)`` float.
+        eps: smoothing constant, in the units of the inputs.
+    """
+    _check_pair(pred, target, "charbonnier")
+    return torch.sqrt((pred - target) ** 2 + eps * eps).mean()
+
+
+def _binomial_kernel(channels: int, like: torch.Tensor) -> torch.Tensor:
+    # 5x5 binomial (1 4 6 4 1)/16 outer product: the classic Burt-Adelson pyramid kernel
+    k1 = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=like.dtype, device=like.device) / 16.0
+    return (k1[:, None] * k1[None, :]).expand(channels, 1, 5, 5).contiguous()
+
+
+def laplacian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """Laplacian pyramid of ``(B,C,H,W)`` ``x``: ``levels - 1`` band-pass images, finest first, then
+    the low-pass residual. ``x = L0 + up(L1 + up(L2 + ...))`` exactly (``up``: bilinear resize)."""
+    kernel = _binomial_kernel(x.shape[1], x)
+
+    def blur(z: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(z, (2, 2, 2, 2), mode="replicate"), kernel, groups=z.shape[1])
+
+    pyramid, current = [], x
+    for _ in range(levels - 1):
+        down = blur(current)[..., ::2, ::2]
+        up = F.interpolate(down, size=current.shape[-2:], mode="bilinear", align_corners=False)
+        pyramid.append(current - up)
+        current = down
+    pyramid.append(current)
+    return pyramid
+
+
+def laplacian_l1(pred: torch.Tensor, target: torch.Tensor, levels: int = 5) -> torch.Tensor:
+    """Sum over the ``levels`` levels of a Laplacian pyramid of the mean absolute difference.
+
+    Weighs every frequency band alike, so fine detail counts as much as flat areas (the loss RIFE
+    trains with). Needs ``H, W >= 2 ** (levels - 1)``.
+
+    Args:
+        pred, target: ``(B,C,H,W)`` float.
+        levels: number of pyramid levels (1 is plain L1).
+    """
+    if levels < 1:
+        raise InputError(f"laplacian_l1: levels must be at least 1, got {levels}")
+    _check_pair(pred, target, "laplacian_l1", min_size=2 ** (levels - 1))
+    diff = laplacian_pyramid(pred - target, levels)  # the pyramid is linear: pyr(a) - pyr(b) = pyr(a - b)
+    return sum(level.abs().mean() for level in diff)
+
+
+def _census_transform(x: torch.Tensor, patch: int) -> torch.Tensor:
+    """Soft ternary census: for every pixel, the normalised differences of its ``patch x patch``
+    neighbours to it, ``(B, patch*patch, H, W)`` in (-1, 1)."""
+    gray = x.mean(dim=1, keepdim=True) if x.shape[1] > 1 else x
+    gray = gray * 255.0  # the soft-sign constant 0.81 below is calibrated for 8-bit intensities
+    identity = torch.eye(patch * patch, dtype=x.dtype, device=x.device).view(patch * patch, 1, patch, patch)
+    neighbours = F.conv2d(gray, identity, padding=patch // 2)
+    diff = neighbours - gray
+    return diff / torch.sqrt(0.81 + diff * diff)
+
+
+def census_loss(pred: torch.Tensor, target: torch.Tensor, patch: int = 7) -> torch.Tensor:
+    """Soft ternary census loss (Meister et al., UnFlow; the "Ternary" term of RIFE).
+
+    Compares local intensity *patterns* (each neighbour brighter or darker than the centre) rather
+    than intensities, so it is invariant to a brightness offset. Colour is averaged to gray; pixels
+    closer than ``patch // 2`` to the border are ignored (their patches are zero-padded).
+
+    Args:
+        pred, target: ``(B,C,H,W)`` float in [0, 1] (C = 1 or 3).
+        patch: odd patch size.
+    Returns:
+        scalar in [0, 1): 0 for identical patterns.
+    """
+    if patch < 3 or patch % 2 == 0:
+        raise InputError(f"census_loss: patch must be odd and at least 3, got {patch}")
+    _check_pair(pred, target, "census_loss", min_size=patch)
+    d = _census_transform(pred, patch) - _census_transform(target, patch)
+    distance = (d * d / (0.1 + d * d)).mean(dim=1, keepdim=True)
+    r = patch // 2
+    return distance[..., r:-r, r:-r].mean()
+
+
+def _gaussian_window(size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
+    x = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2
+    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
+    return g / g.sum()
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5,
+         data_range: float = 1.0) -> torch.Tensor:
+    """Mean SSIM over valid (unpadded) windows and channels, per image: ``(B,)``.
+
+    The definition of :func:`vfi_core.metrics.ssim_uint8` (Gaussian ``window x window`` with
+    ``sigma``, K1=0.01, K2=0.03), differentiable and on float inputs with ``data_range``.
+    Needs ``H, W >= window``.
+    """
+    _check_pair(pred, target, "ssim", min_size=window)
+    c = pred.shape[1]
+    g = _gaussian_window(window, sigma, pred)
+    wx = g.view(1, 1, 1, -1).expand(c, 1, 1, window)
+    wy = g.view(1, 1, -1, 1).expand(c, 1, window, 1)
+
+    def blur(z: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.conv2d(z, wx, groups=c), wy, groups=c)
+
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mx, my = blur(pred), blur(target)
+    sxx = blur(pred * pred) - mx * mx
+    syy = blur(target * target) - my * my
+    sxy = blur(pred * target) - mx * my
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return s.mean(dim=(1, 2, 3))
+
+
+def ssim_loss(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5,
+              data_range: float = 1.0) -> torch.Tensor:
+    """``1 - mean SSIM`` (see :func:`ssim`): 0 for identical inputs, at most 2.
+
+    Args:
+        pred, target: ``(B,C,H,W)`` float in ``[0, data_range]``, ``H, W >= window``.
+    """
+    return 1.0 - ssim(pred, target, window, sigma, data_range).mean()
+
+
+def gradient_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 between the images' forward differences: ``mean|dx pred - dx target| + mean|dy pred - dy target|``.
+
+    Penalises blurred or displaced edges and ignores constant offsets; a horizontal ramp of slope
+    ``a`` against a flat target gives ``|a|``.
+
+    Args:
+        pred, target: ``(B,C,H,W)`` float, ``H, W >= 2``.
+    """
+    _check_pair(pred, target, "gradient_loss", min_size=2)
+    d = pred - target
+    dx = d[..., :, 1:] - d[..., :, :-1]
+    dy = d[..., 1:, :] - d[..., :-1, :]
+    return dx.abs().mean() + dy.abs().mean()
+
+
+class CharbonnierLoss(nn.Module):
+    """Module form of :func:`charbonnier`."""
+
+    def __init__(self, eps: float = 1e-3):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return charbonnier(pred, target, self.eps)
+
+
+class LaplacianL1Loss(nn.Module):
+    """Module form of :func:`laplacian_l1`."""
+
+    def __init__(self, levels: int = 5):
+        super().__init__()
+        self.levels = levels
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return laplacian_l1(pred, target, self.levels)
+
+
+class CensusLoss(nn.Module):
+    """Module form of :func:`census_loss`."""
+
+    def __init__(self, patch: int = 7):
+        super().__init__()
+        self.patch = patch
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return census_loss(pred, target, self.patch)
+
+
+class SSIMLoss(nn.Module):
+    """Module form of :func:`ssim_loss`."""
+
+    def __init__(self, window: int = 11, sigma: float = 1.5, data_range: float = 1.0):
+        super().__init__()
+        self.window, self.sigma, self.data_range = window, sigma, data_range
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return ssim_loss(pred, target, self.window, self.sigma, self.data_range)
+
+
+class GradientLoss(nn.Module):
+    """Module form of :func:`gradient_loss`."""
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return gradient_loss(pred, target)
