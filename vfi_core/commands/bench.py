@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--predictions", metavar="DIR",
                    help="score this folder of predictions (<DIR>/<key>.png per item) instead of a model")
     p.add_argument("--compare", nargs="+", metavar="REPORT.json", help="print these reports side by side")
-    p.add_argument("--out", default="bench", help="folder for <name>.json and <name>.md (default: ./bench)")
+    p.add_argument("--out", default="out/bench", help="folder for <name>.json and <name>.md (default: out/bench)")
     p.add_argument("--name", help="report name (default: <model or predictions folder>-<dataset name>)")
     p.add_argument("--limit", type=int, help="score only the first N items")
     p.add_argument("--speed", action="store_true", help="also time the model at 480p, 720p and 1080p")
