@@ -1,0 +1,1 @@
+"""Training data: real frame sources, synthetic motion, the dev-benchmark split."""
