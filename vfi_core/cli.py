@@ -12,7 +12,7 @@ import sys
 
 from .errors import Cancelled, VFIError
 
-COMMANDS = ("models", "bench")
+COMMANDS = ("interpolate", "models", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,108 @@
+"""`vfi interpolate IN OUT`: raise the frame rate of a video file or a folder of frames.
+
+Streams the source through the model (:func:`vfi_core.pipeline.interpolate_file`) with a tqdm
+progress bar; Ctrl-C cancels and leaves no partial output. Prints one line: the output path, its
+frame count and frame rate.
+"""
+from __future__ import annotations
+
+import argparse
+
+from .common import add_model_options, load_model
+
+
+def _multiplier(text: str) -> int | tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or a comma list of integers, got {text!r}") from None
+    return values[0] if len(values) == 1 else values
+
+
+def _tile(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, 0 (off) or a tile size in pixels, got {text!r}") from None
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("interpolate", help="raise the frame rate of a video or a folder of frames",
+                       description="Interpolate IN (video file or folder of images) into OUT (.mp4, .mov, .mkv, "
+                                   ".webm, .gif, or a folder for a PNG sequence).")
+    p.add_argument("input", metavar="IN", help="video file, or folder of images (natural order)")
+    p.add_argument("output", metavar="OUT", help="video file, or a folder (no extension) for PNG frames")
+    timing = p.add_mutually_exclusive_group(required=True)
+    timing.add_argument("--multiplier", "-m", type=_multiplier, metavar="N",
+                        help="N output frames per source frame pair ((n-1)*N+1 frames at N times the rate), "
+                             "or a comma list with one N per pair")
+    timing.add_argument("--fps", metavar="F", help="target frame rate: 60, 60000/1001 or 59.94 "
+                        "(23.976, 29.97, 59.94, 119.88 mean their exact NTSC fractions)")
+    p.add_argument("--input-fps", metavar="F", default=None, help="frame rate of an image folder (default 25)")
+    p.add_argument("--scene-threshold", type=float, default=None, metavar="S",
+                   help="scene-change score (colour-histogram distance, 0..1) above which a pair is a cut and "
+                        "is not interpolated (default 0.3)")
+    p.add_argument("--no-scene-detect", action="store_true", help="interpolate across every pair, cuts included")
+    p.add_argument("--dedup", action="store_true", help="drop duplicate frames (animation on twos, stutter) "
+                   "and spread the motion over the time they held")
+    p.add_argument("--loop", action="store_true", help="also interpolate from the last frame to the first")
+    p.add_argument("--tile", type=_tile, default="auto", metavar="auto|0|PX",
+                   help="tile frames that do not fit in memory: auto (default), 0 (never) or a tile size")
+    p.add_argument("--tile-overlap", type=int, default=64, metavar="PX", help="overlap between tiles (default 64)")
+    p.add_argument("--batch-size", type=int, default=None, help="pairs per model call (default 1 on CPU, 4 on GPU)")
+    p.add_argument("--crf", type=int, default=None, help="quality: H.264 0-51 (default 18), VP9 0-63 (default 30)")
+    p.add_argument("--preset", default=None, help="x264 preset, ultrafast..veryslow (default medium)")
+    p.add_argument("--no-audio", action="store_true", help="leave the source's audio out")
+    add_model_options(p)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    import warnings
+
+    from tqdm import tqdm
+
+    from ..pipeline import DEFAULT_SCENE_THRESHOLD, SequenceOptions, interpolate_file, parse_fps
+
+    options = SequenceOptions(
+        multiplier=args.multiplier,
+        fps=parse_fps(args.fps) if args.fps is not None else None,
+        loop=args.loop,
+        scene_threshold=None if args.no_scene_detect else
+        (DEFAULT_SCENE_THRESHOLD if args.scene_threshold is None else args.scene_threshold),
+        dedup=args.dedup,
+        tile=args.tile,
+        tile_overlap=args.tile_overlap,
+        batch_size=args.batch_size,
+    )
+    folder_fps = parse_fps(args.input_fps) if args.input_fps is not None else None
+    model = load_model(args)
+    bar = tqdm(unit="frame", desc="interpolating", dynamic_ncols=True)
+
+    def progress(done: int, total: int | None) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        tqdm.write(f"vfi: warning: {message}")
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        try:
+            result = interpolate_file(args.input, args.output, model, options, crf=args.crf, preset=args.preset,
+                                      audio=not args.no_audio, folder_fps=folder_fps, progress=progress)
+        finally:
+            bar.close()
+    stats = result.stats
+    notes = [f"{len(stats.scene_cuts)} scene cut(s) held"] if stats.scene_cuts else []
+    if stats.duplicates:
+        notes.append(f"{stats.duplicates} duplicate frame(s) " +
+                     ("re-timed" if stats.dropped_duplicates else "found (--dedup re-times them)"))
+    if stats.tile:
+        notes.append(f"tiled at {stats.tile}px")
+    fps = result.fps
+    rate = str(fps.numerator) if fps.denominator == 1 else f"{fps.numerator}/{fps.denominator} (~{float(fps):.3f})"
+    print(f"wrote {result.path}: {result.frames} frames at {rate} fps" + (f" ({'; '.join(notes)})" if notes else ""))
+    return 0
