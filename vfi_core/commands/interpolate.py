@@ -79,11 +79,12 @@ def run(args) -> int:
     )
     folder_fps = parse_fps(args.input_fps) if args.input_fps is not None else None
     model = load_model(args)
-    bar = tqdm(unit="frame", desc="interpolating", dynamic_ncols=True)
+    bars: list[tqdm] = []  # opened on the first frame, so errors found before any work print alone
 
     def progress(done: int, total: int | None) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
+        if not bars:
+            bars.append(tqdm(total=total, unit="frame", desc="interpolating", dynamic_ncols=True))
+        bars[0].update(done - bars[0].n)
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
         tqdm.write(f"vfi: warning: {message}")
@@ -94,7 +95,8 @@ def run(args) -> int:
             result = interpolate_file(args.input, args.output, model, options, crf=args.crf, preset=args.preset,
                                       audio=not args.no_audio, folder_fps=folder_fps, progress=progress)
         finally:
-            bar.close()
+            for bar in bars:
+                bar.close()
     stats = result.stats
     notes = [f"{len(stats.scene_cuts)} scene cut(s) held"] if stats.scene_cuts else []
     if stats.duplicates:

@@ -145,7 +145,7 @@ class VideoReader:
             rate = Fraction(self.count - 1) / ((stamps[-1] - stamps[0]) * time_base)
         if not rate:
             raise InputError(f"{self.path} does not say its frame rate; convert it with a fixed rate first")
-        self.fps = Fraction(rate)
+        self.fps = _standard_rate(Fraction(rate))
         deltas = {b - a for a, b in zip(stamps, stamps[1:])}
         self.variable_rate = len(deltas) > 1 and max(deltas) - min(deltas) > 1
         self.start = stamps[0] * time_base
@@ -193,6 +193,20 @@ class VideoReader:
 
     def close(self) -> None:
         """Nothing stays open between :meth:`frames` calls; present so every reader closes alike."""
+
+
+def _standard_rate(rate: Fraction) -> Fraction:
+    """``rate``, or the standard rate (an integer, or an NTSC ``k*1000/1001``) within 0.005% of it.
+
+    Containers with coarse time bases (Matroska and WebM count in milliseconds) only give a rate
+    measured from rounded timestamps, e.g. 19001/317 for 60000/1001.
+    """
+    from ..pipeline import NTSC_DECIMALS
+
+    for candidate in (Fraction(round(rate)), *NTSC_DECIMALS.values()):
+        if candidate and abs(rate / candidate - 1) < Fraction(1, 20000):
+            return candidate
+    return rate
 
 
 def _has_alpha(fmt: av.VideoFormat) -> bool:
