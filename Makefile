@@ -1,0 +1,23 @@
+# Set-up and checks. `make demo` and `make test` are the two commands of the README.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch first: a CPU build (2.13.0 is local here); a bare `torch` requirement would pull CUDA packages
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: install demo test
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e .
+
+demo: install
+	$(BIN)/vfi interpolate vfi_core/samples/bikes_60.mp4 out/bikes_60_2x.mp4 --multiplier 2
+
+test: install
+	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/python -m pytest

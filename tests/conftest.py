@@ -1,0 +1,19 @@
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    # CI machines have 2 cores; keep each test from oversubscribing them
+    torch.set_num_threads(2)
+
+
+def moving_square(h: int, w: int, x0: int, y0: int, size: int = 12, seed: int = 0) -> torch.Tensor:
+    """A (1,3,H,W) frame: a textured square whose top-left corner is at (x0, y0) on a textured background."""
+    g = torch.Generator().manual_seed(seed)
+    background = 0.2 + 0.3 * torch.rand(1, 3, h // 4 + 1, w // 4 + 1, generator=g)
+    background = torch.nn.functional.interpolate(background, size=(h, w), mode="bilinear", align_corners=False)
+    tex = 0.6 + 0.4 * torch.rand(1, 3, size, size, generator=g)
+    frame = background.clone()
+    frame[:, :, y0:y0 + size, x0:x0 + size] = tex
+    return frame
