@@ -67,3 +67,21 @@ def test_ctrl_c_leaves_no_partial_file(clip, tmp_path, monkeypatch, capsys):
     assert main(["interpolate", str(clip), str(tmp_path / "o.mp4"), "-m", "2"]) == 130
     assert "interrupted" in capsys.readouterr().err
     assert list(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_sigterm_cancels_a_real_process_cleanly(tmp_path):
+    """A separate `vfi` process killed with SIGTERM mid-run exits 130 and leaves only its input."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    clip = write_clip(tmp_path / "in.mp4", frames=400, size=(160, 120))
+    proc = subprocess.Popen([sys.executable, "-m", "vfi_core", "interpolate", str(clip), str(tmp_path / "o.mp4"),
+                             "-m", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not any(".partial" in p.name for p in tmp_path.iterdir()) and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["in.mp4"]

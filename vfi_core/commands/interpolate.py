@@ -1,7 +1,7 @@
 """`vfi interpolate IN OUT`: raise the frame rate of a video file or a folder of frames.
 
 Streams the source through the model (:func:`vfi_core.pipeline.interpolate_file`) with a tqdm
-progress bar; Ctrl-C cancels and leaves no partial output. Prints one line: the output path, its
+progress bar; Ctrl-C (or SIGTERM) cancels and leaves no partial output. Prints one line: the output path, its
 frame count and frame rate.
 """
 from __future__ import annotations
@@ -59,7 +59,13 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def run(args) -> int:
+    import signal
+    import threading
     import warnings
 
     from tqdm import tqdm
@@ -89,6 +95,9 @@ def run(args) -> int:
     def show_warning(message, category, filename, lineno, file=None, line=None):
         tqdm.write(f"vfi: warning: {message}")
 
+    # SIGTERM cancels like Ctrl-C, so a killed job also removes its partial output.
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
     with warnings.catch_warnings():
         warnings.showwarning = show_warning
         try:
@@ -97,6 +106,8 @@ def run(args) -> int:
         finally:
             for bar in bars:
                 bar.close()
+            if on_main_thread:
+                signal.signal(signal.SIGTERM, previous_sigterm)
     stats = result.stats
     notes = [f"{len(stats.scene_cuts)} scene cut(s) held"] if stats.scene_cuts else []
     if stats.duplicates:
