@@ -22,9 +22,10 @@ import torch
 from .errors import ParameterError
 
 DEFAULT_OVERLAP = 64
-# Working memory one interpolation needs per pixel of the frame, per batch item, measured for
-# flow-asb in float32 (peak RSS growth of one 1280x720 call is about 1.6 KB/pixel) with headroom.
-WORKING_BYTES_PER_PIXEL = 2048
+# Working memory one interpolation needs per pixel of the frame, per batch item: flow-asb in float32
+# measured about 350 bytes/pixel (peak RSS growth of one 640x360 call on CPU); three times that for
+# headroom and for models with larger intermediates.
+WORKING_BYTES_PER_PIXEL = 1024
 # Share of the available memory a single interpolation may take.
 MEMORY_SHARE = 0.5
 MIN_TILE = 256
