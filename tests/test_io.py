@@ -14,7 +14,7 @@ import pytest
 from vfi_core.benchmarks import LinearBlend
 from vfi_core.errors import Cancelled, InputError, VFIError
 from vfi_core.io import AudioDroppedWarning, ImageFolderReader, VideoReader, VideoWriter, open_reader
-from vfi_core.pipeline import SequenceOptions, interpolate_file
+from vfi_core.pipeline import OutputFrame, SequenceOptions, interpolate_file
 
 
 def moving_image(i: int, w: int, h: int) -> np.ndarray:
@@ -117,7 +117,6 @@ def test_odd_size_h264_is_padded_webm_keeps_size(tmp_path):
             warnings.simplefilter("always")
             writer = VideoWriter(tmp_path / f"o{ext}", Fraction(25), 65, 49)
             for f in frames:
-                from vfi_core.pipeline import OutputFrame
                 writer.write(OutputFrame(f.rgb[..., :49, :65].contiguous(), None))
             writer.commit()
         assert video_info(tmp_path / f"o{ext}")[2:4] == size
