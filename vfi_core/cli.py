@@ -12,7 +12,7 @@ import sys
 
 from .errors import Cancelled, VFIError
 
-COMMANDS = ("interpolate", "models", "bench")
+COMMANDS = ("interpolate", "models", "bench", "train", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

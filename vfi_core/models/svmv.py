@@ -1,0 +1,384 @@
+"""``svmv``: spatiotemporal variance-aware motion volumes (after the SVMV poster,
+``../shared/papers/svmv_motion_volumes_poster.txt``), sized for CPU inference.
+
+Pipeline, for an output time ``t`` between ``I0`` and ``I1`` (``I-1`` and ``I2`` optional):
+
+1. Motion prior: bidirectional DIS flow ``F01``, ``F10`` (:class:`~vfi_core.ops.flow.DISFlow`) on
+   the frames downscaled by ``dis_scale``, turned into backward flows from t by the quadratic
+   approximation of Super SloMo: ``F_t0 = -(1-t) t F01 + t^2 F10``, ``F_t1 = (1-t)^2 F01 - t(1-t) F10``.
+   Learned capacity goes to residual motion, occlusion and blending, not to relearning motion.
+2. Motion-volume construction: one shared encoder (the same convolutions for every input frame:
+   shared spatiotemporal features) gives features at 1/4, 1/8 and 1/16 of the input size; a
+   decoder, coarse to fine, refines ``F_t0``/``F_t1`` from the features of ``I-1`` and ``I2``, those
+   of ``I0``/``I1`` warped to t, the current flows and t. At 1/4 it also emits the motion volume:
+   ``M_max`` offset approximations per pixel towards each of ``I0`` and ``I1`` (residuals around the
+   refined flows) and a weight logit for each.
+3. Synthesis: the offsets and logits are upsampled to full size; each output pixel is the
+   softmax-weighted sum of ``2M`` bilinear samples (``M`` from ``I0``, ``M`` from ``I1``). ``M`` (the
+   ``ensemble`` parameter) selects the first ``M`` members; training draws ``M`` at random in the
+   trained range so that every prefix is a valid ensemble.
+4. Confidence: ``exp(-std / confidence_scale)`` of the weighted standard deviation of the ``2M``
+   samples (the ensemble's colour variance): 1 where the members agree, low where they diverge
+   (occlusion, uncertain motion).
+
+Two-frame input (pairs, clip ends): ``I-1`` and ``I2`` are replaced by ``I0`` and ``I1``, as a clip
+end replicates its edge frame; training does the same at random so that both inputs are trained.
+
+Compute: the network runs on the frames halved (the encoder's first level is 1/4 of the input
+size), so at 1280x720 the convolutions cost about 8 GFLOP; only the final sampling is full size.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InputError, WeightsError
+from ..frames import as_time_tensor, check_frame_pair, crop_to, pad_to_multiple
+from ..interpolator import Interpolation, Interpolator
+from ..ops.flow import DIS_PRESETS
+from ..ops.warp import backward_warp
+from ..registry import ModelDescriptor, Param, register
+
+ENSEMBLE_RANGE = (1, 8)  # the M range the architecture is trained for (random M per step)
+
+
+@dataclass(frozen=True)
+class SVMVConfig:
+    """Architecture of :class:`SVMVNet` (saved in the model card as ``architecture.config``).
+
+    Args:
+        encoder_widths: channels of the shared encoder at 1/4, 1/8, 1/16 of the input size.
+        decoder_widths: channels of the decoder blocks at 1/4, 1/8, 1/16.
+        decoder_depths: 3x3 convolutions per decoder block at 1/4, 1/8, 1/16 (each at least 2).
+        ensemble_max: ``M_max``, offset approximations per pixel and per frame.
+        flow_prior: "dis" (classical DIS flow as initial motion) or "none" (learned from zero).
+        dis_preset: DIS preset of the prior.
+        dis_scale: the prior is computed on the frames resized by this factor (in (0, 1]).
+        confidence_scale: colour standard deviation at which confidence falls to 1/e.
+        hidden: channels of the state passed from one decoder level to the next finer one.
+    """
+
+    encoder_widths: tuple[int, int, int] = (12, 24, 48)
+    decoder_widths: tuple[int, int, int] = (24, 40, 64)
+    decoder_depths: tuple[int, int, int] = (2, 3, 3)
+    ensemble_max: int = ENSEMBLE_RANGE[1]
+    flow_prior: str = "dis"
+    dis_preset: str = "ultrafast"
+    dis_scale: float = 0.5
+    confidence_scale: float = 0.05
+    hidden: int = 8
+
+    def __post_init__(self):
+        if not len(self.encoder_widths) == len(self.decoder_widths) == len(self.decoder_depths) == 3:
+            raise InputError("svmv config: encoder_widths, decoder_widths and decoder_depths need 3 entries "
+                             "(1/4, 1/8, 1/16)")
+        if min(*self.encoder_widths, *self.decoder_widths) < 1 or min(self.decoder_depths) < 2:
+            raise InputError("svmv config: widths must be positive and decoder_depths at least 2")
+        if not 1 <= self.ensemble_max <= 32:
+            raise InputError(f"svmv config: ensemble_max must lie in [1, 32], got {self.ensemble_max}")
+        if self.flow_prior not in ("dis", "none"):
+            raise InputError(f"svmv config: flow_prior must be 'dis' or 'none', got {self.flow_prior!r}")
+        if self.dis_preset not in DIS_PRESETS:
+            raise InputError(f"svmv config: dis_preset must be one of {DIS_PRESETS}, got {self.dis_preset!r}")
+        if not 0 < self.dis_scale <= 1 or self.confidence_scale <= 0:
+            raise InputError("svmv config: dis_scale must lie in (0, 1] and confidence_scale be positive")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SVMVConfig":
+        """Build from a JSON dict; unknown keys are a :class:`InputError`."""
+        known = set(cls.__dataclass_fields__)
+        unknown = set(values) - known
+        if unknown:
+            raise InputError(f"svmv config: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+class SVMVOutput(NamedTuple):
+    """What :meth:`SVMVNet.forward` returns (all float, full input size ``H, W``).
+
+    frame: ``(B,3,H,W)`` the synthesised frame (not clamped).
+    confidence: ``(B,1,H,W)`` in (0, 1].
+    offsets: ``(B,2,M,2,H,W)`` backward offsets in pixels from each output pixel to frame ``I0``
+        (index 0) and ``I1`` (index 1), member ``m``, (x, y).
+    weights: ``(B,2,M,1,H,W)`` softmax weights over the ``2M`` samples (they sum to 1 per pixel).
+    samples: ``(B,2,M,3,H,W)`` ``I0``/``I1`` sampled at the offsets.
+    """
+
+    frame: torch.Tensor
+    confidence: torch.Tensor
+    offsets: torch.Tensor
+    weights: torch.Tensor
+    samples: torch.Tensor
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.LeakyReLU(0.1, inplace=True))
+
+
+def _resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinearly resize a ``(B,2k,h,w)`` stack of flows to ``size``, rescaling x and y magnitudes."""
+    h, w = flow.shape[-2:]
+    out = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+    scale = torch.tensor([size[1] / w, size[0] / h], dtype=flow.dtype, device=flow.device)
+    return out * scale.repeat(flow.shape[1] // 2).view(1, -1, 1, 1)
+
+
+def _sample_members(frames: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of ``frames`` ``(B,2,3,H,W)`` at ``p + offsets`` ``(B,2,M,2,H,W)`` (edges
+    replicated, as :func:`~vfi_core.ops.warp.backward_warp`), in the layout ``(B,2,3,M,H,W)``.
+
+    The ``M`` members are stacked along the sampling grid's height, so every frame is read in place
+    (no ``M``-fold copy of the input).
+    """
+    b, _, m, _, h, w = offsets.shape
+    ax, ay = 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)
+    base_x = torch.arange(w, device=offsets.device, dtype=offsets.dtype).view(1, w) * ax - 1.0
+    base_y = torch.arange(h, device=offsets.device, dtype=offsets.dtype).view(h, 1) * ay - 1.0
+    grid = torch.stack((torch.add(base_x, offsets[:, :, :, 0], alpha=ax),
+                        torch.add(base_y, offsets[:, :, :, 1], alpha=ay)), -1)
+    out = F.grid_sample(frames.reshape(b * 2, 3, h, w), grid.view(b * 2, m * h, w, 2).to(frames.dtype),
+                        mode="bilinear", padding_mode="border", align_corners=True)
+    return out.view(b, 2, 3, m, h, w)
+
+
+class SVMVNet(nn.Module):
+    """The trainable SVMV network (see the module docstring).
+
+    Args:
+        config: an :class:`SVMVConfig` (or a dict for :meth:`SVMVConfig.from_dict`).
+    """
+
+    def __init__(self, config: SVMVConfig | dict | None = None):
+        super().__init__()
+        if config is None:
+            config = SVMVConfig()
+        elif isinstance(config, dict):
+            config = SVMVConfig.from_dict(config)
+        self.config = config
+        e1, e2, e3 = config.encoder_widths
+        self.encoder = nn.ModuleList([
+            nn.Sequential(_conv(3, e1, 2), _conv(e1, e1)),
+            nn.Sequential(_conv(e1, e2, 2), _conv(e2, e2)),
+            nn.Sequential(_conv(e2, e3, 2), _conv(e3, e3)),
+        ])
+        m = config.ensemble_max
+        self.decoders = nn.ModuleList()
+        self.heads = nn.ModuleList()
+        for level, (enc, dec, depth) in enumerate(zip(config.encoder_widths, config.decoder_widths,
+                                                      config.decoder_depths)):
+            finest, coarsest = level == 0, level == 2
+            # at 1/4 only I0 and I1 (warped) enter: the outer frames inform the coarser motion
+            cin = (2 if finest else 4) * enc + 4 + 1 + (0 if coarsest else config.hidden)
+            layers = [_conv(cin, dec)] + [_conv(dec, dec) for _ in range(depth - 1)]
+            self.decoders.append(nn.Sequential(*layers))
+            # flow residuals (4) + hidden state for the next level, or, at 1/4, the motion volume
+            cout = 4 + (4 * m + 2 * m if finest else config.hidden)
+            self.heads.append(nn.Conv2d(dec, cout, 3, 1, 1))
+        for head in self.heads:
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+        # members start spread on a ring of 1/4 px (at 1/4 size: 1 px at full size) around the flow
+        with torch.no_grad():
+            angles = torch.arange(m, dtype=torch.float32) * (2 * math.pi / max(m, 1))
+            ring = 0.25 * torch.stack((angles.cos(), angles.sin()), 1) * (m > 1)
+            bias = self.heads[0].bias
+            bias[4:4 + 2 * m] = ring.flatten()
+            bias[4 + 2 * m:4 + 4 * m] = -ring.flatten()
+        self._dis = None
+
+    def _prior(self, frame0: torch.Tensor, frame1: torch.Tensor) -> torch.Tensor:
+        """``(B,4,h,w)`` DIS flows ``F01, F10`` at ``dis_scale`` of the input size (zeros without prior)."""
+        b, _, h, w = frame0.shape
+        size = (max(2, round(h * self.config.dis_scale)), max(2, round(w * self.config.dis_scale)))
+        if self.config.flow_prior == "none":
+            return frame0.new_zeros(b, 4, *size)
+        from ..ops.flow import DISFlow
+
+        if self._dis is None:
+            self._dis = DISFlow(self.config.dis_preset)
+        small = F.interpolate(torch.cat((frame0, frame1)).float(), size=size, mode="area")
+        f01, f10 = self._dis(small[:b], small[b:])
+        return torch.cat((f01, f10), 1).to(frame0.dtype)
+
+    @staticmethod
+    def check_inputs(frames: torch.Tensor, t: torch.Tensor) -> None:
+        """Raise :class:`InputError` unless ``frames`` is ``(B,4,3,H,W)`` float with H, W divisible
+        by 16 and ``t`` is ``(B,)``."""
+        if frames.ndim != 5 or frames.shape[1:3] != (4, 3) or not frames.is_floating_point():
+            raise InputError(f"svmv: frames must be a float (B,4,3,H,W) stack [I-1, I0, I1, I2], got "
+                             f"{tuple(frames.shape)} {frames.dtype}")
+        if frames.shape[-1] % 16 or frames.shape[-2] % 16:
+            raise InputError(f"svmv: H and W must divide by 16, got {frames.shape[-1]}x{frames.shape[-2]}")
+        if t.shape != frames.shape[:1]:
+            raise InputError(f"svmv: t must have shape ({frames.shape[0]},), got {tuple(t.shape)}")
+
+    def forward(self, frames: torch.Tensor, t: torch.Tensor, ensemble: int | None = None,
+                prior: torch.Tensor | None = None) -> SVMVOutput:
+        """Synthesise frames at times ``t``.
+
+        Args:
+            frames: ``(B,4,3,H,W)`` float in [0,1]: ``I-1, I0, I1, I2`` (repeat ``I0``/``I1`` for
+                two-frame input); H and W divisible by 16.
+            t: ``(B,)`` float in [0,1].
+            ensemble: ``M`` in ``[1, ensemble_max]`` (default ``ensemble_max``).
+            prior: precomputed ``(B,4,h,w)`` flows ``F01, F10`` (as :meth:`_prior` returns); computed
+                here when ``None``.
+        Returns:
+            :class:`SVMVOutput`.
+        """
+        self.check_inputs(frames, t)
+        m_max = self.config.ensemble_max
+        m = m_max if ensemble is None else int(ensemble)
+        if not 1 <= m <= m_max:
+            raise InputError(f"svmv: ensemble must lie in [1, {m_max}], got {m}")
+        b, _, _, h, w = frames.shape
+        dtype = frames.dtype
+        if prior is None:
+            prior = self._prior(frames[:, 1], frames[:, 2])
+        # shared encoder over the 4 frames at half size
+        x = F.avg_pool2d(frames.flatten(0, 1), 2)
+        feats = []
+        for block in self.encoder:
+            x = block(x)
+            feats.append(x.view(b, 4, *x.shape[1:]))
+        tt = t.to(dtype).view(b, 1, 1, 1)
+        flow = hidden = None
+        for level in (2, 1, 0):
+            f = feats[level]
+            size = f.shape[-2:]
+            if flow is None:
+                f01, f10 = _resize_flow(prior, size).split(2, 1)
+                flow = torch.cat((-(1 - tt) * tt * f01 + tt * tt * f10,
+                                  (1 - tt) ** 2 * f01 - tt * (1 - tt) * f10), 1)
+            else:
+                flow = _resize_flow(flow, size)
+                hidden = F.interpolate(hidden, size=size, mode="bilinear", align_corners=False)
+            warped = [backward_warp(f[:, 1], flow[:, :2]), backward_warp(f[:, 2], flow[:, 2:])]
+            parts = warped if level == 0 else [f[:, 0], *warped, f[:, 3]]
+            parts += [flow * 0.25, tt.expand(b, 1, *size)]
+            if hidden is not None:
+                parts.append(hidden)
+            out = self.heads[level](self.decoders[level](torch.cat(parts, 1)))
+            flow = flow + out[:, :4]
+            hidden = out[:, 4:]
+        # motion volume at 1/4: members around the refined flows, then upsampled to full size
+        h4, w4 = hidden.shape[-2:]
+        deltas = hidden[:, :4 * m_max].view(b, 2, m_max, 2, h4, w4)[:, :, :m]
+        offsets = flow.view(b, 2, 1, 2, h4, w4) + deltas
+        logits = hidden[:, 4 * m_max:].view(b, 2, m_max, h4, w4)[:, :, :m]
+        prior_logit = torch.log(torch.cat((1 - tt, tt), 1).clamp_min(1e-4)).view(b, 2, 1, 1, 1)
+        # weights are a softmax at 1/4 size, upsampled: bilinear upsampling keeps them convex
+        weights = torch.softmax((logits + prior_logit).reshape(b, 2 * m, h4, w4), 1)
+        weights = F.interpolate(weights, size=(h, w), mode="bilinear", align_corners=False).view(b, 2, 1, m, h, w)
+        offsets = _resize_flow(offsets.reshape(b, 4 * m, h4, w4), (h, w)).view(b, 2, m, 2, h, w)
+        samples = _sample_members(frames[:, 1:3], offsets)  # (B,2,3,M,H,W)
+        weighted = weights * samples
+        frame = weighted.sum(3).sum(1)
+        second = (weighted * samples).sum(3).sum(1)
+        variance = (second - frame * frame).mean(1, keepdim=True)
+        confidence = torch.exp(-variance.clamp_min(0).sqrt() / self.config.confidence_scale)
+        return SVMVOutput(frame, confidence, offsets, weights.transpose(2, 3), samples.transpose(2, 3))
+
+
+def stack_frames(frame0: torch.Tensor, frame1: torch.Tensor, frame_prev: torch.Tensor | None = None,
+                 frame_next: torch.Tensor | None = None) -> torch.Tensor:
+    """``(B,4,3,H,W)`` stack ``[I-1, I0, I1, I2]``; a missing outer frame repeats its neighbour."""
+    prev = frame0 if frame_prev is None else frame_prev
+    nxt = frame1 if frame_next is None else frame_next
+    return torch.stack((prev, frame0, frame1, nxt), 1)
+
+
+def load_network(weights, device: torch.device, dtype: torch.dtype) -> SVMVNet:
+    """Build :class:`SVMVNet` from a weight file and the ``architecture.config`` of its model card."""
+    from ..weights import load_state_dict, read_model_card
+
+    card = read_model_card(weights)
+    arch = card.get("architecture", {})
+    if arch.get("class") != "SVMVNet" or "config" not in arch:
+        raise WeightsError(f"{weights}: its model card (the .json beside it) does not describe an SVMVNet "
+                           "architecture; export weights with `vfi export`")
+    net = SVMVNet(SVMVConfig.from_dict(arch["config"]))
+    state = load_state_dict(weights)
+    try:
+        net.load_state_dict({k: v.float() for k, v in state.items()})
+    except RuntimeError as exc:
+        raise WeightsError(f"{weights} does not match its architecture: {str(exc).splitlines()[0]}") from None
+    return net.to(device=device, dtype=dtype).eval()
+
+
+class SVMV(Interpolator):
+    descriptor = ModelDescriptor(
+        name="svmv",
+        summary="Learned motion volumes (SVMV): DIS prior, ensembles of M offsets per pixel, variance-based confidence.",
+        arbitrary_t=True,
+        size_multiple=16,
+        supports_half=False,
+        weight_file="svmv.safetensors",
+        gives_confidence=True,
+        params=(
+            Param("ensemble", int, 4, "Offset approximations per pixel and frame (M): more is smoother "
+                  "and slower.", min=ENSEMBLE_RANGE[0], max=ENSEMBLE_RANGE[1], step=1),
+        ),
+    )
+
+    def __init__(self, *, network: SVMVNet | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if network is None:
+            network = load_network(self.weights, self.device, self.dtype)
+        self.network = network.to(device=self.device, dtype=self.dtype).eval()
+        if self.params["ensemble"] > network.config.ensemble_max:
+            raise InputError(f"svmv: ensemble {self.params['ensemble']} exceeds the weights' "
+                             f"ensemble_max {network.config.ensemble_max}")
+
+    @classmethod
+    def from_network(cls, network: SVMVNet, device=None, **params) -> "SVMV":
+        """Wrap an in-memory network (e.g. during training) as an interpolator, in float32."""
+        desc = cls.descriptor
+        dev = torch.device(device) if device is not None else next(network.parameters()).device
+        return cls(network=network, descriptor=desc, device=dev, dtype=torch.float32,
+                   params=desc.resolve_params(params))
+
+    def _interpolate(self, frame0, frame1, t) -> Interpolation:
+        return self._run(stack_frames(frame0, frame1), t)
+
+    def _run(self, frames: torch.Tensor, t: torch.Tensor) -> Interpolation:
+        out = self.network(frames, t, ensemble=self.params["ensemble"])
+        return Interpolation(out.frame, out.confidence)
+
+    @torch.inference_mode()
+    def interpolate_four(self, frame_prev: torch.Tensor | None, frame0: torch.Tensor, frame1: torch.Tensor,
+                         frame_next: torch.Tensor | None, t) -> Interpolation:
+        """Interpolate between ``frame0`` and ``frame1`` using their neighbours ``I-1`` and ``I2`` too.
+
+        Args:
+            frame_prev, frame_next: ``(B,3,H,W)`` frames before ``frame0`` and after ``frame1`` at the
+                same spacing, or ``None`` at a clip end (the end frame is repeated).
+            frame0, frame1, t: as :meth:`interpolate`.
+        Returns:
+            :class:`Interpolation` with the ``(B,3,H,W)`` frame in [0,1] and ``(B,1,H,W)`` confidence.
+        """
+        check_frame_pair(frame0, frame1)
+        if frame_prev is not None:
+            check_frame_pair(frame_prev, frame0)
+        if frame_next is not None:
+            check_frame_pair(frame1, frame_next)
+        t = as_time_tensor(t, frame0.shape[0], self.device)
+        out_dtype, out_device = frame0.dtype, frame0.device
+        padded = [None if x is None else pad_to_multiple(x.to(self.device, self.dtype), 16)[0]
+                  for x in (frame_prev, frame0, frame1, frame_next)]
+        result = self._run(stack_frames(padded[1], padded[2], padded[0], padded[3]), t)
+        size = frame0.shape[-2:]
+        return Interpolation(crop_to(result.frame, size).clamp(0, 1).to(out_device, out_dtype),
+                             crop_to(result.confidence, size).clamp(0, 1).to(out_device, out_dtype))
+
+
+register(SVMV.descriptor, SVMV)

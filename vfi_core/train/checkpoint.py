@@ -1,0 +1,85 @@
+"""Resumable training state in a run directory: ``state.safetensors`` + ``state.json`` (no pickle).
+
+``state.safetensors`` holds the tensors: ``model.*`` (weights), ``ema.*`` (EMA weights),
+``optim.<param index>.<name>`` (optimizer state), ``rng.torch`` and ``rng.cuda.<i>`` (generator
+states); its metadata carries the step. ``state.json`` holds the rest: step, optimizer param
+groups, grad-scaler state, cumulative wall time, the commands, data and hardware of every session.
+Both are written to temporary files and renamed, the JSON last; a checkpoint whose two files
+disagree on the step is refused.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError
+
+STATE_TENSORS, STATE_JSON = "state.safetensors", "state.json"
+
+
+def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, ema: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer, info: dict) -> None:
+    """Write the state after ``step`` optimizer steps; ``info`` is stored in the JSON as is."""
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+    opt = optimizer.state_dict()
+    keys = {}
+    for index, state in opt["state"].items():
+        keys[str(index)] = sorted(state)
+        for name, value in state.items():
+            tensors[f"optim.{index}.{name}"] = torch.as_tensor(value)
+    tensors["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = s
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp_tensors, tmp_json = run_dir / f"{STATE_TENSORS}.tmp", run_dir / f"{STATE_JSON}.tmp"
+    save_file(tensors, str(tmp_tensors), metadata={"step": str(step)})
+    tmp_json.write_text(json.dumps({**info, "step": step, "param_groups": opt["param_groups"],
+                                    "optim_state_keys": keys}, indent=1) + "\n")
+    os.replace(tmp_tensors, run_dir / STATE_TENSORS)
+    os.replace(tmp_json, run_dir / STATE_JSON)
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    return (run_dir / STATE_JSON).is_file() and (run_dir / STATE_TENSORS).is_file()
+
+
+def read_checkpoint(run_dir: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """``(info, tensors)`` of the run directory's checkpoint; :class:`InputError` if missing or torn."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    if not run_dir.is_dir():
+        raise InputError(f"run directory {run_dir} does not exist: nothing to resume")
+    if not has_checkpoint(run_dir):
+        raise InputError(f"run directory {run_dir} holds no checkpoint ({STATE_JSON} + {STATE_TENSORS})")
+    info = json.loads((run_dir / STATE_JSON).read_text())
+    with safe_open(str(run_dir / STATE_TENSORS), "pt") as handle:
+        step = (handle.metadata() or {}).get("step")
+    if step != str(info["step"]):
+        raise InputError(f"checkpoint in {run_dir} is inconsistent (tensors at step {step}, JSON at {info['step']})")
+    return info, load_file(str(run_dir / STATE_TENSORS), device="cpu")
+
+
+def restore(tensors: dict[str, torch.Tensor], info: dict, model: torch.nn.Module, ema: torch.nn.Module,
+            optimizer: torch.optim.Optimizer) -> None:
+    """Load weights, EMA, optimizer and generator states saved by :func:`save_checkpoint`."""
+    def part(prefix: str) -> dict:
+        return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+    model.load_state_dict(part("model."))
+    ema.load_state_dict(part("ema."))
+    state = {int(i): {name: tensors[f"optim.{i}.{name}"] for name in names}
+             for i, names in info["optim_state_keys"].items()}
+    optimizer.load_state_dict({"state": state, "param_groups": info["param_groups"]})
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)

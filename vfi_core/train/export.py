@@ -1,0 +1,86 @@
+"""``vfi export``: a run's EMA weights as the fp16 safetensors file and JSON model card the registry loads.
+
+The card (``<name>.json`` beside ``<name>.safetensors``) records::
+
+    {"name", "model", "architecture": {"class", "config"}, "parameters", "dtype": "float16",
+     "training": {"config", "commands", "hardware", "data", "steps", "wall_time_s", "init_from"},
+     "dev": the last dev evaluation of the run (step, dev_loss, dev_psnr, dev_ssim, dev set),
+     ["bench": overall and per-set figures of `vfi bench` on --bench DATASET], "exported": date}
+"""
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError
+from ..registry import WEIGHTS_DIR, get_descriptor
+from .checkpoint import read_checkpoint
+
+MAX_BYTES = 25 * 1024 * 1024
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path = WEIGHTS_DIR, name: str | None = None,
+               bench_dataset: str | Path | None = None, bench_layout: str = "auto",
+               bench_limit: int | None = None) -> tuple[Path, Path]:
+    """Write ``<out_dir>/<name>.safetensors`` (EMA weights in float16) and ``<name>.json``.
+
+    Args:
+        run_dir: a run directory written by :class:`~vfi_core.train.trainer.Trainer`.
+        out_dir: where to write (default: the shipped ``vfi_core/weights``).
+        name: file stem (default: the stem of the model's declared weight file, e.g. ``svmv``).
+        bench_dataset: also score the exported weights on this benchmark and record the figures.
+    Returns:
+        the weight file and model card paths. Raises :class:`InputError` above 25 MB.
+    """
+    from safetensors.torch import save_file
+
+    run_dir = Path(run_dir)
+    info, tensors = read_checkpoint(run_dir)
+    desc = get_descriptor(info["model"])
+    name = name or Path(desc.weight_file).stem
+    weights = {k[len("ema."):]: v.to(torch.float16) if v.is_floating_point() else v
+               for k, v in tensors.items() if k.startswith("ema.")}
+    config = json.loads((run_dir / "config.json").read_text())
+    dev = None
+    if (run_dir / "dev.csv").is_file():
+        with (run_dir / "dev.csv").open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= info["step"]]
+        if rows:
+            dev = {k: float(v) for k, v in rows[-1].items() if k != "seconds"}
+            dev["step"] = int(dev["step"])
+            dev["set"] = config["eval"]["dev"]
+    card = {"name": name, "model": info["model"], "architecture": info["architecture"],
+            "parameters": info["parameters"], "dtype": "float16",
+            "training": {"config": config, "commands": [s["command"] for s in info["sessions"]],
+                         "hardware": sorted({s["hardware"] for s in info["sessions"]}), "data": info["data"],
+                         "steps": info["step"], "wall_time_s": round(info["wall_time_s"], 1),
+                         "init_from": info.get("init_from")},
+            "dev": dev, "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weight_path, card_path = out_dir / f"{name}.safetensors", out_dir / f"{name}.json"
+    tmp = out_dir / f".{name}.{os.getpid()}.safetensors"
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp), metadata={"format": "pt"})
+    if tmp.stat().st_size > MAX_BYTES:
+        size = tmp.stat().st_size
+        tmp.unlink()
+        raise InputError(f"the weights take {size / 2**20:.1f} MiB, over the 25 MB limit of shipped weights")
+    os.replace(tmp, weight_path)
+    card_path.write_text(json.dumps(card, indent=1) + "\n")
+    if bench_dataset is not None:
+        from .. import bench, registry
+        from ..eval_sets import load_eval_set
+
+        layout, items = load_eval_set(Path(bench_dataset), bench_layout, bench_limit)
+        model = registry.load(info["model"], device="cpu", weights=weight_path)
+        report = bench.build_report(f"{name}-export", {"model": name}, str(bench_dataset), layout,
+                                    bench.evaluate_model(model, items))
+        card["bench"] = {"dataset": str(bench_dataset), "layout": layout, "overall": report["overall"],
+                         "sets": report["sets"]}
+        card_path.write_text(json.dumps(card, indent=1) + "\n")
+    return weight_path, card_path

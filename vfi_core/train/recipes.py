@@ -1,0 +1,61 @@
+"""How the trainer builds, runs and wraps each trainable model: one :class:`Recipe` per model name."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import InputError
+
+
+class SVMVRecipe:
+    """Training recipe of :mod:`vfi_core.models.svmv`: random ensemble size ``M`` per step (in the
+    trained range), :class:`~vfi_core.train.svmv_loss.SVMVLoss`."""
+
+    name = "svmv"
+
+    def build(self, architecture: dict) -> nn.Module:
+        from ..models.svmv import SVMVConfig, SVMVNet
+        return SVMVNet(SVMVConfig.from_dict(architecture))
+
+    def architecture(self, net: nn.Module) -> dict:
+        return {"class": type(net).__name__, "config": net.config.to_dict()}
+
+    def loss(self, weights: dict) -> nn.Module:
+        from .svmv_loss import SVMVLoss, SVMVLossWeights
+        return SVMVLoss(SVMVLossWeights.from_dict(weights))
+
+    def terms(self) -> tuple[str, ...]:
+        from .svmv_loss import SVMVLossWeights
+        return tuple(SVMVLossWeights.__dataclass_fields__)
+
+    def ensemble_range(self, net: nn.Module) -> tuple[int, int]:
+        from ..models.svmv import ENSEMBLE_RANGE
+        return ENSEMBLE_RANGE[0], min(ENSEMBLE_RANGE[1], net.config.ensemble_max)
+
+    def step_loss(self, net: nn.Module, loss: nn.Module, batch: dict, rng: np.random.Generator):
+        """Forward one batch with a random ``M``: ``(total, terms, {"ensemble": M})``."""
+        low, high = self.ensemble_range(net)
+        m = int(rng.integers(low, high + 1))
+        output = net(batch["frames"], batch["t"], ensemble=m)
+        total, terms = loss(output, batch)
+        return total, terms, {"ensemble": m}
+
+    def interpolator(self, net: nn.Module):
+        from ..models.svmv import SVMV
+        return SVMV.from_network(net)
+
+
+RECIPES = {"svmv": SVMVRecipe()}
+
+
+def get_recipe(model: str):
+    try:
+        return RECIPES[model]
+    except KeyError:
+        raise InputError(f"model {model!r} cannot be trained here; trainable: {', '.join(RECIPES)}") from None
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
