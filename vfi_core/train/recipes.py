@@ -42,8 +42,10 @@ class SVMVRecipe:
         return total, terms, {"ensemble": m}
 
     def interpolator(self, net: nn.Module):
+        """The network as an interpolator at the declared default ``M`` (or ``ensemble_max`` if smaller)."""
         from ..models.svmv import SVMV
-        return SVMV.from_network(net)
+        default = SVMV.descriptor.param("ensemble").default
+        return SVMV.from_network(net, ensemble=min(default, net.config.ensemble_max))
 
 
 RECIPES = {"svmv": SVMVRecipe()}
