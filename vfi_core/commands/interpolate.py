@@ -7,6 +7,7 @@ frame count and frame rate.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from .common import add_model_options, load_model
 
@@ -85,6 +86,8 @@ def run(args) -> int:
     )
     folder_fps = parse_fps(args.input_fps) if args.input_fps is not None else None
     model = load_model(args)
+    if Path(args.input).exists():  # like `mkdir -p`, but never for a job that cannot start
+        Path(args.output).resolve().parent.mkdir(parents=True, exist_ok=True)
     bars: list[tqdm] = []  # opened on the first frame, so errors found before any work print alone
 
     def progress(done: int, total: int | None) -> None:

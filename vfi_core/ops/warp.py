@@ -54,23 +54,19 @@ def forward_splat(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     _check(x, flow)
     b, c, h, w = x.shape
     coords = pixel_grid(h, w, x.device, flow.dtype) + flow
-    fx, fy = coords[:, 0], coords[:, 1]
-    x0, y0 = torch.floor(fx), torch.floor(fy)
-    out = x.new_zeros(b, c, h * w)
-    src = x.reshape(b, c, h * w)
-    base = (torch.arange(b, device=x.device) * (h * w)).view(b, 1)
-    out_flat = out.permute(0, 2, 1).reshape(b * h * w, c)
-    src_flat = src.permute(0, 2, 1).reshape(b * h * w, c)
-    for dx in (0.0, 1.0):
-        for dy in (0.0, 1.0):
-            cx, cy = x0 + dx, y0 + dy
-            weight = (1.0 - (fx - cx).abs()) * (1.0 - (fy - cy).abs())
-            inside = (cx >= 0) & (cx <= w - 1) & (cy >= 0) & (cy <= h - 1)
-            weight = torch.where(inside, weight, torch.zeros_like(weight)).reshape(b, h * w)
-            index = (cy.clamp(0, h - 1) * w + cx.clamp(0, w - 1)).long().reshape(b, h * w) + base
-            out_flat = out_flat.index_add(0, index.reshape(-1),
-                                          src_flat * weight.reshape(-1, 1).to(src_flat.dtype))
-    return out_flat.reshape(b, h * w, c).permute(0, 2, 1).reshape(b, c, h, w)
+    fx, fy = coords[:, 0].reshape(b, 1, -1), coords[:, 1].reshape(b, 1, -1)
+    # the four neighbours of every landing point, stacked on dim 1: (B, 4, HW)
+    corner = torch.tensor([0.0, 1.0], device=x.device, dtype=flow.dtype)
+    cx = (torch.floor(fx) + corner.repeat(2).view(1, 4, 1))
+    cy = (torch.floor(fy) + corner.repeat_interleave(2).view(1, 4, 1))
+    weight = (1.0 - (fx - cx).abs()) * (1.0 - (fy - cy).abs())
+    inside = (cx >= 0) & (cx <= w - 1) & (cy >= 0) & (cy <= h - 1)
+    weight = torch.where(inside, weight, torch.zeros_like(weight))
+    base = (torch.arange(b, device=x.device) * (h * w)).view(b, 1, 1)
+    index = (cy.clamp(0, h - 1) * w + cx.clamp(0, w - 1)).long() + base
+    src = x.reshape(b, 1, c, h * w) * weight.unsqueeze(2).to(x.dtype)  # (B, 4, C, HW)
+    out = x.new_zeros(b * h * w, c).index_add(0, index.reshape(-1), src.permute(0, 1, 3, 2).reshape(-1, c))
+    return out.reshape(b, h * w, c).permute(0, 2, 1).reshape(b, c, h, w)
 
 
 def average_splat(x: torch.Tensor, flow: torch.Tensor, eps: float = 1e-7) -> tuple[torch.Tensor, torch.Tensor]:
