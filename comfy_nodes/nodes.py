@@ -1,0 +1,266 @@
+"""The ComfyUI nodes (V3 schema, ``comfy_api.latest``).
+
+* ``VFISuiteLoad_<model>``: one loader per registered interpolator (``VFISuiteLoad_flow_asb``,
+  ``VFISuiteLoad_svmv``, ...), generated from the registry when ComfyUI loads the pack. Its widgets
+  are that model's declared parameters (type, default, range, help), plus a weights list for models
+  that take weights. A model that lands in the registry gets its loader without node changes, and a
+  workflow names the model by node id, so saved graphs keep their meaning.
+* ``VFISuiteInterpolate``: IMAGE batch in, interpolated IMAGE batch, confidence MASK and frame rate out.
+* ``VFISuiteInterpolateVideo``: VIDEO in, VIDEO out at the new frame rate, audio kept.
+
+Errors caused by the graph (one frame, a weight file that is not ours, a bad parameter) are
+:class:`vfi_core.VFIError` with a one-line message, which ComfyUI shows on the node.
+"""
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from fractions import Fraction
+
+import torch
+from comfy_api.latest import ComfyExtension, InputImpl, Types, io
+
+import vfi_core
+from vfi_core.errors import Cancelled
+from vfi_core.pipeline import DEFAULT_SCENE_THRESHOLD, SequenceOptions, parse_fps
+from vfi_core.registry import ModelDescriptor, Param
+
+from .model_files import (AUTO_WEIGHTS, InterpolatorCache, LoadedInterpolator, register_model_folder,
+                          weight_choices, weight_file)
+from .sequence import interpolate_images
+
+CATEGORY = "VFI Suite"
+VFIModel = io.Custom("VFI_MODEL")
+MAX_MULTIPLIER = 16
+MAX_FPS = 1000.0
+CACHE = InterpolatorCache()
+
+
+def loader_node_id(model_name: str) -> str:
+    """``VFISuiteLoad_`` and the model name with every character but letters and digits as ``_``."""
+    return "VFISuiteLoad_" + re.sub(r"[^0-9A-Za-z]", "_", model_name)
+
+
+def param_input(param: Param) -> io.Input:
+    """The widget for a declared model parameter."""
+    if param.kind is bool:
+        return io.Boolean.Input(param.name, default=param.default, tooltip=param.help)
+    if param.kind is int:
+        return io.Int.Input(param.name, default=param.default, min=param.min, max=param.max,
+                            step=param.step or 1, tooltip=param.help)
+    if param.kind is float:
+        return io.Float.Input(param.name, default=param.default, min=param.min, max=param.max,
+                              step=param.step, tooltip=param.help)
+    if param.choices is not None:
+        return io.Combo.Input(param.name, options=list(param.choices), default=param.default, tooltip=param.help)
+    return io.String.Input(param.name, default=param.default, tooltip=param.help)
+
+
+def loader_node(descriptor: ModelDescriptor) -> type[io.ComfyNode]:
+    """The loader node class of one registered interpolator."""
+
+    class LoadInterpolator(io.ComfyNode):
+        model = descriptor
+
+        @classmethod
+        def define_schema(cls) -> io.Schema:
+            inputs = []
+            if cls.model.weight_file is not None:
+                inputs.append(io.Combo.Input(
+                    "weights", options=weight_choices(), default=AUTO_WEIGHTS,
+                    tooltip=f"'{AUTO_WEIGHTS}': {cls.model.weight_file} from models/vfi (or the shipped "
+                            "weights); or a .safetensors file from models/vfi"))
+            inputs += [param_input(p) for p in cls.model.params]
+            confidence = " It gives a confidence map." if cls.model.gives_confidence else ""
+            return io.Schema(
+                node_id=loader_node_id(cls.model.name), display_name=f"Load interpolator: {cls.model.name}",
+                category=CATEGORY, description=cls.model.summary + confidence, inputs=inputs,
+                outputs=[VFIModel.Output("vfi_model", display_name="VFI_MODEL")])
+
+        @classmethod
+        def execute(cls, weights: str = AUTO_WEIGHTS, **params) -> io.NodeOutput:
+            import comfy.model_management
+
+            values = cls.model.resolve_params(params)
+            model = CACHE.get(cls.model, weight_file(cls.model, weights), comfy.model_management.get_torch_device())
+            return io.NodeOutput(LoadedInterpolator(model, values))
+
+    LoadInterpolator.__name__ = LoadInterpolator.__qualname__ = loader_node_id(descriptor.name)
+    return LoadInterpolator
+
+
+def timing_inputs() -> list[io.Input]:
+    """The inputs the IMAGE and VIDEO nodes share: timing, scene cuts, loop, duplicates."""
+    return [
+        io.Int.Input("multiplier", default=2, min=1, max=MAX_MULTIPLIER,
+                     tooltip="Output frames per source frame pair (2 doubles the frame rate). "
+                             "Used when target_fps is 0."),
+        io.Float.Input("target_fps", default=0.0, min=0.0, max=MAX_FPS, step=0.001,
+                       tooltip="0: use the multiplier. Otherwise the output frame rate, at least the source's "
+                               "(59.94 means 60000/1001)."),
+        io.Float.Input("scene_threshold", default=DEFAULT_SCENE_THRESHOLD, min=0.0, max=1.0, step=0.01,
+                       tooltip="Scene-change score (0..1) above which a pair is a cut: the frame is held "
+                               "instead of morphing. 1 never cuts."),
+        io.Boolean.Input("loop", default=False,
+                         tooltip="Also interpolate from the last frame back to the first, for seamless loops."),
+        io.Boolean.Input("dedup", default=False,
+                         tooltip="Drop duplicate frames (animation on twos, stutter) and re-time the rest."),
+    ]
+
+
+def sequence_options(multiplier: int, target_fps: float, scene_threshold: float, loop: bool,
+                     dedup: bool) -> SequenceOptions:
+    if target_fps:
+        return SequenceOptions(fps=parse_fps(target_fps), loop=loop, scene_threshold=scene_threshold, dedup=dedup)
+    return SequenceOptions(multiplier=multiplier, loop=loop, scene_threshold=scene_threshold, dedup=dedup)
+
+
+def output_dtype() -> torch.dtype:
+    """ComfyUI's dtype for tensors passed between nodes: ``intermediate_dtype()`` in the ComfyUI
+    versions that have it (it follows --fp16-intermediates); float32, what every node passed
+    before it existed, in older ones such as 0.3.64."""
+    import comfy.model_management
+
+    intermediate = getattr(comfy.model_management, "intermediate_dtype", None)
+    return intermediate() if intermediate is not None else torch.float32
+
+
+class ComfyHooks:
+    """Progress to ComfyUI's progress bar (its total comes with the first report); ComfyUI's interrupt
+    to the pipeline's cancel hook."""
+
+    def __init__(self):
+        import comfy.utils
+
+        self.bar = comfy.utils.ProgressBar(1)
+
+    def progress(self, done: int, total: int | None) -> None:
+        self.bar.update_absolute(done, total)
+
+    @staticmethod
+    def cancel() -> bool:
+        import comfy.model_management
+
+        return comfy.model_management.processing_interrupted()
+
+
+def run_interruptible(function, *args, **kwargs):
+    """Run ``function``; the pipeline's :class:`Cancelled` becomes ComfyUI's interrupt exception."""
+    import comfy.model_management
+
+    try:
+        return function(*args, **kwargs)
+    except Cancelled:
+        raise comfy.model_management.InterruptProcessingException() from None
+
+
+def prepared(vfi_model: LoadedInterpolator):
+    """The interpolator with this loader's parameters (the cached model is shared between loaders)."""
+    vfi_model.model.set_params(**vfi_model.params)
+    return vfi_model.model
+
+
+class Interpolate(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="VFISuiteInterpolate", display_name="Interpolate frames (VFI Suite)", category=CATEGORY,
+            description="Raise the frame rate of an IMAGE batch: in-between frames from any loaded interpolator, "
+                        "held frames at scene cuts, optional loop and duplicate removal. Also outputs each "
+                        "frame's confidence map and the new frame rate.",
+            inputs=[VFIModel.Input("vfi_model"),
+                    io.Image.Input("images", tooltip="The frames, in order (RGB or RGBA)."),
+                    io.Float.Input("source_fps", default=24.0, min=0.001, max=MAX_FPS, step=0.001,
+                                   tooltip="Frame rate of the input frames."),
+                    *timing_inputs()],
+            outputs=[io.Image.Output("interpolated", display_name="images"),
+                     io.Mask.Output("confidence", tooltip="Per frame: 1 where the interpolator is sure, low where "
+                                    "artefacts are likely; 1 on source frames, and everywhere for interpolators "
+                                    "that give no confidence map."),
+                     io.Float.Output("fps", tooltip="Frame rate of the output frames.")])
+
+    @classmethod
+    def execute(cls, vfi_model: LoadedInterpolator, images: torch.Tensor, source_fps: float, multiplier: int,
+                target_fps: float, scene_threshold: float, loop: bool, dedup: bool) -> io.NodeOutput:
+        import comfy.model_management
+
+        options = sequence_options(multiplier, target_fps, scene_threshold, loop, dedup)
+        hooks = ComfyHooks()
+        result = run_interruptible(
+            interpolate_images, images, prepared(vfi_model), options, parse_fps(source_fps),
+            dtype=output_dtype(), device=comfy.model_management.intermediate_device(),
+            progress=hooks.progress, cancel=hooks.cancel)
+        return io.NodeOutput(result.images, result.confidence, float(result.fps))
+
+
+class InterpolateVideo(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="VFISuiteInterpolateVideo", display_name="Interpolate video (VFI Suite)", category=CATEGORY,
+            description="Raise the frame rate of a VIDEO, keeping its audio. A video from a file is streamed "
+                        "(memory does not grow with its length) and its audio copied untouched.",
+            inputs=[VFIModel.Input("vfi_model"), io.Video.Input("video"), *timing_inputs()],
+            outputs=[io.Video.Output("interpolated", display_name="video")])
+
+    @classmethod
+    def execute(cls, vfi_model: LoadedInterpolator, video, multiplier: int, target_fps: float,
+                scene_threshold: float, loop: bool, dedup: bool) -> io.NodeOutput:
+        options = sequence_options(multiplier, target_fps, scene_threshold, loop, dedup)
+        model = prepared(vfi_model)
+        if isinstance(video, InputImpl.VideoFromComponents):
+            return io.NodeOutput(interpolate_components(video, model, options))
+        return io.NodeOutput(interpolate_video_file(video, model, options))
+
+
+def interpolate_components(video, model, options: SequenceOptions):
+    """A video held as frames (e.g. from CreateVideo): interpolate the frames, keep the audio as is."""
+    import comfy.model_management
+
+    components = video.get_components()
+    hooks = ComfyHooks()
+    result = run_interruptible(
+        interpolate_images, components.images, model, options, Fraction(components.frame_rate),
+        dtype=output_dtype(), device=comfy.model_management.intermediate_device(),
+        progress=hooks.progress, cancel=hooks.cancel)
+    return InputImpl.VideoFromComponents(Types.VideoComponents(
+        images=result.images, audio=components.audio, frame_rate=result.fps))
+
+
+def interpolate_video_file(video, model, options: SequenceOptions):
+    """A video backed by a file (LoadVideo): stream it through the pipeline into an mp4 in ComfyUI's
+    temp folder, copying the audio packets, and return that file as the VIDEO."""
+    import folder_paths
+
+    from vfi_core.pipeline import interpolate_file
+
+    folder = os.path.join(folder_paths.get_temp_directory(), "vfi_suite")
+    os.makedirs(folder, exist_ok=True)
+    source = video.get_stream_source()
+    if not isinstance(source, str):  # in memory: give the reader a file (the container is probed)
+        path = os.path.join(folder, f"source_{uuid.uuid4().hex}")
+        with open(path, "wb") as file:
+            file.write(source.read())
+        source = path
+    destination = os.path.join(folder, f"interpolated_{uuid.uuid4().hex}.mp4")
+    hooks = ComfyHooks()
+    run_interruptible(interpolate_file, source, destination, model, options,
+                      progress=hooks.progress, cancel=hooks.cancel)
+    return InputImpl.VideoFromFile(destination)
+
+
+def node_list() -> list[type[io.ComfyNode]]:
+    """Every node of the pack: one loader per registered interpolator, then the two interpolate nodes."""
+    return [loader_node(d) for d in vfi_core.list_models()] + [Interpolate, InterpolateVideo]
+
+
+class VFISuiteExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return node_list()
+
+
+async def comfy_entrypoint() -> VFISuiteExtension:
+    """What ComfyUI calls when it loads the pack."""
+    register_model_folder()
+    return VFISuiteExtension()
