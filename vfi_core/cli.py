@@ -12,7 +12,7 @@ import sys
 
 from .errors import Cancelled, VFIError
 
-COMMANDS = ("interpolate", "models", "bench", "train", "export")
+COMMANDS = ("interpolate", "models", "bench", "train", "export", "app")
 
 
 def build_parser() -> argparse.ArgumentParser:

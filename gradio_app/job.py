@@ -1,0 +1,223 @@
+"""One interpolation job of the web app, independent of Gradio: limits, the pipeline run and the views.
+
+A job reads a video (or two images), checks it against the app's :class:`Limits`, interpolates it
+with :func:`vfi_core.pipeline.interpolate_file` into the chosen format, and makes the result views:
+a browser-playable copy, a side-by-side comparison (source at the output rate | result) and, for
+models that give one, the confidence heat map of the middle frame pair. Everything is written into
+the job's working folder, which the caller owns and removes.
+"""
+from __future__ import annotations
+
+import itertools
+import shutil
+import time
+import warnings
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vfi_core import registry
+from vfi_core.errors import InputError
+from vfi_core.io import open_reader, open_writer
+from vfi_core.io.images import IMAGE_EXTENSIONS, PngSequenceWriter
+from vfi_core.pipeline import OutputFrame, SequenceOptions, SequenceStats, interpolate_file, parse_fps
+
+# Output formats the writer supports, with the label the app shows.
+OUTPUT_FORMATS = {"mp4": "MP4 (H.264)", "webm": "WebM (VP9)", "mov": "MOV (H.264)", "mkv": "MKV (H.264)",
+                  "gif": "GIF"}
+BROWSER_PLAYABLE = ("mp4", "webm")
+IMAGE_PAIR_FPS = Fraction(25)  # the rate two uploaded images are taken at
+COMPARISON_MAX_WIDTH = 1280
+
+# 'inferno'-like colour map: (position, RGB) stops, dark = sure, bright = likely artefacts.
+_HEAT_STOPS = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+_HEAT_COLOURS = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], dtype=float)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one job may ask for; uploads above ``max_upload_mb`` are refused by the server."""
+
+    max_upload_mb: int = 200
+    max_seconds: float = 60.0
+    max_pixels: int = 1920 * 1080
+
+    def check(self, reader) -> None:
+        """Raise :class:`InputError` for a source the app does not take."""
+        width, height = reader.width, reader.height
+        if width * height > self.max_pixels:
+            raise InputError(f"the frames are {width}x{height} ({width * height / 1e6:.1f} megapixels); this app "
+                             f"takes up to {self.max_pixels / 1e6:.1f} megapixels (1920x1080): scale the clip down "
+                             "or use `vfi interpolate`")
+        if reader.count < 2:
+            raise InputError("the clip has only one frame; interpolation needs at least two")
+        if reader.duration > self.max_seconds:
+            raise InputError(f"the clip lasts {float(reader.duration):.1f} s; this app takes up to "
+                             f"{self.max_seconds:g} s: trim it, preview its first seconds, or use `vfi interpolate`")
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """What the user chose. Exactly one of ``multiplier`` and ``fps`` is set; ``fps`` as typed ("59.94")."""
+
+    model: str
+    model_params: dict
+    multiplier: int | None = 2
+    fps: str | None = None
+    scene_threshold: float = 0.3
+    preview_seconds: float = 0.0  # 0: the whole clip
+    output_format: str = "mp4"
+    keep_audio: bool = True
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """The files a job wrote, its figures and the pipeline's notes."""
+
+    video: Path        # the output in the chosen format
+    playable: Path     # the output, or an MP4 copy of it, for the browser
+    comparison: Path   # side by side: source at the output rate | interpolated
+    heat_map: np.ndarray | None  # (H,W,3) uint8, for models that give confidence
+    heat_map_pair: int | None    # index of the first frame of the pair the heat map is from
+    frames: int
+    fps: Fraction
+    interpolation_seconds: float
+    total_seconds: float
+    stats: SequenceStats
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        rate = str(self.fps.numerator) if self.fps.denominator == 1 else f"{float(self.fps):.3f}"
+        lines = [f"**{self.frames} frames at {rate} fps** ({self.video.suffix[1:]}), interpolated in "
+                 f"{self.interpolation_seconds:.1f} s ({self.total_seconds:.1f} s with the comparison views)"]
+        if self.stats.scene_cuts:
+            lines.append(f"{len(self.stats.scene_cuts)} scene cut(s) held, not morphed")
+        if self.stats.duplicates:
+            lines.append(f"{self.stats.duplicates} duplicate frame(s) found")
+        if self.heat_map_pair is not None:
+            lines.append(f"Confidence heat map: frames {self.heat_map_pair} and {self.heat_map_pair + 1} at t=0.5")
+        lines += self.notes
+        return "\n\n".join(lines)
+
+
+def image_pair_folder(first: str | Path, second: str | Path, work: Path) -> Path:
+    """Copy two images into a folder the image reader takes in order."""
+    folder = work / "image_pair"
+    folder.mkdir()
+    for index, image in enumerate((Path(first), Path(second)), start=1):
+        if image.suffix.lower() not in IMAGE_EXTENSIONS:
+            raise InputError(f"{image.name} is not an image ({', '.join(IMAGE_EXTENSIONS)})")
+        shutil.copy(image, folder / f"{index}{image.suffix.lower()}")
+    return folder
+
+
+def run_job(source: Path, settings: JobSettings, limits: Limits, work: Path, *,
+            progress: Callable[[int, int | None], None] | None = None,
+            cancel: Callable[[], bool] | None = None) -> JobResult:
+    """Interpolate ``source`` (a video file, or a folder from :func:`image_pair_folder`) into ``work``."""
+    started = time.perf_counter()
+    if settings.output_format not in OUTPUT_FORMATS:
+        raise InputError(f"output format {settings.output_format!r} is not one of {', '.join(OUTPUT_FORMATS)}")
+    folder_fps = IMAGE_PAIR_FPS if source.is_dir() else None
+    reader = open_reader(source, folder_fps)
+    limits.check(reader)
+    options = SequenceOptions(multiplier=settings.multiplier,
+                              fps=parse_fps(settings.fps) if settings.fps is not None else None,
+                              scene_threshold=settings.scene_threshold)
+    options.validate(reader.fps, reader.count)
+    model = registry.load(settings.model, **settings.model_params)
+    notes = []
+    if settings.preview_seconds and reader.duration > settings.preview_seconds:
+        source = _first_seconds(reader, settings.preview_seconds, work / "preview_source")
+        folder_fps = reader.fps
+        notes.append(f"preview: the first {settings.preview_seconds:g} s only, without audio")
+    destination = work / f"interpolated.{settings.output_format}"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        interpolation_started = time.perf_counter()
+        result = interpolate_file(source, destination, model, options, audio=settings.keep_audio,
+                                  folder_fps=folder_fps, progress=progress, cancel=cancel)
+        interpolation_seconds = time.perf_counter() - interpolation_started
+    notes += [str(w.message) for w in caught]
+    playable = result.path if settings.output_format in BROWSER_PLAYABLE else \
+        _transcode_to_mp4(result.path, work / "playable.mp4")
+    comparison = _side_by_side(open_reader(source, folder_fps), playable, work / "comparison.mp4")
+    heat_map = pair = None
+    if model.descriptor.gives_confidence:
+        heat_map, pair = _confidence_heat_map(model, open_reader(source, folder_fps))
+    return JobResult(result.path, playable, comparison, heat_map, pair, result.frames, result.fps,
+                     interpolation_seconds, time.perf_counter() - started, result.stats, notes)
+
+
+def _first_seconds(reader, seconds: float, folder: Path) -> Path:
+    """The frames of the first ``seconds`` (at least two) as a PNG folder, read at the source rate."""
+    count = max(2, round(seconds * reader.fps))
+    writer = PngSequenceWriter(folder, reader.has_alpha)
+    try:
+        for frame in itertools.islice(reader.frames(), count):
+            writer.write(OutputFrame(frame.rgb, frame.alpha))
+        return writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _transcode_to_mp4(path: Path, destination: Path) -> Path:
+    """An H.264 copy of ``path`` for the browser (which plays neither GIF, MOV nor MKV reliably)."""
+    reader = open_reader(path)
+    writer = open_writer(destination, reader.fps, reader.width, reader.height, alpha=False,
+                         audio_source=reader if reader.audio_streams else None)
+    try:
+        for frame in reader.frames():
+            writer.write(OutputFrame(frame.rgb, None))
+        return writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _side_by_side(source_reader, result_path: Path, destination: Path) -> Path:
+    """Source (left, each frame held until the next: the source at the output rate) | result (right)."""
+    result_reader = open_reader(result_path)
+    width, height = _even_size(2 * source_reader.width, source_reader.height)
+    writer = open_writer(destination, result_reader.fps, width, height, alpha=False)
+    source_frames = source_reader.frames()
+    shown = next(source_frames)
+    origin = shown.time
+    upcoming = next(source_frames, None)
+    try:
+        for index, frame in enumerate(result_reader.frames()):
+            output_time = origin + Fraction(index) / result_reader.fps
+            while upcoming is not None and upcoming.time <= output_time:
+                shown, upcoming = upcoming, next(source_frames, None)
+            pair = torch.cat([shown.rgb, frame.rgb[..., :source_reader.height, :source_reader.width]], dim=3)
+            writer.write(OutputFrame(F.interpolate(pair, size=(height, width), mode="area"), None))
+        return writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _even_size(width: int, height: int) -> tuple[int, int]:
+    """``width`` x ``height`` scaled to at most :data:`COMPARISON_MAX_WIDTH` wide, both even (H.264)."""
+    scale = min(1.0, COMPARISON_MAX_WIDTH / width)
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
+def _confidence_heat_map(model, reader) -> tuple[np.ndarray, int]:
+    """The confidence of the middle frame pair at t=0.5 as an (H,W,3) uint8 heat map, and the pair's index."""
+    first = reader.count // 2 - 1
+    frame0, frame1 = itertools.islice(reader.frames(), first, first + 2)
+    confidence = model.interpolate_with_confidence(frame0.rgb, frame1.rgb, 0.5).confidence
+    return heat_map_colours(1.0 - confidence[0, 0].float().cpu().numpy()), first
+
+
+def heat_map_colours(values: np.ndarray) -> np.ndarray:
+    """(H,W) values in [0,1] to an (H,W,3) uint8 'inferno'-like image (0 dark, 1 bright)."""
+    channels = [np.interp(values, _HEAT_STOPS, _HEAT_COLOURS[:, c]) for c in range(3)]
+    return np.stack(channels, axis=-1).round().astype(np.uint8)
