@@ -28,7 +28,7 @@ from vfi_core.registry import ModelDescriptor, Param
 
 from .model_files import (AUTO_WEIGHTS, InterpolatorCache, LoadedInterpolator, register_model_folder,
                           weight_choices, weight_file)
-from .sequence import interpolate_images
+from .sequence import InterruptibleModel, interpolate_images
 
 CATEGORY = "VFI Suite"
 VFIModel = io.Custom("VFI_MODEL")
@@ -175,10 +175,10 @@ class Interpolate(io.ComfyNode):
                                    tooltip="Frame rate of the input frames."),
                     *timing_inputs()],
             outputs=[io.Image.Output("interpolated", display_name="images"),
-                     io.Mask.Output("confidence", tooltip="Per frame: 1 where the interpolator is sure, low where "
+                     io.Mask.Output("confidence", display_name="confidence", tooltip="Per frame: 1 where the interpolator is sure, low where "
                                     "artefacts are likely; 1 on source frames, and everywhere for interpolators "
                                     "that give no confidence map."),
-                     io.Float.Output("fps", tooltip="Frame rate of the output frames.")])
+                     io.Float.Output("fps", display_name="fps", tooltip="Frame rate of the output frames.")])
 
     @classmethod
     def execute(cls, vfi_model: LoadedInterpolator, images: torch.Tensor, source_fps: float, multiplier: int,
@@ -245,7 +245,7 @@ def interpolate_video_file(video, model, options: SequenceOptions):
         source = path
     destination = os.path.join(folder, f"interpolated_{uuid.uuid4().hex}.mp4")
     hooks = ComfyHooks()
-    run_interruptible(interpolate_file, source, destination, model, options,
+    run_interruptible(interpolate_file, source, destination, InterruptibleModel(model, hooks.cancel), options,
                       progress=hooks.progress, cancel=hooks.cancel)
     return InputImpl.VideoFromFile(destination)
 

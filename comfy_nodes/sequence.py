@@ -22,7 +22,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from vfi_core.errors import InputError
+from vfi_core.errors import Cancelled, InputError
 from vfi_core.pipeline import SequenceOptions, SequenceStats, frames_at_rate, interpolate_frames
 from vfi_core.tiling import DEFAULT_OVERLAP, auto_tile_size, interpolate_tiled
 
@@ -59,22 +59,43 @@ def output_count(source_count: int, options: SequenceOptions, source_fps: Fracti
     return source_count * options.multiplier if options.loop else (source_count - 1) * options.multiplier + 1
 
 
-class ConfidenceRecorder:
-    """Looks like an interpolator to the pipeline; keeps the confidence map of every frame it makes.
+class InterruptibleModel:
+    """Looks like the interpolator to the pipeline and checks ``cancel()`` before every model call.
+
+    The pipeline checks it between frame pairs only; with a large multiplier one pair is many model
+    calls, so this keeps an interrupt's latency to one model call.
+    """
+
+    def __init__(self, model, cancel: Callable[[], bool] | None):
+        self.model = model
+        self.device = model.device
+        self.cancel = cancel
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel():
+            raise Cancelled("cancelled by the user")
+
+    def interpolate(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.check_cancel()
+        return self.model.interpolate(frame0, frame1, t)
+
+
+class ConfidenceRecorder(InterruptibleModel):
+    """Like :class:`InterruptibleModel`, also keeping the confidence map of every frame it makes.
 
     Tiling happens here rather than in the pipeline (whose tiler blends frames only): the frame and
     its confidence are tiled together as four channels, so both get the same feathered seams.
     """
 
-    def __init__(self, model, with_alpha: bool, overlap: int = DEFAULT_OVERLAP):
-        self.model = model
-        self.device = model.device
+    def __init__(self, model, cancel: Callable[[], bool] | None, with_alpha: bool, overlap: int = DEFAULT_OVERLAP):
+        super().__init__(model, cancel)
         self.with_alpha = with_alpha
         self.overlap = overlap
         self.pending: deque[torch.Tensor] = deque()
         self._tile: int | None = None
 
     def interpolate(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.check_cancel()
         tile = self._tile_size(frame0)
         if tile:
             pad = torch.zeros_like(frame0[:, :1])
@@ -121,7 +142,7 @@ def interpolate_images(images: torch.Tensor, model, options: SequenceOptions, so
     channels_first = source.movedim(-1, 1)  # a view: [B,C,H,W]
     rgb = (channels_first[i:i + 1, :3] for i in range(count))
     alpha = (channels_first[i:i + 1, 3:] for i in range(count)) if with_alpha else None
-    recorder = ConfidenceRecorder(model, with_alpha)
+    recorder = ConfidenceRecorder(model, cancel, with_alpha)
     stream = interpolate_frames(frames_at_rate(rgb, source_fps, alpha), recorder, options, source_fps,
                                 source_count=count, progress=progress, cancel=cancel)  # validates options
     total = output_count(count, options, source_fps)

@@ -1,0 +1,1 @@
+"""Test double of ComfyUI's comfy_api package (see ../README.md)."""
