@@ -221,9 +221,11 @@ def build_demo(limits: Limits = Limits(), concurrency: int = 1) -> gr.Blocks:
             outputs=results, api_visibility="private", concurrency_id="interpolation",
             concurrency_limit=concurrency)
         def cancel(request: gr.Request) -> None:
+            """Stop this session's running job (it ends with the error 'cancelled by the user')."""
             cancel_requests.cancel(request.session_hash)
 
-        cancel_button.click(cancel, cancels=[run_event], api_visibility="private", queue=False)
+        # Public too: an API client stops its own running job with /cancel (same session).
+        cancel_button.click(cancel, cancels=[run_event], api_name="cancel", queue=False)
 
         # The API endpoint: the same job, with the model's parameters as one dict.
         api_params = gr.JSON(value={}, visible=False, label="model_params")

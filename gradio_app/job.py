@@ -145,7 +145,7 @@ def run_job(source: Path, settings: JobSettings, limits: Limits, work: Path, *,
         interpolation_seconds = time.perf_counter() - interpolation_started
     notes += [str(w.message) for w in caught]
     playable = result.path if settings.output_format in BROWSER_PLAYABLE else \
-        _transcode_to_mp4(result.path, work / "playable.mp4")
+        _transcode_to_mp4(result.path, result.fps, work / "playable.mp4")
     comparison = _side_by_side(open_reader(source, folder_fps), playable, work / "comparison.mp4")
     heat_map = pair = None
     if model.descriptor.gives_confidence:
@@ -167,10 +167,12 @@ def _first_seconds(reader, seconds: float, folder: Path) -> Path:
         raise
 
 
-def _transcode_to_mp4(path: Path, destination: Path) -> Path:
-    """An H.264 copy of ``path`` for the browser (which plays neither GIF, MOV nor MKV reliably)."""
+def _transcode_to_mp4(path: Path, fps: Fraction, destination: Path) -> Path:
+    """An H.264 copy of ``path`` at ``fps`` for the browser (which plays neither GIF, MOV nor MKV reliably).
+
+    The rate is given, not read back: GIF delays are whole hundredths, so a GIF does not keep 60 fps."""
     reader = open_reader(path)
-    writer = open_writer(destination, reader.fps, reader.width, reader.height, alpha=False,
+    writer = open_writer(destination, fps, reader.width, reader.height, alpha=False,
                          audio_source=reader if reader.audio_streams else None)
     try:
         for frame in reader.frames():

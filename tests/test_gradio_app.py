@@ -1,0 +1,130 @@
+"""The web app over real HTTP: gradio_client against the launched app (round trips, errors, cancel)."""
+import itertools
+import time
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+import torch.nn.functional as F
+from PIL import Image
+
+gr = pytest.importorskip("gradio")
+client_module = pytest.importorskip("gradio_client")
+
+import gradio_app  # noqa: E402
+from gradio_app.app import SAMPLE_CLIP  # noqa: E402
+from vfi_core.io import open_reader, open_writer  # noqa: E402
+from vfi_core.pipeline import OutputFrame  # noqa: E402
+
+Client, handle_file = client_module.Client, client_module.handle_file
+AppError = client_module.exceptions.AppError
+ENDPOINT = f"/{gradio_app.API_NAME}"
+
+
+def write_clip(path, frames, size):
+    """The sample's first ``frames`` frames, scaled to ``size`` (w, h), as an MP4 at its 25 fps."""
+    reader = open_reader(SAMPLE_CLIP)
+    width, height = size
+    writer = open_writer(path, reader.fps, width, height, alpha=False)
+    for frame in itertools.islice(reader.frames(), frames):
+        writer.write(OutputFrame(F.interpolate(frame.rgb, size=(height, width), mode="area"), None))
+    return writer.commit()
+
+
+def video_facts(path) -> tuple[int, Fraction]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return sum(1 for _ in container.decode(video=0)), Fraction(stream.average_rate)
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    demo = gradio_app.launch(prevent_thread_lock=True, quiet=True)
+    yield demo.local_url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    return Client(app_url, verbose=False, download_files=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    return write_clip(tmp_path_factory.mktemp("clips") / "tiny.mp4", 6, (160, 68))
+
+
+def call(client, video, **settings):
+    arguments = dict(video=handle_file(str(video)) if video is not None else None, first_image=None, second_image=None, model="flow-asb",
+                     multiplier=2, target_fps="", model_params={}, scene_threshold=0.3, preview_seconds=0,
+                     output_format="mp4", keep_audio=True)
+    arguments.update(settings)
+    return client.predict(**arguments, api_name=ENDPOINT)
+
+
+def local(result_file) -> str:
+    """The server path of a returned file (client and server share this machine)."""
+    return result_file["video"]["path"] if "video" in result_file else result_file["path"]
+
+
+def test_multiplier_round_trip_gives_frame_count_fps_comparison_and_heat_map(client, tiny_clip):
+    video, comparison, heat_map, summary, download = call(client, tiny_clip, model_params={"asymmetry": 0.5})
+    assert video_facts(local(download)) == (11, Fraction(50))   # (6-1)*2+1 frames at 2 x 25 fps
+    assert video_facts(local(video)) == (11, Fraction(50))
+    assert video_facts(local(comparison)) == (11, Fraction(50))
+    assert "**11 frames at 50 fps**" in summary and "interpolated in" in summary
+    heat = np.asarray(Image.open(local(heat_map)))
+    assert heat.shape == (68, 160, 3)
+
+
+def test_target_fps_and_gif_output(client, tiny_clip):
+    video, _, _, summary, download = call(client, tiny_clip, target_fps="60", output_format="gif")
+    assert local(download).endswith(".gif") and local(video).endswith(".mp4")  # the browser gets an MP4
+    assert video_facts(local(video)) == (15, Fraction(60))  # 6 frames of 1/25 s cover 0.24 s: 15 at 60 fps
+    assert "15 frames at 60 fps" in summary
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("not a video", "is not a video or image file"),
+    ("one frame", "only one frame"),
+    ("huge", "megapixels"),
+    ("bad parameter", "parameter 'asymmetry' must lie in"),
+    ("missing weights", "svmv"),
+    ("nothing", "upload a video, or two images"),
+])
+def test_bad_input_is_one_message_and_the_app_keeps_serving(client, tiny_clip, tmp_path, case, expected):
+    settings = {}
+    if case == "not a video":
+        video = tmp_path / "notes.mp4"
+        video.write_text("not a video at all\n")
+    elif case == "one frame":
+        video = write_clip(tmp_path / "one.mp4", 1, (64, 48))
+    elif case == "huge":
+        video = write_clip(tmp_path / "huge.mp4", 2, (2048, 1152))  # above the default 1920x1080
+    elif case == "nothing":
+        video = None
+    else:
+        video = tiny_clip
+        settings = {"bad parameter": {"model_params": {"asymmetry": 3.0}}, "missing weights": {"model": "svmv"}}[case]
+    with pytest.raises(AppError, match=expected) as caught:
+        call(client, video, **settings)
+    assert "Traceback" not in str(caught.value) and "\n" not in str(caught.value).strip()
+    _, _, _, summary, _ = call(client, tiny_clip)
+    assert "11 frames at 50 fps" in summary
+
+
+def test_cancel_stops_the_running_job(app_url, tmp_path):
+    client = Client(app_url, verbose=False, download_files=False)
+    clip = write_clip(tmp_path / "long.mp4", 40, (320, 136))
+    job = client.submit(handle_file(str(clip)), None, None, "flow-asb", 8, "", {}, 0.3, 0, "mp4", True,
+                        api_name=ENDPOINT)
+    deadline = time.monotonic() + 120
+    while not (job.status().progress_data or job.done()):  # wait until frames are flowing
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    cancelled_at = time.monotonic()
+    client.predict(api_name="/cancel")
+    with pytest.raises(AppError, match="cancelled by the user"):
+        job.result(timeout=60)
+    assert time.monotonic() - cancelled_at < 30  # the job stops between pairs, not after 39 of them
