@@ -349,19 +349,19 @@ def ui_to_api(ui: dict) -> dict:
 
 
 def api_workflows():
-    return sorted(WORKFLOWS.glob("*_api.json"))
+    return sorted((WORKFLOWS / "api").glob("*.json"))
 
 
 def test_there_is_a_workflow_per_interpolator_and_a_video_graph():
     names = {p.name for p in api_workflows()}
-    expected = {f"vfi_suite_{d.name.replace('-', '_')}_api.json" for d in vfi_core.list_models()}
-    assert expected | {"vfi_suite_video_api.json"} == names
+    expected = {f"vfi_suite_{d.name.replace('-', '_')}.json" for d in vfi_core.list_models()}
+    assert expected | {"vfi_suite_video.json"} == names
 
 
 @pytest.mark.parametrize("api_path", api_workflows(), ids=lambda p: p.stem)
 def test_ui_and_api_twins_agree_and_use_existing_nodes(comfy, api_path):
     api = json.loads(api_path.read_text())
-    ui_path = api_path.with_name(api_path.name.replace("_api.json", ".json"))
+    ui_path = WORKFLOWS / api_path.name
     ui = json.loads(ui_path.read_text())
     assert ui_to_api(ui) == {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in api.items()}
     assert (REPO / "example_workflows" / ui_path.name).read_bytes() == ui_path.read_bytes()
@@ -377,8 +377,9 @@ def test_ui_and_api_twins_agree_and_use_existing_nodes(comfy, api_path):
 
 
 def test_example_workflows_are_the_ui_workflows():
-    ui_names = {p.name for p in WORKFLOWS.glob("*.json") if not p.name.endswith("_api.json")}
+    ui_names = {p.name for p in WORKFLOWS.glob("*.json")}
     assert {p.name for p in (REPO / "example_workflows").iterdir()} == ui_names
+    assert ui_names == {p.name for p in (WORKFLOWS / "api").glob("*.json")}
 
 
 def test_requirements_match_the_project_and_registry_metadata_is_there():

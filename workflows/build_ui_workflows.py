@@ -1,5 +1,8 @@
-"""Write the UI-form twin of every API-form workflow here (``X_api.json`` -> ``X.json``), into this
-folder and into ``example_workflows/`` (what ComfyUI's template browser lists).
+"""Write the UI-form twin of every API-form workflow (``api/X.json`` -> ``X.json``), into this folder
+and into ``example_workflows/`` (what ComfyUI's template browser lists).
+
+The API forms sit in ``api/`` because ComfyUI lists every ``*.json`` directly in a pack's
+``workflows/`` folder as a template too, and an API-form file is no template.
 
 The API form (what ``/prompt`` takes) is the source; the UI form (what the frontend loads, saves and
 accepts by drag and drop) adds node positions, links and the widgets' values in the order the
@@ -102,8 +105,8 @@ def main(server: str) -> None:
     with urllib.request.urlopen(server.rstrip("/") + "/object_info", timeout=60) as response:
         object_info = json.loads(response.read())
     EXAMPLES.mkdir(exist_ok=True)
-    for api_path in sorted(HERE.glob("*_api.json")):
-        ui_path = api_path.with_name(api_path.name.replace("_api.json", ".json"))
+    for api_path in sorted((HERE / "api").glob("*.json")):
+        ui_path = HERE / api_path.name
         previous = json.loads(ui_path.read_text()) if ui_path.exists() else {}
         workflow_id = previous.get("id") or str(uuid.uuid4())  # a workflow keeps its id across rebuilds
         ui = ui_workflow(json.loads(api_path.read_text()), object_info, workflow_id)
