@@ -260,7 +260,7 @@ class VFISuiteExtension(ComfyExtension):
         return node_list()
 
 
-async def comfy_entrypoint() -> VFISuiteExtension:
-    """What ComfyUI calls when it loads the pack."""
+def create_extension() -> VFISuiteExtension:
+    """Register the model folder and return the extension (see :func:`comfy_nodes.comfy_entrypoint`)."""
     register_model_folder()
     return VFISuiteExtension()
