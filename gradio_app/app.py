@@ -203,23 +203,25 @@ def build_demo(limits: Limits = Limits(), concurrency: int = 1) -> gr.Blocks:
         all_controls = [c for name in controls_by_model for c in controls_by_model[name]]
         results = [result_video, comparison_video, heat_map, summary, download]
 
-        def interpolate_from_controls(tab, video, first_image, second_image, model, timing, multiplier, target_fps,
-                                      scene_threshold, preview_seconds, output_format, keep_audio, *control_values,
-                                      request: gr.Request, progress=gr.Progress()):
-            values = dict(zip(all_controls, control_values))
-            params = {p.name: values[c] for p, c in zip(registry.get_descriptor(model).params, controls_by_model[model])}
-            yield from interpolate(video if tab == VIDEO_TAB else None,
-                                   first_image if tab == IMAGES_TAB else None,
-                                   second_image if tab == IMAGES_TAB else None,
-                                   model, multiplier, target_fps if timing == TARGET_FPS else None, params,
-                                   scene_threshold, preview_seconds, output_format, keep_audio, request, progress)
+        def interpolate_from_controls(values: dict, request: gr.Request, progress=gr.Progress()):
+            """The Run button: the inputs of the visible tab, and the chosen model's controls as its parameters."""
+            name = values[model]
+            params = {p.name: values[c] for p, c in zip(registry.get_descriptor(name).params, controls_by_model[name])}
+            on_video_tab = values[source_tab] == VIDEO_TAB
+            yield from interpolate(values[video] if on_video_tab else None,
+                                   None if on_video_tab else values[first_image],
+                                   None if on_video_tab else values[second_image],
+                                   name, values[multiplier], values[target_fps] if values[timing] == TARGET_FPS else None,
+                                   params, values[scene_threshold], values[preview_seconds], values[output_format],
+                                   values[keep_audio], request, progress)
 
         run_event = run_button.click(
             interpolate_from_controls,
-            inputs=[source_tab, video, first_image, second_image, model, timing, multiplier, target_fps,
-                    scene_threshold, preview_seconds, output_format, keep_audio, *all_controls],
+            inputs={source_tab, video, first_image, second_image, model, timing, multiplier, target_fps,
+                    scene_threshold, preview_seconds, output_format, keep_audio, *all_controls},
             outputs=results, api_visibility="private", concurrency_id="interpolation",
             concurrency_limit=concurrency)
+
         def cancel(request: gr.Request) -> None:
             """Stop this session's running job (it ends with the error 'cancelled by the user')."""
             cancel_requests.cancel(request.session_hash)

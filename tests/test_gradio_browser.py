@@ -1,0 +1,66 @@
+"""The web app in a real browser: headless Chromium (Debian's) driven by Playwright.
+
+Uploads the bundled sample clip, moves sliders with the keyboard, runs, waits for the video and
+saves a screenshot to out/screenshots/gradio_app.png (and /tmp/gradio_app.png).
+"""
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gradio")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+import gradio_app  # noqa: E402
+from gradio_app.app import SAMPLE_CLIP  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run"]
+SCREENSHOT = Path(__file__).resolve().parents[1] / "out" / "screenshots" / "gradio_app.png"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    demo = gradio_app.launch(prevent_thread_lock=True, quiet=True)
+    yield demo.local_url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app_url)
+        yield page
+        browser.close()
+
+
+def move_slider(page, elem_id: str, steps: int) -> str:
+    """Press the right arrow ``steps`` times on a Gradio slider; return the value its number box shows."""
+    page.locator(f"#{elem_id} input[type=range]").focus()
+    for _ in range(steps):
+        page.keyboard.press("ArrowRight")
+    return page.locator(f"#{elem_id} input[type=number]").input_value()
+
+
+def test_upload_sample_move_sliders_run_and_screenshot(page):
+    page.locator("#source-video input[type=file]").set_input_files(str(SAMPLE_CLIP))
+    page.locator("#source-video video").wait_for(timeout=30_000)
+    assert float(move_slider(page, "param-flow-asb-asymmetry", 10)) == pytest.approx(0.5)
+    assert float(move_slider(page, "preview-seconds", 4)) == pytest.approx(0.4)  # 10 of the 60 frames
+    page.locator("#run").click()
+    page.locator("#result-video video").wait_for(timeout=300_000)
+    summary = page.locator("#summary")
+    sync_api.expect(summary).to_contain_text("19 frames at 50 fps", timeout=30_000)  # (10-1)*2+1
+    sync_api.expect(summary).to_contain_text("preview: the first 0.4 s")
+    page.locator("#comparison-video video").wait_for(timeout=30_000)
+    page.locator("#heat-map img").wait_for(timeout=30_000)
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    shutil.copy(SCREENSHOT, "/tmp/gradio_app.png")
+    print(f"\nscreenshot: {SCREENSHOT} (copy: /tmp/gradio_app.png)")
+    assert SCREENSHOT.stat().st_size > 10_000
