@@ -19,5 +19,5 @@ demo: install
 	$(BIN)/vfi interpolate vfi_core/samples/bikes_60.mp4 out/bikes_60_2x.mp4 --multiplier 2
 
 test: install
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[test,gradio]"
 	$(BIN)/python -m pytest
