@@ -1,6 +1,11 @@
 """The web app over real HTTP: gradio_client against the launched app (round trips, errors, cancel)."""
 import itertools
+import json
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from fractions import Fraction
 
 import av
@@ -22,11 +27,11 @@ AppError = client_module.exceptions.AppError
 ENDPOINT = f"/{gradio_app.API_NAME}"
 
 
-def write_clip(path, frames, size):
-    """The sample's first ``frames`` frames, scaled to ``size`` (w, h), as an MP4 at its 25 fps."""
+def write_clip(path, frames, size, fps=None):
+    """The sample's first ``frames`` frames, scaled to ``size`` (w, h), as an MP4 at ``fps`` (default its 25)."""
     reader = open_reader(SAMPLE_CLIP)
     width, height = size
-    writer = open_writer(path, reader.fps, width, height, alpha=False)
+    writer = open_writer(path, fps or reader.fps, width, height, alpha=False)
     for frame in itertools.islice(reader.frames(), frames):
         writer.write(OutputFrame(F.interpolate(frame.rgb, size=(height, width), mode="area"), None))
     return writer.commit()
@@ -78,17 +83,19 @@ def test_multiplier_round_trip_gives_frame_count_fps_comparison_and_heat_map(cli
     assert heat.shape == (68, 160, 3)
 
 
-def test_target_fps_and_gif_output(client, tiny_clip):
-    video, _, _, summary, download = call(client, tiny_clip, target_fps="60", output_format="gif")
+def test_sample_clip_preview_at_a_target_fps_as_gif(client):
+    video, _, _, summary, download = call(client, SAMPLE_CLIP, target_fps="60", preview_seconds=0.4,
+                                          output_format="gif")
     assert local(download).endswith(".gif") and local(video).endswith(".mp4")  # the browser gets an MP4
-    assert video_facts(local(video)) == (15, Fraction(60))  # 6 frames of 1/25 s cover 0.24 s: 15 at 60 fps
-    assert "15 frames at 60 fps" in summary
+    assert video_facts(local(video)) == (24, Fraction(60))  # its first 10 frames cover 0.4 s: 24 at 60 fps
+    assert "24 frames at 60 fps" in summary and "preview: the first 0.4 s only" in summary
 
 
 @pytest.mark.parametrize("case, expected", [
     ("not a video", "is not a video or image file"),
     ("one frame", "only one frame"),
     ("huge", "megapixels"),
+    ("too long", "lasts 80.0 s; this app takes up to 60 s"),
     ("bad parameter", "parameter 'asymmetry' must lie in"),
     ("missing weights", "svmv"),
     ("nothing", "upload a video, or two images"),
@@ -102,6 +109,8 @@ def test_bad_input_is_one_message_and_the_app_keeps_serving(client, tiny_clip, t
         video = write_clip(tmp_path / "one.mp4", 1, (64, 48))
     elif case == "huge":
         video = write_clip(tmp_path / "huge.mp4", 2, (2048, 1152))  # above the default 1920x1080
+    elif case == "too long":
+        video = write_clip(tmp_path / "long.mp4", 2, (64, 48), fps=Fraction(1, 40))
     elif case == "nothing":
         video = None
     else:
@@ -128,3 +137,27 @@ def test_cancel_stops_the_running_job(app_url, tmp_path):
     with pytest.raises(AppError, match="cancelled by the user"):
         job.result(timeout=60)
     assert time.monotonic() - cancelled_at < 30  # the job stops between pairs, not after 39 of them
+
+
+@pytest.mark.parametrize("command", [["-m", "vfi_core", "app"], ["-m", "gradio_app"]])
+def test_vfi_app_and_python_m_gradio_app_serve_the_page(command):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, *command, "--port", str(port)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.stdout.read()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=5) as response:
+                    config = json.load(response)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the app did not start within 60 s"
+                time.sleep(0.5)
+        assert any(d.get("api_name") == gradio_app.API_NAME for d in config["dependencies"])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
