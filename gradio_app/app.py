@@ -19,7 +19,7 @@ from pathlib import Path
 import gradio as gr
 
 from vfi_core import registry
-from vfi_core.errors import InputError, VFIError
+from vfi_core.errors import InputError, ParameterError, VFIError
 from vfi_core.pipeline import DEFAULT_SCENE_THRESHOLD
 from vfi_core.registry import ModelDescriptor, Param
 
@@ -123,6 +123,10 @@ def build_demo(limits: Limits = Limits(), concurrency: int = 1) -> gr.Blocks:
             source = image_pair_folder(first_image, second_image, work)
         else:
             raise InputError("upload a video, or two images")
+        if not target_fps and not float(multiplier).is_integer():
+            raise ParameterError(f"the multiplier must be a whole number, got {multiplier}")
+        if preview_seconds and preview_seconds < 0:
+            raise ParameterError(f"the preview length must be 0 (whole clip) or positive, got {preview_seconds}")
         descriptor = registry.get_descriptor(model)
         settings = JobSettings(
             model=descriptor.name, model_params=descriptor.resolve_params(model_params or {}),

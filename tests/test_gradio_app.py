@@ -9,6 +9,7 @@ import urllib.request
 from fractions import Fraction
 
 import av
+import httpx
 import numpy as np
 import pytest
 import torch.nn.functional as F
@@ -161,3 +162,17 @@ def test_vfi_app_and_python_m_gradio_app_serve_the_page(command):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_uploads_above_the_limit_are_refused_with_a_message(tmp_path):
+    demo = gradio_app.launch(gradio_app.Limits(max_upload_mb=1), prevent_thread_lock=True, quiet=True)
+    try:
+        big = tmp_path / "big.mp4"
+        big.write_bytes(b"\0" * 1_500_000)
+        with pytest.raises(ValueError, match="exceeds the maximum file size of 1048576 bytes"):
+            call(Client(demo.local_url, verbose=False), big)  # the client reads the limit from the server
+        with open(big, "rb") as data:  # and the server refuses it without the client's check
+            response = httpx.post(f"{demo.local_url}gradio_api/upload", files={"files": ("big.mp4", data)})
+        assert response.status_code == 413 and "maximum allowed size of 1048576 bytes" in response.text
+    finally:
+        demo.close()
