@@ -141,7 +141,7 @@ def build_demo(limits: Limits = Limits(), concurrency: int = 1) -> gr.Blocks:
 
     with gr.Blocks(title="vfi: video frame interpolation", delete_cache=(600, 3600)) as demo:
         gr.Markdown("# Video frame interpolation\nRaise the frame rate of a clip, or make the frames "
-                    "between two images. Runs on this machine; the queue takes one job at a time.")
+                    f"between two images. Runs on this machine, {concurrency} job(s) at a time; others queue.")
         source_tab = gr.State(VIDEO_TAB)
         controls_by_model: dict[str, list] = {}
         with gr.Row():

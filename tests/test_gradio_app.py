@@ -20,6 +20,7 @@ client_module = pytest.importorskip("gradio_client")
 
 import gradio_app  # noqa: E402
 from gradio_app.app import SAMPLE_CLIP  # noqa: E402
+from vfi_core.frames import to_numpy_uint8  # noqa: E402
 from vfi_core.io import open_reader, open_writer  # noqa: E402
 from vfi_core.pipeline import OutputFrame  # noqa: E402
 
@@ -90,6 +91,17 @@ def test_sample_clip_preview_at_a_target_fps_as_gif(client):
     assert local(download).endswith(".gif") and local(video).endswith(".mp4")  # the browser gets an MP4
     assert video_facts(local(video)) == (24, Fraction(60))  # its first 10 frames cover 0.4 s: 24 at 60 fps
     assert "24 frames at 60 fps" in summary and "preview: the first 0.4 s only" in summary
+
+
+def test_two_images_give_the_frames_between(client, tmp_path):
+    images = []
+    for index, frame in enumerate(itertools.islice(open_reader(SAMPLE_CLIP).frames(), 2)):
+        images.append(tmp_path / f"frame{index}.png")
+        Image.fromarray(to_numpy_uint8(F.interpolate(frame.rgb, size=(68, 160), mode="area"))[0]).save(images[-1])
+    video, _, _, summary, download = call(client, None, first_image=handle_file(str(images[0])),
+                                          second_image=handle_file(str(images[1])), multiplier=4)
+    assert video_facts(local(download)) == (5, Fraction(100))  # both images and 3 between, at 4 x 25 fps
+    assert "5 frames at 100 fps" in summary
 
 
 @pytest.mark.parametrize("case, expected", [
