@@ -4,9 +4,11 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import httpx
@@ -75,8 +77,14 @@ def local(result_file) -> str:
     return result_file["video"]["path"] if "video" in result_file else result_file["path"]
 
 
+def job_folders() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("vfi-app-*"))
+
+
 def test_multiplier_round_trip_gives_frame_count_fps_comparison_and_heat_map(client, tiny_clip):
+    folders_before = job_folders()
     video, comparison, heat_map, summary, download = call(client, tiny_clip, model_params={"asymmetry": 0.5})
+    assert job_folders() <= folders_before  # the job's working folder is gone once the files are handed over
     assert video_facts(local(download)) == (11, Fraction(50))   # (6-1)*2+1 frames at 2 x 25 fps
     assert video_facts(local(video)) == (11, Fraction(50))
     assert video_facts(local(comparison)) == (11, Fraction(50))
