@@ -10,6 +10,9 @@
 
 Errors caused by the graph (one frame, a weight file that is not ours, a bad parameter) are
 :class:`vfi_core.VFIError` with a one-line message, which ComfyUI shows on the node.
+
+ComfyUI's runtime modules (``comfy.utils``, ``comfy.model_management``, ``folder_paths``) are imported
+where they are used, so that tests can stand in for them.
 """
 from __future__ import annotations
 
@@ -175,9 +178,10 @@ class Interpolate(io.ComfyNode):
                                    tooltip="Frame rate of the input frames."),
                     *timing_inputs()],
             outputs=[io.Image.Output("interpolated", display_name="images"),
-                     io.Mask.Output("confidence", display_name="confidence", tooltip="Per frame: 1 where the interpolator is sure, low where "
-                                    "artefacts are likely; 1 on source frames, and everywhere for interpolators "
-                                    "that give no confidence map."),
+                     io.Mask.Output("confidence", display_name="confidence",
+                                    tooltip="Per frame: 1 where the interpolator is sure, low where artefacts are "
+                                            "likely; 1 on source frames, and everywhere for interpolators that give "
+                                            "no confidence map."),
                      io.Float.Output("fps", display_name="fps", tooltip="Frame rate of the output frames.")])
 
     @classmethod
