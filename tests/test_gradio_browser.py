@@ -4,6 +4,8 @@ Uploads the bundled sample clip, moves sliders with the keyboard, runs, waits fo
 saves a screenshot to out/screenshots/gradio_app.png (and /tmp/gradio_app.png).
 """
 import shutil
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,20 @@ def test_upload_sample_move_sliders_run_and_screenshot(page):
     shutil.copy(SCREENSHOT, "/tmp/gradio_app.png")
     print(f"\nscreenshot: {SCREENSHOT} (copy: /tmp/gradio_app.png)")
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+def test_cancel_button_stops_the_job_on_the_server(page):
+    job_folders = lambda: set(Path(tempfile.gettempdir()).glob("vfi-app-*"))  # noqa: E731
+    folders_before = job_folders()
+    page.locator("#preview-seconds input[type=number]").fill("0")  # the whole clip: about a minute and a half
+    page.locator("#preview-seconds input[type=number]").press("Enter")
+    page.locator("#run").click()
+    deadline = time.monotonic() + 60
+    while not job_folders() - folders_before:  # the job has started on the server
+        assert time.monotonic() < deadline, "the job did not start"
+        time.sleep(0.2)
+    page.locator("#cancel").click()
+    cancelled_at = time.monotonic()
+    while job_folders() - folders_before:  # its working folder goes when the pipeline stops
+        assert time.monotonic() - cancelled_at < 30, "the job still runs 30 s after Cancel"
+        time.sleep(0.2)
