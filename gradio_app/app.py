@@ -186,8 +186,7 @@ def build_demo(limits: Limits = Limits(), concurrency: int = 1) -> gr.Blocks:
                 result_video = gr.Video(label="Interpolated", interactive=False, elem_id="result-video")
                 comparison_video = gr.Video(label="Side by side: source at the output rate | interpolated",
                                             interactive=False, elem_id="comparison-video")
-                heat_map = gr.Image(label="Confidence heat map of the middle frame pair at t=0.5 (dark: sure, "
-                                          "bright: artefacts likely)", interactive=False, format="png",
+                heat_map = gr.Image(label="Confidence heat map", interactive=False, format="png",
                                     visible=registry.get_descriptor(default_model).gives_confidence,
                                     elem_id="heat-map")
                 summary = gr.Markdown(label="Summary", elem_id="summary")

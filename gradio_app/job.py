@@ -100,7 +100,8 @@ class JobResult:
         if self.stats.duplicates:
             lines.append(f"{self.stats.duplicates} duplicate frame(s) found")
         if self.heat_map_pair is not None:
-            lines.append(f"Confidence heat map: frames {self.heat_map_pair} and {self.heat_map_pair + 1} at t=0.5")
+            lines.append(f"Confidence heat map: frames {self.heat_map_pair} and {self.heat_map_pair + 1} at t=0.5 "
+                         "(dark: sure, bright: artefacts likely)")
         lines += self.notes
         return "\n\n".join(lines)
 
