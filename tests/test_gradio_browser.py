@@ -49,7 +49,7 @@ def move_slider(page, elem_id: str, steps: int) -> str:
     return page.locator(f"#{elem_id} input[type=number]").input_value()
 
 
-def test_upload_sample_move_sliders_run_and_screenshot(page):
+def test_upload_sample_move_sliders_run_and_screenshot(page, capsys):
     page.locator("#source-video input[type=file]").set_input_files(str(SAMPLE_CLIP))
     page.locator("#source-video video").wait_for(timeout=30_000)
     assert float(move_slider(page, "param-flow-asb-asymmetry", 10)) == pytest.approx(0.5)
@@ -64,7 +64,8 @@ def test_upload_sample_move_sliders_run_and_screenshot(page):
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     shutil.copy(SCREENSHOT, "/tmp/gradio_app.png")
-    print(f"\nscreenshot: {SCREENSHOT} (copy: /tmp/gradio_app.png)")
+    with capsys.disabled():  # shown in CI's output, not captured
+        print(f"\nscreenshot: {SCREENSHOT} (copy: /tmp/gradio_app.png)")
     assert SCREENSHOT.stat().st_size > 10_000
 
 
