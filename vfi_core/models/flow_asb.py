@@ -84,7 +84,7 @@ def asymmetric_blend(warped0: torch.Tensor, warped1: torch.Tensor, t: torch.Tens
 class FlowASB(Interpolator):
     descriptor = ModelDescriptor(
         name="flow-asb",
-        summary="Training-free: DIS optical flow, splatted motion at t, occlusion-aware asymmetric blending.",
+        summary="Training-free: DIS optical flow, splatted and linear motion at t, occlusion-aware asymmetric blending.",
         arbitrary_t=True,
         size_multiple=1,
         supports_half=False,
