@@ -48,13 +48,6 @@ def video_facts(path) -> tuple[int, Fraction]:
 
 
 @pytest.fixture(scope="module")
-def app_url():
-    demo = gradio_app.launch(prevent_thread_lock=True, quiet=True)
-    yield demo.local_url
-    demo.close()
-
-
-@pytest.fixture(scope="module")
 def client(app_url):
     return Client(app_url, verbose=False, download_files=False)
 

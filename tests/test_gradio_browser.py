@@ -13,7 +13,6 @@ import pytest
 pytest.importorskip("gradio")
 sync_api = pytest.importorskip("playwright.sync_api")
 
-import gradio_app  # noqa: E402
 from gradio_app.app import SAMPLE_CLIP  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -22,13 +21,6 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 SCREENSHOT = Path(__file__).resolve().parents[1] / "out" / "screenshots" / "gradio_app.png"
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")
-
-
-@pytest.fixture(scope="module")
-def app_url():
-    demo = gradio_app.launch(prevent_thread_lock=True, quiet=True)
-    yield demo.local_url
-    demo.close()
 
 
 @pytest.fixture(scope="module")
