@@ -14,7 +14,6 @@ their confidence is 1.
 """
 from __future__ import annotations
 
-import math
 from collections import deque
 from fractions import Fraction
 from dataclasses import replace
@@ -46,17 +45,6 @@ def check_images(images: torch.Tensor) -> None:
         raise InputError(f"IMAGE must have 3 (RGB) or 4 (RGBA) channels, got {images.shape[-1]}")
     if images.shape[0] < 2:
         raise InputError(f"interpolation needs at least two frames; the IMAGE batch has {images.shape[0]}")
-
-
-def output_count(source_count: int, options: SequenceOptions, source_fps: Fraction) -> int:
-    """How many frames the pipeline yields for ``source_count`` frames at a constant ``source_fps``.
-
-    Multiplier ``N``: ``(n-1)*N+1`` frames, ``n*N`` when looping; target rate ``F``: the frames
-    covering the source's duration ``n / source_fps`` (see :mod:`vfi_core.pipeline`).
-    """
-    if options.fps is not None:
-        return math.ceil(Fraction(source_count) / source_fps * options.fps)
-    return source_count * options.multiplier if options.loop else (source_count - 1) * options.multiplier + 1
 
 
 class InterruptibleModel:
@@ -145,7 +133,7 @@ def interpolate_images(images: torch.Tensor, model, options: SequenceOptions, so
     recorder = ConfidenceRecorder(model, cancel, with_alpha)
     stream = interpolate_frames(frames_at_rate(rgb, source_fps, alpha), recorder, options, source_fps,
                                 source_count=count, progress=progress, cancel=cancel)  # validates options
-    total = output_count(count, options, source_fps)
+    total = options.output_count(count, source_fps)
     out_images = torch.empty((total, height, width, channels), dtype=dtype, device=device)
     out_confidence = torch.empty((total, height, width), dtype=dtype, device=device)
     source_memory = source.untyped_storage().data_ptr()

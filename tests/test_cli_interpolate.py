@@ -1,7 +1,6 @@
 """`vfi interpolate`: output line, exit codes, one-line errors, Ctrl-C leaves no file."""
 from __future__ import annotations
 
-from fractions import Fraction
 
 import av
 import numpy as np

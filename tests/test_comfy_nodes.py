@@ -259,7 +259,7 @@ def test_output_count_matches_the_pipeline(count, options, source_fps):
     images[2] = images[1]  # a duplicate, for dedup
     result = sequence.interpolate_images(images, Blend(), options, source_fps, dtype=torch.float16,
                                          device=torch.device("cpu"))
-    assert result.images.shape[0] == sequence.output_count(count, options, source_fps)
+    assert result.images.shape[0] == options.output_count(count, source_fps)
     assert result.images.dtype == torch.float16 and bool((result.confidence == 1).all())
 
 

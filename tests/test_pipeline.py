@@ -78,6 +78,14 @@ def test_multiplier_frame_counts_and_times(n, mult, loop, expected):
         assert out[i * mult].rgb is f.rgb
 
 
+@pytest.mark.parametrize("options", [SequenceOptions(multiplier=3), SequenceOptions(multiplier=2, loop=True),
+                                     SequenceOptions(multiplier=(1, 3, 2)), SequenceOptions(multiplier=(2, 2, 1, 3), loop=True),
+                                     SequenceOptions(fps=Fraction(60)), SequenceOptions(fps=Fraction(60000, 1001), loop=True)])
+def test_output_count_predicts_the_stream(options):
+    out, _, _ = run(ramp_frames(4), options)
+    assert len(out) == options.output_count(4, Fraction(25))
+
+
 def test_loop_interpolates_last_to_first():
     frames = ramp_frames(3)
     out, _, _ = run(frames, SequenceOptions(multiplier=2, loop=True))

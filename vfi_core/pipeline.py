@@ -194,6 +194,17 @@ class SequenceOptions:
             return source_fps * self.multiplier
         return self.output_fps if self.output_fps is not None else source_fps * min(self.multiplier)
 
+    def output_count(self, source_count: int, source_fps: Fraction) -> int:
+        """How many frames the pipeline yields for ``source_count`` frames at a constant ``source_fps``
+        (see Timing above): ``(n-1)*N+1`` for a multiplier (``n*N`` looping), the sum of per-pair
+        multipliers plus the last frame (no extra frame looping), and for a target rate the frames
+        covering the source's duration ``n / source_fps``. Cuts and duplicates do not change it."""
+        if self.fps is not None:
+            return math.ceil(Fraction(source_count) / source_fps * self.fps)
+        if isinstance(self.multiplier, int):
+            return source_count * self.multiplier if self.loop else (source_count - 1) * self.multiplier + 1
+        return sum(self.multiplier) + (0 if self.loop else 1)
+
     @property
     def keeps_timing(self) -> bool:
         """Whether output time matches source time (False for uneven per-pair multipliers)."""

@@ -126,12 +126,12 @@ class VideoReader:
         self.high_depth = pix_fmt is not None and max(c.bits for c in pix_fmt.components) > 8
         time_base = stream.time_base
         stamps: list[int] = []
-        last_duration = 0
+        max_pts, last_duration = None, 0  # the duration of the frame shown last
         try:
             for packet in container.demux(stream):
                 if packet.size == 0 or packet.pts is None:
                     continue
-                if not stamps or packet.pts >= max_pts:
+                if max_pts is None or packet.pts >= max_pts:
                     max_pts, last_duration = packet.pts, packet.duration or 0
                 stamps.append(packet.pts)
         except av.error.FFmpegError as exc:
