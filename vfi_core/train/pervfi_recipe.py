@@ -1,0 +1,54 @@
+"""Training recipe of :mod:`vfi_core.models.pervfi` (imported lazily by :mod:`vfi_core.train.recipes`)."""
+from __future__ import annotations
+
+import numpy as np
+from torch import nn
+
+
+class PerVFIRecipe:
+    """PerVFI: :class:`~vfi_core.train.pervfi_loss.PerVFILoss` on the network's condition.
+
+    With a learned motion refiner, a share ``dis_probability`` of the steps runs on DIS alone
+    (the refiner bypassed): the blending then learns to cope with both estimators' errors, as the
+    paper trains on RAFT and GMFlow flows drawn at random, and the ``motion=dis`` setting stays
+    usable. The choice is drawn from the step's random stream (resumable).
+    """
+
+    name = "pervfi"
+    dis_probability = 0.25
+
+    def build(self, architecture: dict) -> nn.Module:
+        from ..models.pervfi import PerVFIConfig, PerVFINet
+        return PerVFINet(PerVFIConfig.from_dict(architecture))
+
+    def architecture(self, net: nn.Module) -> dict:
+        return {"class": type(net).__name__, "config": net.config.to_dict()}
+
+    def loss(self, weights: dict) -> nn.Module:
+        from .pervfi_loss import PerVFILoss, PerVFILossWeights
+        return PerVFILoss(PerVFILossWeights.from_dict(weights))
+
+    def terms(self) -> tuple[str, ...]:
+        from .pervfi_loss import PerVFILossWeights
+        return PerVFILossWeights.terms()
+
+    def prepare_batch(self, batch: dict, architecture) -> dict:
+        """Add the DIS flows (``"dis_flows"`` ``(B,4,h,w)``) where batches are made (data workers)."""
+        from ..models.pervfi import DISMotion
+
+        frames = batch["frames"]
+        flows = DISMotion(architecture.dis_preset, architecture.dis_scale).dis(frames[:, 1], frames[:, 2])
+        return {**batch, "dis_flows": flows}
+
+    def step_loss(self, net: nn.Module, loss: nn.Module, batch: dict, rng: np.random.Generator):
+        """``(total, terms, {})`` for one batch (pair mode: frames ``I0``, ``I1`` of the stack)."""
+        motion = "learned" if net.has_learned_motion and rng.random() >= self.dis_probability else "dis"
+        frames = batch["frames"]
+        cond = net.condition(frames[:, 1], frames[:, 2], batch["t"], motion, dis_flows=batch.get("dis_flows"))
+        total, terms = loss(net, cond, batch)
+        return total, terms, {}
+
+    def interpolator(self, net: nn.Module):
+        """The network as an interpolator at the declared default temperature and seed."""
+        from ..models.pervfi import PerVFI
+        return PerVFI.from_network(net)
