@@ -47,7 +47,9 @@ class SVMVRecipe:
         return SVMV.from_network(net, ensemble=min(default, net.config.ensemble_max))
 
 
-RECIPES = {"svmv": SVMVRecipe()}
+from .pervfi_recipe import PerVFIRecipe  # noqa: E402 (cheap: it imports the model only when used)
+
+RECIPES = {"svmv": SVMVRecipe(), "pervfi": PerVFIRecipe()}
 
 
 def get_recipe(model: str):
