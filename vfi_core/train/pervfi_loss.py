@@ -120,6 +120,8 @@ class PerVFILoss(nn.Module):
                 std = z.std((1, 2, 3), keepdim=True)
                 sampled.append(mean + std * torch.randn_like(z))
             decoded = net.decode(cond, sampled)
+            if self.features.mean.device != decoded.device:  # the trainer does not move the loss
+                self.features.to(decoded.device)
             with torch.autocast(decoded.device.type, enabled=False):
                 fp = self.features(decoded.float())
                 with torch.no_grad():
