@@ -96,20 +96,60 @@ def predict_item(model, item: EvalItem) -> tuple[np.ndarray, np.ndarray, float]:
     return prediction, truth, time.perf_counter() - start
 
 
+def predict_window(model, items: list[EvalItem]) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Run a window model once on items that share ``frame0`` and ``frame1`` (e.g. frames 2..6 of
+    the 7-frame protocol): ``model.interpolate_times(frame0, frame1, [t...])`` gives every frame in
+    one pass. Returns :func:`predict_item`'s triple per item; the seconds are the pass's share."""
+    from .frames import from_numpy, to_numpy_uint8
+
+    frame0, frame1 = read_rgb(items[0].frame0), read_rgb(items[0].frame1)
+    truths = [read_rgb(item.gt) for item in items]
+    for item, truth in zip(items, truths):
+        if frame0.shape != frame1.shape or frame0.shape != truth.shape:
+            raise InputError(f"{item.key}: frame0, frame1 and the ground truth differ in size "
+                             f"({frame0.shape[:2]}, {frame1.shape[:2]}, {truth.shape[:2]})")
+    start = time.perf_counter()
+    frames = model.interpolate_times(from_numpy(frame0), from_numpy(frame1), [item.t for item in items])
+    predictions = to_numpy_uint8(frames[0])
+    seconds = (time.perf_counter() - start) / len(items)
+    return [(predictions[k], truths[k], seconds) for k in range(len(items))]
+
+
+def _windows(items: list[EvalItem]) -> list[list[EvalItem]]:
+    """Consecutive items that share ``frame0`` and ``frame1``, grouped."""
+    groups: list[list[EvalItem]] = []
+    for item in items:
+        if groups and (groups[-1][0].frame0, groups[-1][0].frame1) == (item.frame0, item.frame1):
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
 def evaluate_model(model, items: list[EvalItem], perceptual=None, save_dir: Path | None = None,
                    show_progress: bool = True) -> list[dict]:
     """Score ``model`` (an :class:`~vfi_core.interpolator.Interpolator`) on ``items``.
 
     Returns one record per item: ``{"set", "key", "t", "psnr", "ssim", ["perceptual"], "sec"}``.
     ``save_dir`` keeps the predictions as ``<save_dir>/<key>.png`` (a predictions folder).
+    A model with an ``interpolate_times(frame0, frame1, times)`` method (window models such as
+    ``mivid``) is called once per run of items sharing their input frames (:func:`predict_window`).
     """
+    from tqdm import tqdm
+
+    windowed = callable(getattr(model, "interpolate_times", None))
+    groups = _windows(items) if windowed else [[item] for item in items]
     records = []
-    for item in _progress(items, show_progress, f"bench {model.name}"):
-        prediction, truth, seconds = predict_item(model, item)
-        if save_dir is not None:
-            write_rgb(Path(save_dir) / f"{item.key}.png", prediction)
-        records.append({"set": item.set, "key": item.key, "t": item.t,
-                        **score_images(prediction, truth, perceptual), "sec": seconds})
+    with tqdm(total=len(items), desc=f"bench {model.name}", unit="frame", disable=not show_progress,
+              file=sys.stderr) as bar:
+        for group in groups:
+            results = predict_window(model, group) if windowed else [predict_item(model, group[0])]
+            for item, (prediction, truth, seconds) in zip(group, results):
+                if save_dir is not None:
+                    write_rgb(Path(save_dir) / f"{item.key}.png", prediction)
+                records.append({"set": item.set, "key": item.key, "t": item.t,
+                                **score_images(prediction, truth, perceptual), "sec": seconds})
+            bar.update(len(group))
     return records
 
 

@@ -1,4 +1,5 @@
-"""Training batches for interpolators that take up to four frames ``[I-1, I0, I1, I2]``.
+"""Training batches: four-frame items ``[I-1, I0, I1, I2]`` (``items="quadruplet"``, SVMV) or
+whole windows of 9 frames (``items="window"``, MiVID).
 
 A data spec (``--data``, repeatable) is one of:
 
@@ -12,6 +13,10 @@ Packs and video give windows of frames, cut into quadruplets ``I-1, I0, I1, I2``
 ``two_frame_probability``, into two-frame items whose outer frames repeat ``I0``/``I1`` (pairs and
 clip ends); these carry no motion ground truth (self-supervised: the video is its own target).
 
+With ``items="window"`` every item is a whole window ``(9,3,h,w)``, uncut (the model chooses its
+masks); ``synthetic`` then gives :class:`~vfi_core.data.SyntheticWindowDataset` windows of 9 frames
+evenly spaced over one scene's motion.
+
 Batches are stateless in the step: batch ``s`` is drawn from ``numpy.random.default_rng([seed, s])``,
 so a resumed run sees exactly the batches an uninterrupted one would.
 """
@@ -22,12 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import (PackedCropDataset, SyntheticTripletDataset, WindowDataset, dev_benchmark_exclusions,
-                    open_sources)
+from ..data import (PackedCropDataset, SyntheticTripletDataset, SyntheticWindowDataset, WindowDataset,
+                    dev_benchmark_exclusions, open_sources)
 from ..errors import InputError
 
 _ITEMS = 2**31 - 1  # dataset length: items are drawn by index from the step's random stream
 _WINDOW = 9
+ITEM_MODES = ("quadruplet", "window")
 
 
 def _quadruplet(window: torch.Tensor, rng: np.random.Generator, two_frame_probability: float,
@@ -65,11 +71,15 @@ class TrainingData:
         shared_dir: the folder holding ``data/dev/triplets.csv``; needed for video/folder specs so
             that the dev benchmark's frames are never trained on.
         max_side: video/folder frames are downscaled to this longest side first (``None``: as is).
+        items: ``"quadruplet"`` (four-frame items, the default) or ``"window"`` (whole 9-frame windows).
     """
 
     def __init__(self, specs: list[str], crop: int, batch_size: int, seed: int = 0,
                  weights: list[float] | None = None, two_frame_probability: float = 0.5, max_gap: int = 4,
-                 shared_dir: str | Path | None = None, max_side: int | None = None):
+                 shared_dir: str | Path | None = None, max_side: int | None = None, items: str = "quadruplet"):
+        if items not in ITEM_MODES:
+            raise InputError(f"training items must be one of {', '.join(ITEM_MODES)}, got {items!r}")
+        self.items = items
         if not specs:
             raise InputError("no training data: pass --data synthetic, a .npz pack, a video or a folder")
         if batch_size < 1 or crop < 16:
@@ -83,6 +93,9 @@ class TrainingData:
         self.probabilities = p / p.sum()
 
     def _open(self, spec: str, shared_dir, max_side) -> _Source:
+        if spec == "synthetic" and self.items == "window":
+            return _Source(spec, SyntheticWindowDataset(self.crop, window=_WINDOW, length=_ITEMS, seed=self.seed),
+                           "synthetic-window")
         if spec == "synthetic":
             return _Source(spec, SyntheticTripletDataset(self.crop, length=_ITEMS, seed=self.seed), "synthetic")
         path = Path(spec)
@@ -101,14 +114,16 @@ class TrainingData:
     def batch(self, step: int) -> dict:
         """Batch ``step`` (deterministic): ``frames`` ``(B,4,3,h,w)``, ``gt`` ``(B,3,h,w)``, ``t`` ``(B,)``,
         ``four_frame`` ``(B,)`` bool, and for synthetic batches ``flow_t0``, ``flow_t1``, ``visible_t0``,
-        ``visible_t1``."""
+        ``visible_t1``. With ``items="window"``: ``frames`` ``(B,9,3,h,w)`` only."""
         rng = np.random.default_rng([self.seed, step])
         source = self.sources[int(rng.choice(len(self.sources), p=self.probabilities))]
         indices = rng.integers(0, _ITEMS, self.batch_size)
         items = []
         for index in indices:
             item = source.dataset[int(index)]
-            if source.kind == "synthetic":
+            if self.items == "window":
+                item = {"frames": item["frames"]}
+            elif source.kind == "synthetic":
                 item = {"frames": torch.stack((item["frame0"], item["frame0"], item["frame1"], item["frame1"])),
                         "gt": item["gt"], "t": item["t"], "four_frame": torch.tensor(False),
                         **{k: item[k] for k in ("flow_t0", "flow_t1", "visible_t0", "visible_t1")}}

@@ -48,8 +48,9 @@ class SVMVRecipe:
 
 
 from .pervfi_recipe import PerVFIRecipe  # noqa: E402 (cheap: it imports the model only when used)
+from .mivid_recipe import MiVIDRecipe  # noqa: E402 (cheap: it imports the model only when used)
 
-RECIPES = {"svmv": SVMVRecipe(), "pervfi": PerVFIRecipe()}
+RECIPES = {"svmv": SVMVRecipe(), "pervfi": PerVFIRecipe(), "mivid": MiVIDRecipe()}
 
 
 def get_recipe(model: str):

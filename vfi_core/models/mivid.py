@@ -1,0 +1,492 @@
+"""``mivid``: masked video diffusion interpolation (after MiVID, arXiv 2511.06019,
+``../shared/papers/mivid_masked_diffusion_vfi.md``), self-supervised and multi-frame.
+
+Model: a compact pseudo-3D U-Net (:class:`MiVIDNet`) over clips ``(B,C,T,H,W)``: three levels
+(base width 32), residual blocks of a 3x3 spatial convolution, a temporal convolution over the
+frames (kernel 3) and a second 3x3 spatial convolution, conditioned on the diffusion timestep and on
+each frame's *real time* ``tau`` in [0, 1] (sinusoidal frame-order encoding, so any ``t`` is
+represented honestly, not snapped to a grid); temporal self-attention over the frames at the
+bottleneck (1/4 of the working size) with the same positional encoding. Input channels: the noisy
+clip ``z_t`` (visible frames clean), the visible frames ``(1-M) x0``, a base estimate of every
+frame (visible frames as they are, masked ones a time-weighted blend of the nearest visible frames
+before and after: :func:`linear_base`) and the mask. Output: the noise ``eps`` (or ``v``,
+``architecture.prediction``). The diffusion lives in [-1, 1] (``x = 2 * frame - 1``); visible frames
+are never noised (:mod:`vfi_core.models.mivid_schedule`).
+
+Inference modes:
+
+- pair (the common pipeline, :meth:`MiVID.interpolate`): a 3-frame clip ``[I0, ?, I1]`` with frame
+  times ``[0, t, 1]``; any ``t``.
+- window (:meth:`MiVID.interpolate_window`, :meth:`MiVID.interpolate_times`): a clip with the two
+  ends visible and ``count`` frames between them generated in one pass (the 7-frame protocol: frames
+  2..6 from 1 and 7). ``vfi bench`` calls :meth:`interpolate_times` once per window when a model
+  has it.
+- refine (``strength`` < 1): the guide estimate (below), re-noised to ``strength * T``, is refined
+  by the last ``strength * steps`` steps instead of generating from noise.
+
+Practical speed (the shipping target is a 2-core CPU): the diffusion runs at a working size whose
+long side is at most ``work_side`` (224: 854x480 -> 224x126, padded to 224x128); the
+full-resolution result is the *guide* estimate at full size corrected by the diffusion's
+low-frequency difference to it::
+
+    out = G + upsample(x_low - downsample(G))
+
+where ``G`` is the ``guide`` parameter: ``flow-asb`` (the training-free flow interpolator: sharp
+full-resolution detail moved by optical flow; default) or ``blend`` (the linear blend, no flow).
+The diffusion decides content and motion at low resolution, the guide supplies the detail the low
+resolution lacks. Inputs no larger than ``work_side`` are generated at full size (no guide needed).
+
+Measured on this 2-core CPU (torch 2.13, float32, 2 threads, ``configs/mivid.json``
+architecture, default 20 DDIM steps, guide flow-asb): one 854x480 pair 4.6 s, one 7-frame window
+(five frames from frames 1 and 7) 7.5 s (1.5 s per frame).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InputError, WeightsError
+from ..frames import as_time_tensor, check_frame_pair, crop_to
+from ..interpolator import Interpolation, Interpolator
+from ..registry import ModelDescriptor, Param, register
+from .mivid_schedule import PREDICTIONS, SAMPLERS, SCHEDULES, NoiseSchedule, sample
+
+SIZE_MULTIPLE = 4   # two stride-2 levels
+
+
+@dataclass(frozen=True)
+class MiVIDConfig:
+    """Architecture of :class:`MiVIDNet` (saved in the model card as ``architecture.config``).
+
+    Args:
+        widths: channels at the three levels (full, 1/2, 1/4 of the working size).
+        blocks: residual blocks per level in the encoder (the decoder has one per level).
+        heads: attention heads of the bottleneck's temporal self-attention (divides ``widths[2]``).
+        embed: width of the timestep / frame-time embeddings.
+        temporal_kernel: odd kernel size of the temporal convolutions.
+        schedule: ``linear`` or ``cosine``. timesteps: ``T`` of the training schedule.
+        prediction: ``eps`` (noise) or ``v``.
+        work_side: inference runs the diffusion at sizes whose long side is at most this.
+    """
+
+    widths: tuple[int, int, int] = (32, 64, 128)
+    blocks: int = 1
+    heads: int = 4
+    embed: int = 128
+    temporal_kernel: int = 3
+    schedule: str = "cosine"
+    timesteps: int = 1000
+    prediction: str = "eps"
+    work_side: int = 224
+
+    def __post_init__(self):
+        if len(self.widths) != 3 or min(self.widths) < 1:
+            raise InputError("mivid config: widths needs 3 positive entries (full, 1/2, 1/4 size)")
+        if self.blocks < 1 or self.embed < 4 or self.embed % 2:
+            raise InputError("mivid config: blocks >= 1 and an even embed >= 4")
+        if self.heads < 1 or self.widths[2] % self.heads:
+            raise InputError(f"mivid config: heads ({self.heads}) must divide widths[2] ({self.widths[2]})")
+        if self.temporal_kernel < 1 or self.temporal_kernel % 2 == 0:
+            raise InputError(f"mivid config: temporal_kernel must be odd, got {self.temporal_kernel}")
+        if self.schedule not in SCHEDULES:
+            raise InputError(f"mivid config: schedule must be one of {', '.join(SCHEDULES)}")
+        if self.prediction not in PREDICTIONS:
+            raise InputError(f"mivid config: prediction must be one of {', '.join(PREDICTIONS)}")
+        if self.timesteps < 2 or self.work_side < 16:
+            raise InputError("mivid config: timesteps >= 2 and work_side >= 16")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "MiVIDConfig":
+        known = set(cls.__dataclass_fields__)
+        unknown = set(values) - known
+        if unknown:
+            raise InputError(f"mivid config: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def sinusoidal(x: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """``(..., dim)`` sinusoidal features of ``x`` (any shape), as the DDPM timestep embedding."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=x.device, dtype=torch.float32) / half)
+    args = x.float().unsqueeze(-1) * freqs
+    return torch.cat((args.cos(), args.sin()), -1)
+
+
+def frame_time_encoding(tau: torch.Tensor, dim: int) -> torch.Tensor:
+    """``(B,T,dim)`` encoding of the frames' real times ``tau`` ``(B,T)`` in [0, 1] (scaled by 1000
+    so that the frequencies resolve fractions of the clip)."""
+    return sinusoidal(tau * 1000.0, dim)
+
+
+def _groups(channels: int) -> int:
+    return next(g for g in (8, 4, 2, 1) if channels % g == 0)
+
+
+def _spatial(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride, 1)
+
+
+class TemporalConv(nn.Module):
+    """Convolution over the frames (kernel ``k`` in time, 1x1 in space) of a ``(B*T,C,H,W)`` stack
+    (a 2D ``(k,1)`` convolution over ``(B,C,T,H*W)``: faster on CPU than the equivalent 3D one)."""
+
+    def __init__(self, channels: int, kernel: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, (kernel, 1), 1, (kernel // 2, 0))
+
+    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+        bt, c, h, w = x.shape
+        y = self.conv(x.view(bt // frames, frames, c, h * w).transpose(1, 2))
+        return y.transpose(1, 2).reshape(bt, c, h, w)
+
+
+class ResBlock(nn.Module):
+    """Pseudo-3D residual block on ``(B*T,C,H,W)``: 3x3 conv, + embedding (per frame), temporal
+    conv, 3x3 conv (zero-initialised: the block starts as the identity)."""
+
+    def __init__(self, cin: int, cout: int, embed: int, temporal_kernel: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(_groups(cin), cin)
+        self.conv1 = _spatial(cin, cout)
+        self.emb = nn.Linear(embed, cout)
+        self.norm_t = nn.GroupNorm(_groups(cout), cout)
+        self.temporal = TemporalConv(cout, temporal_kernel)
+        self.norm2 = nn.GroupNorm(_groups(cout), cout)
+        self.conv2 = _spatial(cout, cout)
+        self.skip = nn.Identity() if cin == cout else nn.Conv2d(cin, cout, 1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B*T,C,H,W)``, ``emb`` ``(B,T,E)``."""
+        frames = emb.shape[1]
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(emb).reshape(-1, h.shape[1], 1, 1)
+        h = h + self.temporal(F.silu(self.norm_t(h)), frames)
+        h = self.conv2(F.silu(self.norm2(h)))
+        return self.skip(x) + h
+
+
+class TemporalAttention(nn.Module):
+    """Self-attention over the frames at every spatial position, with the frame-time encoding."""
+
+    def __init__(self, channels: int, heads: int, embed: int):
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(_groups(channels), channels)
+        self.position = nn.Linear(embed, channels)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.out = nn.Linear(channels, channels)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B*T,C,h,w)``, ``position`` ``(B,T,E)`` frame-time encodings."""
+        b, t = position.shape[:2]
+        _, c, h, w = x.shape
+        tokens = self.norm(x).view(b, t, c, h, w).permute(0, 3, 4, 1, 2).reshape(b * h * w, t, c)
+        tokens = tokens + self.position(position).repeat_interleave(h * w, 0)
+        q, k, v = self.qkv(tokens).view(b * h * w, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b * h * w, t, c)
+        out = self.out(attended).view(b, h, w, t, c).permute(0, 3, 4, 1, 2).reshape(b * t, c, h, w)
+        return x + out
+
+
+class MiVIDNet(nn.Module):
+    """The denoiser (see the module docstring).
+
+    ``forward(z, visible, base, mask, tau, timestep)``:
+        z, visible, base: ``(B,3,T,H,W)`` in [-1, 1] (``visible`` zero on masked frames);
+        mask: ``(B,1,T,1,1)`` 1 on masked frames; tau: ``(B,T)`` frame times in [0, 1];
+        timestep: ``(B,)`` integer diffusion steps. H and W divisible by 4.
+    Returns ``(B,3,T,H,W)``: the predicted noise (or ``v``). Inside, frames are stacked along the
+    batch (``(B*T,C,H,W)``): 2D convolutions are several times faster than ``(1,3,3)`` 3D ones on CPU.
+    """
+
+    def __init__(self, config: MiVIDConfig | dict | None = None):
+        super().__init__()
+        if config is None:
+            config = MiVIDConfig()
+        elif isinstance(config, dict):
+            config = MiVIDConfig.from_dict(config)
+        self.config = config
+        w0, w1, w2 = config.widths
+        e, k = config.embed, config.temporal_kernel
+        self.time_mlp = nn.Sequential(nn.Linear(e, e), nn.SiLU(), nn.Linear(e, e))
+        self.frame_mlp = nn.Sequential(nn.Linear(e, e), nn.SiLU(), nn.Linear(e, e))
+        self.inp = _spatial(10, w0)
+        self.enc0 = nn.ModuleList([ResBlock(w0, w0, e, k) for _ in range(config.blocks)])
+        self.down0 = _spatial(w0, w0, 2)
+        self.enc1 = nn.ModuleList([ResBlock(w0 if i == 0 else w1, w1, e, k) for i in range(config.blocks)])
+        self.down1 = _spatial(w1, w1, 2)
+        self.mid1 = ResBlock(w1, w2, e, k)
+        self.attention = TemporalAttention(w2, config.heads, e)
+        self.mid2 = ResBlock(w2, w2, e, k)
+        # upsampling convolutions narrow to the skip's width first: the decoder's concatenations stay cheap
+        self.up1 = _spatial(w2, w1)
+        self.dec1 = ResBlock(2 * w1, w1, e, k)
+        self.up0 = _spatial(w1, w0)
+        self.dec0 = ResBlock(2 * w0, w0, e, k)
+        self.out_norm = nn.GroupNorm(_groups(w0), w0)
+        self.out = _spatial(w0, 3)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    @staticmethod
+    def check_inputs(z, visible, base, mask, tau, timestep) -> None:
+        if z.ndim != 5 or z.shape[1] != 3 or visible.shape != z.shape or base.shape != z.shape:
+            raise InputError(f"mivid: z, visible and base must be (B,3,T,H,W) alike, got {tuple(z.shape)}, "
+                             f"{tuple(visible.shape)}, {tuple(base.shape)}")
+        b, _, t, h, w = z.shape
+        if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
+            raise InputError(f"mivid: H and W must divide by {SIZE_MULTIPLE}, got {w}x{h}")
+        if tuple(mask.shape) != (b, 1, t, 1, 1) or tuple(tau.shape) != (b, t) or tuple(timestep.shape) != (b,):
+            raise InputError(f"mivid: mask (B,1,T,1,1), tau (B,T) and timestep (B,) expected, got "
+                             f"{tuple(mask.shape)}, {tuple(tau.shape)}, {tuple(timestep.shape)}")
+
+    def forward(self, z, visible, base, mask, tau, timestep) -> torch.Tensor:
+        self.check_inputs(z, visible, base, mask, tau, timestep)
+        b, _, t, h, w = z.shape
+        dtype = z.dtype
+        e = self.config.embed
+        temb = self.time_mlp(sinusoidal(timestep, e).to(dtype))                   # (B,E)
+        femb = self.frame_mlp(frame_time_encoding(tau, e).to(dtype))              # (B,T,E)
+        emb = temb[:, None] + femb
+        x = torch.cat((z, visible, base, mask.to(dtype).expand(b, 1, t, h, w)), 1)
+        x = self.inp(x.transpose(1, 2).reshape(b * t, 10, h, w))
+        for block in self.enc0:
+            x = block(x, emb)
+        s0 = x
+        x = self.down0(x)
+        for block in self.enc1:
+            x = block(x, emb)
+        s1 = x
+        x = self.mid1(self.down1(x), emb)
+        x = self.attention(x, femb)
+        x = self.mid2(x, emb)
+        x = self.dec1(torch.cat((self.up1(F.interpolate(x, size=s1.shape[-2:], mode="nearest")), s1), 1), emb)
+        x = self.dec0(torch.cat((self.up0(F.interpolate(x, size=s0.shape[-2:], mode="nearest")), s0), 1), emb)
+        x = self.out(F.silu(self.out_norm(x)))
+        return x.view(b, t, 3, h, w).transpose(1, 2)
+
+
+def linear_base(clip: torch.Tensor, mask: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """Visible frames as they are; each masked frame the time-weighted blend of the nearest visible
+    frames before and after it (the nearest one alone at a clip end, zeros when none is visible).
+
+    Args: clip ``(B,C,T,H,W)``, mask ``(B,1,T,1,1)`` (1 masked), tau ``(B,T)``.
+    """
+    b, _, t = clip.shape[:3]
+    visible = mask.view(b, t) < 0.5
+    tau = tau.to(torch.float64)
+    big = torch.full_like(tau, float("inf"))
+    # for each frame j, the latest visible frame at or before it and the earliest at or after it
+    before_time = torch.where(visible, tau, -big)
+    after_time = torch.where(visible, tau, big)
+    idx = torch.arange(t, device=clip.device)
+    weights = torch.zeros(b, t, t, dtype=torch.float64, device=clip.device)   # (B, target j, source i)
+    for j in range(t):
+        prev_ok = visible & (idx <= j)
+        next_ok = visible & (idx >= j)
+        has_prev, has_next = prev_ok.any(1), next_ok.any(1)
+        i_prev = torch.where(prev_ok, idx, -1).max(1).values.clamp_min(0)
+        i_next = torch.where(next_ok, idx, t).min(1).values.clamp_max(t - 1)
+        tp = before_time.gather(1, i_prev[:, None])[:, 0]
+        tn = after_time.gather(1, i_next[:, None])[:, 0]
+        span = (tn - tp)
+        a = torch.where(span > 0, (tau[:, j] - tp) / span.clamp_min(1e-12), torch.zeros_like(span))
+        a = torch.where(has_prev & has_next, a, torch.where(has_next, torch.ones_like(a), torch.zeros_like(a)))
+        rows = torch.arange(b, device=clip.device)
+        weights[rows, j, i_prev] += torch.where(has_prev | has_next, 1 - a, torch.zeros_like(a))
+        weights[rows, j, i_next] += torch.where(has_prev | has_next, a, torch.zeros_like(a))
+    blended = torch.einsum("bji,bcihw->bcjhw", weights.to(clip.dtype), clip)
+    return torch.where(mask.bool(), blended, clip)
+
+
+def load_network(weights, device: torch.device, dtype: torch.dtype) -> MiVIDNet:
+    """Build :class:`MiVIDNet` from a weight file and the ``architecture.config`` of its model card."""
+    from ..weights import load_state_dict, read_model_card
+
+    card = read_model_card(weights)
+    arch = card.get("architecture", {})
+    if arch.get("class") != "MiVIDNet" or "config" not in arch:
+        raise WeightsError(f"{weights}: its model card (the .json beside it) does not describe a MiVIDNet "
+                           "architecture; export weights with `vfi export`")
+    net = MiVIDNet(MiVIDConfig.from_dict(arch["config"]))
+    state = load_state_dict(weights)
+    try:
+        net.load_state_dict({k: v.float() for k, v in state.items()})
+    except RuntimeError as exc:
+        raise WeightsError(f"{weights} does not match its architecture: {str(exc).splitlines()[0]}") from None
+    return net.to(device=device, dtype=dtype).eval()
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize ``(N,C,H,W)``: area when shrinking, bilinear when growing."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    shrink = size[0] <= x.shape[-2] and size[1] <= x.shape[-1]
+    if shrink:
+        return F.interpolate(x, size=size, mode="area")
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+class MiVID(Interpolator):
+    descriptor = ModelDescriptor(
+        name="mivid",
+        summary="Masked video diffusion (MiVID): a 3D U-Net generates the missing frames of a clip from its "
+                "visible ones; DDIM/DDPM sampling at low resolution, guided to full size.",
+        arbitrary_t=True,
+        size_multiple=1,
+        supports_half=False,
+        weight_file="mivid.safetensors",
+        gives_confidence=False,
+        params=(
+            Param("steps", int, 20, "Denoising steps: more is slower and can be sharper.", min=1, max=1000, step=1),
+            Param("sampler", str, "ddim", "ddim: deterministic, good in few steps; ddpm: stochastic ancestral "
+                  "sampling, needs more steps.", choices=SAMPLERS),
+            Param("strength", float, 1.0, "Mask ratio / re-noise strength: 1 generates from noise; lower values "
+                  "re-noise only part of the guide estimate, so few steps refine rather than hallucinate.",
+                  min=0.05, max=1.0, step=0.05),
+            Param("seed", int, 0, "Seed of the sampling noise: the same seed gives the same frames.",
+                  min=0, max=2**31 - 1, step=1),
+            Param("guide", str, "flow-asb", "Full-resolution estimate the low-resolution diffusion corrects "
+                  "(and the start of refinement): flow-asb (optical flow) or blend (linear).",
+                  choices=("flow-asb", "blend")),
+        ),
+    )
+
+    def __init__(self, *, network: MiVIDNet | None = None, **kwargs):
+        super().__init__(**kwargs)
+        owned = network is None
+        if owned:
+            network = load_network(self.weights, self.device, self.dtype)
+        self.network = network.to(device=self.device, dtype=self.dtype).eval()
+        if owned and self.device.type == "cpu":   # oneDNN convolutions run about 1.5x faster channels-last
+            self.network = self.network.to(memory_format=torch.channels_last)
+        self.schedule = NoiseSchedule(network.config.schedule, network.config.timesteps, network.config.prediction)
+        self._flow_asb = None
+        self.progress: Callable[[int, int], None] | None = None   # progress(done, total) per denoising step
+
+    @classmethod
+    def from_network(cls, network: MiVIDNet, device=None, **params) -> "MiVID":
+        """Wrap an in-memory network (e.g. during training) as an interpolator, in float32."""
+        desc = cls.descriptor
+        dev = torch.device(device) if device is not None else next(network.parameters()).device
+        return cls(network=network, descriptor=desc, device=dev, dtype=torch.float32,
+                   params=desc.resolve_params(params))
+
+    # -- guide --------------------------------------------------------------------------------------
+    def _guide(self, first: torch.Tensor, last: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """``(B,N,3,H,W)`` full-size estimates at ``times`` ``(B,N)``."""
+        tt = times[..., None, None, None].to(first.dtype)
+        if self.params["guide"] == "blend":
+            return (1 - tt) * first[:, None] + tt * last[:, None]
+        if self._flow_asb is None:
+            from .. import registry
+            self._flow_asb = registry.load("flow-asb", device=self.device)
+        frames = [self._flow_asb._interpolate(first, last, times[:, n].float()).frame
+                  for n in range(times.shape[1])]
+        return torch.stack(frames, 1).to(first.dtype)
+
+    # -- generation --------------------------------------------------------------------------------
+    def generate(self, clip: torch.Tensor, mask: torch.Tensor, tau: torch.Tensor, init: torch.Tensor | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        """Run the sampler on a working-size clip.
+
+        Args:
+            clip: ``(B,3,T,h,w)`` frames in [0, 1] (masked ones ignored), h and w divisible by 4.
+            mask: ``(B,1,T,1,1)`` 1 on frames to generate. tau: ``(B,T)`` frame times.
+            init: ``(B,3,T,h,w)`` initial estimate in [0, 1] for ``strength`` < 1.
+        Returns: the clip in [0, 1] with the masked frames generated (visible ones exact).
+        """
+        p = self.params
+        x = clip * 2 - 1
+        visible = torch.where(mask.bool(), torch.zeros_like(x), x)
+        base = linear_base(x, mask, tau)
+        timestep_dtype = torch.long
+
+        def denoise(z, t):
+            return self.network(z, visible, base, mask, tau, t.to(self.device, timestep_dtype))
+
+        generator = torch.Generator(device=self.device).manual_seed(int(p["seed"]))
+        out = sample(denoise, self.schedule, x, mask, p["steps"], p["sampler"], generator,
+                     init=None if init is None else init * 2 - 1, strength=p["strength"],
+                     progress=progress or self.progress)
+        return (out + 1) / 2
+
+    def _work_size(self, h: int, w: int) -> tuple[int, int]:
+        side = self.network.config.work_side
+        scale = min(1.0, side / max(h, w))
+        return max(SIZE_MULTIPLE, round(h * scale)), max(SIZE_MULTIPLE, round(w * scale))
+
+    def _between(self, first: torch.Tensor, last: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """``(B,N,3,H,W)`` frames at ``times`` ``(B,N)`` in [0, 1] between ``first`` and ``last``,
+        generated in one pass of a clip ``[first, N frames, last]``."""
+        b, _, h, w = first.shape
+        n = times.shape[1]
+        guide = self._guide(first, last, times)                                   # (B,N,3,H,W)
+        wh, ww = self._work_size(h, w)
+        ph, pw = -wh % SIZE_MULTIPLE, -ww % SIZE_MULTIPLE
+
+        def small(x):  # (N',3,H,W) -> working size, padded by edge replication
+            return F.pad(_resize(x, (wh, ww)), (0, pw, 0, ph), mode="replicate")
+
+        ends = small(torch.cat((first, last))).view(2, b, 3, wh + ph, ww + pw)
+        guide_small = small(guide.flatten(0, 1)).view(b, n, 3, wh + ph, ww + pw)
+        clip = torch.cat((ends[0][:, None], guide_small, ends[1][:, None]), 1).transpose(1, 2)   # (B,3,T,h,w)
+        tau = torch.cat((times.new_zeros(b, 1), times, times.new_ones(b, 1)), 1).to(self.device, torch.float32)
+        mask = torch.zeros(b, 1, n + 2, 1, 1, device=self.device, dtype=first.dtype)
+        mask[:, :, 1:-1] = 1
+        init = clip if self.params["strength"] < 1 else None
+        out = self.generate(clip, mask, tau, init)[:, :, 1:-1].transpose(1, 2)            # (B,N,3,h,w)
+        out = out[..., :wh, :ww].clamp(0, 1)
+        if (wh, ww) == (h, w):
+            return out
+        # full size: the guide corrected by the diffusion's low-frequency difference to it
+        correction = out.flatten(0, 1) - guide_small[..., :wh, :ww].flatten(0, 1)
+        return guide + _resize(correction, (h, w)).view(b, n, 3, h, w)
+
+    def _interpolate(self, frame0, frame1, t) -> Interpolation:
+        return Interpolation(self._between(frame0, frame1, t.view(-1, 1))[:, 0])
+
+    @torch.inference_mode()
+    def interpolate_times(self, first: torch.Tensor, last: torch.Tensor, times) -> torch.Tensor:
+        """All frames at ``times`` between ``first`` and ``last`` in one diffusion pass.
+
+        Args:
+            first, last: ``(B,3,H,W)`` float RGB in [0,1], any size.
+            times: a sequence of floats in (0, 1), or a ``(N,)`` or ``(B,N)`` tensor.
+        Returns: ``(B,N,3,H,W)`` in [0,1], in ``first``'s dtype and device.
+        """
+        check_frame_pair(first, last)
+        b = first.shape[0]
+        times = torch.as_tensor(times, dtype=torch.float32, device=self.device)
+        if times.ndim == 1:
+            times = times.expand(b, -1)
+        if times.ndim != 2 or times.shape[0] != b or times.shape[1] < 1:
+            raise InputError(f"mivid: times must be (N,) or ({b},N), got {tuple(times.shape)}")
+        for row in times:
+            as_time_tensor(row, row.shape[0], self.device)   # range checks
+        out_dtype, out_device = first.dtype, first.device
+        frames = self._between(first.to(self.device, self.dtype), last.to(self.device, self.dtype),
+                               times.contiguous())
+        return crop_to(frames, first.shape[-2:]).clamp(0, 1).to(out_device, out_dtype)
+
+    def interpolate_window(self, first: torch.Tensor, last: torch.Tensor, count: int = 5) -> torch.Tensor:
+        """Window mode: the ``count`` evenly spaced frames between ``first`` and ``last`` (the
+        7-frame protocol: ``count=5`` gives frames 2..6 from frames 1 and 7), ``(B,count,3,H,W)``."""
+        if count < 1:
+            raise InputError(f"mivid: count must be at least 1, got {count}")
+        return self.interpolate_times(first, last, [(k + 1) / (count + 1) for k in range(count)])
+
+
+register(MiVID.descriptor, MiVID)

@@ -1,0 +1,112 @@
+"""Training recipe of :mod:`vfi_core.models.mivid` (``vfi train mivid``): self-supervised on raw
+video windows, no ground-truth middle frames.
+
+Per step, from the step's random stream (so a resumed run repeats the same clips, masks, noise):
+
+1. a clip length ``L`` from ``loss.clip_lengths`` (default 3, 5, 7, 9); per item a span ``S`` in
+   ``L-1..8`` frames of its 9-frame window, a start, and ``L-2`` interior frames drawn without
+   replacement, so clips have irregular spacing; each frame's time is its position in the span,
+   ``tau = (i - first) / S`` (the model sees real times, which is what makes any ``t`` honest at
+   inference: a 3-frame clip with its middle frame at ``tau = j/S`` is pair mode at ``t = j/S``);
+2. the hybrid mask (:func:`~vfi_core.train.mivid_masking.hybrid_mask`) with the curriculum at the
+   training progress ``step / steps``;
+3. a diffusion step ``t`` uniform in ``0..T-1`` and noise; ``z_t`` noises only masked frames;
+4. :class:`~vfi_core.train.mivid_loss.MiVIDLoss`.
+
+The trainer gives the recipe whole windows (``items = "window"``) and the progress: it sets
+``recipe.progress = step / steps`` before :meth:`MiVIDRecipe.step_loss` (or passes ``progress=``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import InputError
+
+
+class MiVIDRecipe:
+    name = "mivid"
+    items = "window"   # the TrainingData item mode this recipe needs
+
+    def __init__(self):
+        self.progress = 0.0   # training progress e / E_max in [0, 1], set by the trainer each step
+        self._schedules: dict = {}
+
+    def build(self, architecture: dict) -> nn.Module:
+        from ..models.mivid import MiVIDConfig, MiVIDNet
+        return MiVIDNet(MiVIDConfig.from_dict(architecture))
+
+    def architecture(self, net: nn.Module) -> dict:
+        return {"class": type(net).__name__, "config": net.config.to_dict()}
+
+    def loss(self, weights: dict) -> nn.Module:
+        from .mivid_loss import MiVIDLoss, MiVIDLossConfig
+        return MiVIDLoss(MiVIDLossConfig.from_dict(weights))
+
+    def terms(self) -> tuple[str, ...]:
+        from .mivid_loss import TERMS
+        return TERMS
+
+    def schedule(self, net: nn.Module):
+        from ..models.mivid_schedule import NoiseSchedule
+        c = net.config
+        key = (c.schedule, c.timesteps, c.prediction)
+        if key not in self._schedules:
+            self._schedules[key] = NoiseSchedule(*key)
+        return self._schedules[key]
+
+    @staticmethod
+    def cut_clips(windows: torch.Tensor, length: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clips of ``length`` frames from windows ``(B,W,3,h,w)``: ``(B,3,length,h,w)`` and times ``(B,length)``."""
+        b, w = windows.shape[:2]
+        if not 3 <= length <= w:
+            raise InputError(f"mivid: clips of {length} frames cannot be cut from windows of {w}")
+        index, times = [], []
+        for _ in range(b):
+            span = int(rng.integers(length - 1, w))
+            first = int(rng.integers(0, w - span))
+            inner = np.sort(rng.choice(np.arange(1, span), size=length - 2, replace=False))
+            offsets = np.concatenate(([0], inner, [span]))
+            index.append(first + offsets)
+            times.append(offsets / span)
+        index = torch.as_tensor(np.stack(index), device=windows.device)
+        clips = torch.stack([windows[i, index[i]] for i in range(b)]).transpose(1, 2)
+        return clips, torch.as_tensor(np.stack(times), dtype=torch.float32, device=windows.device)
+
+    def step_loss(self, net: nn.Module, loss: nn.Module, batch: dict, rng: np.random.Generator,
+                  progress: float | None = None):
+        """One training forward: ``(total, terms, {})`` (see the module docstring)."""
+        from ..models.mivid import linear_base
+        from .mivid_masking import hybrid_mask
+
+        windows = batch["frames"]
+        if "gt" in batch or windows.ndim != 5 or windows.shape[1] < 3:
+            raise InputError("mivid trains on whole windows: the trainer must build TrainingData(..., "
+                             "items=recipe.items) (got four-frame items)")
+        progress = self.progress if progress is None else progress
+        lengths = [n for n in loss.config.clip_lengths if n <= windows.shape[1]]
+        if not lengths:
+            raise InputError(f"mivid: no clip length in {loss.config.clip_lengths} fits windows of {windows.shape[1]}")
+        length = lengths[int(rng.integers(0, len(lengths)))]
+        clips, tau = self.cut_clips(windows, length, rng)
+        mask = hybrid_mask(clips, rng, loss.masking, progress)
+        schedule = self.schedule(net)
+        b = clips.shape[0]
+        x0 = clips * 2 - 1
+        t = torch.as_tensor(rng.integers(0, schedule.timesteps, b), device=x0.device)
+        generator = torch.Generator(device=x0.device).manual_seed(int(rng.integers(0, 2**62)))
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        z = schedule.q_sample(x0, t, noise, mask)
+        visible = torch.where(mask.bool(), torch.zeros_like(x0), x0)
+        base = linear_base(x0, mask, tau)
+        output = net(z, visible, base, mask, tau, t)
+        x0_hat, _ = schedule.split(z, output.float(), t, clip=None)
+        total, terms = loss(output, schedule.target(x0, noise, t), x0_hat, x0, mask, schedule.abar(t, x0).view(b))
+        return total, terms, {}
+
+    def interpolator(self, net: nn.Module):
+        """The network as an interpolator (default steps, the blend guide: dev crops are generated
+        at full size, where the guide plays no part)."""
+        from ..models.mivid import MiVID
+        return MiVID.from_network(net, guide="blend")
