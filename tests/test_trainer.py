@@ -95,3 +95,14 @@ def test_cli_train_refuses_to_overwrite_then_resumes_and_exports(tmp_path, capsy
     assert main(args + ["--resume", "--steps", "3"]) == 0
     assert main(["export", run, "--out", str(tmp_path / "w")]) == 0
     assert json.loads((tmp_path / "w" / "svmv.json").read_text())["training"]["steps"] == 3
+
+
+def test_worker_processes_make_the_same_batches(tmp_path):
+    """``data.workers`` only moves batch making (and the DIS prior) to other processes: same losses."""
+    config = {**CONFIG, "optim": {**CONFIG["optim"], "steps": 4}, "eval": {**CONFIG["eval"], "every": 4}}
+    inline = Trainer("svmv", config, ["synthetic"], run_dir=tmp_path / "a", show_progress=False)
+    inline.train()
+    workers = {**config, "data": {**config["data"], "workers": 2}}
+    pooled = Trainer("svmv", workers, ["synthetic"], run_dir=tmp_path / "b", show_progress=False)
+    pooled.train()
+    assert _losses(tmp_path / "a") == _losses(tmp_path / "b")

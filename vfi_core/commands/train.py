@@ -1,7 +1,8 @@
 """`vfi train`: train a model, the same command on CPU and GPU (AMP on CUDA).
 
   vfi train MODEL --config configs/X.json --data SPEC [--data SPEC ...] [--run-dir runs/NAME] [--resume]
-            [--init-from-shipped | --init-from FILE] [--steps N] [--device auto|cpu|cuda] [--shared ../shared]
+            [--init-from-shipped | --init-from FILE] [--steps N] [--workers N] [--device auto|cpu|cuda]
+            [--shared ../shared]
 
 SPEC: `synthetic`, a crop pack (.npz from `vfi_core.data.pack_training_crops`), a video or a folder of
 frames (video/folders need --shared for the dev-benchmark exclusions). Ctrl-C saves a checkpoint;
@@ -29,6 +30,8 @@ def add_parser(sub) -> None:
                       help="start from the committed weights in vfi_core/weights (a new run)")
     init.add_argument("--init-from", metavar="FILE", help="start from this exported .safetensors (with its .json card)")
     p.add_argument("--steps", type=int, help="override the config's optim.steps (e.g. to extend a run)")
+    p.add_argument("--workers", type=int, help="processes making batches ahead of the GPU (overrides data.workers; "
+                   "0 makes them in the training process)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
     p.add_argument("--shared", default="../shared", help="folder with data/dev/triplets.csv (default: ../shared)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -44,7 +47,7 @@ def run(args) -> int:
     if args.init_from_shipped:
         init_from = find_weights(registry.get_descriptor(args.model), None, ())
     trainer = Trainer(args.model, args.config, args.data, run_dir=args.run_dir, resume=args.resume,
-                      init_from=init_from, device=args.device, steps=args.steps,
+                      init_from=init_from, device=args.device, steps=args.steps, workers=args.workers,
                       shared_dir=args.shared if Path(args.shared).is_dir() else None,
                       command=shlex.join(["vfi", *sys.argv[1:]]), show_progress=not args.quiet)
     row = trainer.train()

@@ -17,7 +17,6 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
@@ -110,6 +109,8 @@ class VideoSource(FrameSource):
         self.size = frames.shape[1:3]
 
     def _decode(self) -> np.ndarray:
+        import av  # here, not at module level: packs and folders train where PyAV is absent (a GPU machine)
+
         try:
             with av.open(str(self.path)) as container:
                 if not container.streams.video:

@@ -3,13 +3,16 @@
 
 Pipeline, for an output time ``t`` between ``I0`` and ``I1`` (``I-1`` and ``I2`` optional):
 
-1. Motion prior: bidirectional DIS flow ``F01``, ``F10`` (:class:`~vfi_core.ops.flow.DISFlow`) on
-   the frames downscaled by ``dis_scale``, turned into backward flows from t by the quadratic
-   approximation of Super SloMo: ``F_t0 = -(1-t) t F01 + t^2 F10``, ``F_t1 = (1-t)^2 F01 - t(1-t) F10``.
+1. Motion prior: bidirectional DIS flow ``F01``, ``F10`` (:class:`~vfi_core.ops.flow.DISFlow`, refined
+   down to the finest pyramid level) on the frames downscaled so that their longer side is at most
+   ``dis_max_side``, turned into backward flows from t by the quadratic approximation of Super
+   SloMo: ``F_t0 = -(1-t) t F01 + t^2 F10``, ``F_t1 = (1-t)^2 F01 - t(1-t) F10``. The network only
+   learns residuals around this prior, and at every level the prior is resized afresh, so detail
+   finer than the network's coarse levels survives (small motion stays as precise as DIS gives it).
    Learned capacity goes to residual motion, occlusion and blending, not to relearning motion.
 2. Motion-volume construction: one shared encoder (the same convolutions for every input frame:
    shared spatiotemporal features) gives features at 1/4, 1/8 and 1/16 of the input size; a
-   decoder, coarse to fine, refines ``F_t0``/``F_t1`` from the features of ``I-1`` and ``I2``, those
+   decoder, coarse to fine, refines ``F_t0``/``F_t1`` (a residual added to the prior) from the features of ``I-1`` and ``I2``, those
    of ``I0``/``I1`` warped to t, the current flows and t. At 1/4 it also emits the motion volume:
    ``M_max`` offset approximations per pixel towards each of ``I0`` and ``I1`` (residuals around the
    refined flows) and a weight logit for each.
@@ -57,8 +60,8 @@ class SVMVConfig:
         decoder_depths: 3x3 convolutions per decoder block at 1/4, 1/8, 1/16 (each at least 2).
         ensemble_max: ``M_max``, offset approximations per pixel and per frame.
         flow_prior: "dis" (classical DIS flow as initial motion) or "none" (learned from zero).
-        dis_preset: DIS preset of the prior.
-        dis_scale: the prior is computed on the frames resized by this factor (in (0, 1]).
+        dis_preset: DIS preset of the prior (refined to full resolution of the resized frames).
+        dis_max_side: the prior is computed on the frames downscaled to this longer side (never upscaled).
         confidence_scale: colour standard deviation at which confidence falls to 1/e.
         hidden: channels of the state passed from one decoder level to the next finer one.
     """
@@ -68,8 +71,8 @@ class SVMVConfig:
     decoder_depths: tuple[int, int, int] = (2, 3, 3)
     ensemble_max: int = ENSEMBLE_RANGE[1]
     flow_prior: str = "dis"
-    dis_preset: str = "ultrafast"
-    dis_scale: float = 0.5
+    dis_preset: str = "medium"
+    dis_max_side: int = 640
     confidence_scale: float = 0.05
     hidden: int = 8
 
@@ -85,8 +88,8 @@ class SVMVConfig:
             raise InputError(f"svmv config: flow_prior must be 'dis' or 'none', got {self.flow_prior!r}")
         if self.dis_preset not in DIS_PRESETS:
             raise InputError(f"svmv config: dis_preset must be one of {DIS_PRESETS}, got {self.dis_preset!r}")
-        if not 0 < self.dis_scale <= 1 or self.confidence_scale <= 0:
-            raise InputError("svmv config: dis_scale must lie in (0, 1] and confidence_scale be positive")
+        if self.dis_max_side < 16 or self.confidence_scale <= 0:
+            raise InputError("svmv config: dis_max_side must be at least 16 and confidence_scale positive")
 
     @classmethod
     def from_dict(cls, values: dict) -> "SVMVConfig":
@@ -118,6 +121,31 @@ class SVMVOutput(NamedTuple):
     offsets: torch.Tensor
     weights: torch.Tensor
     samples: torch.Tensor
+
+
+def prior_size(h: int, w: int, config: SVMVConfig) -> tuple[int, int]:
+    """Size ``(h, w)`` at which the DIS prior is computed: the longer side at most ``dis_max_side``."""
+    scale = min(1.0, config.dis_max_side / max(h, w))
+    return max(2, round(h * scale)), max(2, round(w * scale))
+
+
+def dis_prior(frame0: torch.Tensor, frame1: torch.Tensor, config: SVMVConfig, dis=None) -> torch.Tensor:
+    """``(B,4,h,w)`` DIS flows ``F01, F10`` in pixels of the :func:`prior_size` grid (zeros when
+    ``config.flow_prior`` is "none"). Runs on the CPU (OpenCV); ``dis`` reuses a
+    :class:`~vfi_core.ops.flow.DISFlow`. Training computes it in the data workers.
+    """
+    b, _, h, w = frame0.shape
+    size = prior_size(h, w, config)
+    if config.flow_prior == "none":
+        return frame0.new_zeros(b, 4, *size)
+    if dis is None:
+        from ..ops.flow import DISFlow
+        dis = DISFlow(config.dis_preset, finest_scale=0)
+    pair = torch.cat((frame0, frame1)).float()
+    if size != (h, w):
+        pair = F.interpolate(pair, size=size, mode="area")
+    f01, f10 = dis(pair[:b], pair[b:])
+    return torch.cat((f01, f10), 1).to(frame0.dtype)
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -195,19 +223,12 @@ class SVMVNet(nn.Module):
             bias[4 + 2 * m:4 + 4 * m] = -ring.flatten()
         self._dis = None
 
-    def _prior(self, frame0: torch.Tensor, frame1: torch.Tensor) -> torch.Tensor:
-        """``(B,4,h,w)`` DIS flows ``F01, F10`` at ``dis_scale`` of the input size (zeros without prior)."""
-        b, _, h, w = frame0.shape
-        size = (max(2, round(h * self.config.dis_scale)), max(2, round(w * self.config.dis_scale)))
-        if self.config.flow_prior == "none":
-            return frame0.new_zeros(b, 4, *size)
-        from ..ops.flow import DISFlow
-
-        if self._dis is None:
-            self._dis = DISFlow(self.config.dis_preset)
-        small = F.interpolate(torch.cat((frame0, frame1)).float(), size=size, mode="area")
-        f01, f10 = self._dis(small[:b], small[b:])
-        return torch.cat((f01, f10), 1).to(frame0.dtype)
+    def prior(self, frame0: torch.Tensor, frame1: torch.Tensor) -> torch.Tensor:
+        """The motion prior of this network's config (:func:`dis_prior`); its DIS object is reused."""
+        if self._dis is None and self.config.flow_prior == "dis":
+            from ..ops.flow import DISFlow
+            self._dis = DISFlow(self.config.dis_preset, finest_scale=0)
+        return dis_prior(frame0, frame1, self.config, self._dis)
 
     @staticmethod
     def check_inputs(frames: torch.Tensor, t: torch.Tensor) -> None:
@@ -230,8 +251,8 @@ class SVMVNet(nn.Module):
                 two-frame input); H and W divisible by 16.
             t: ``(B,)`` float in [0,1].
             ensemble: ``M`` in ``[1, ensemble_max]`` (default ``ensemble_max``).
-            prior: precomputed ``(B,4,h,w)`` flows ``F01, F10`` (as :meth:`_prior` returns); computed
-                here when ``None``.
+            prior: precomputed ``(B,4,h,w)`` flows ``F01, F10`` (as :func:`dis_prior` returns, any
+                grid size); computed here when ``None``.
         Returns:
             :class:`SVMVOutput`.
         """
@@ -243,7 +264,7 @@ class SVMVNet(nn.Module):
         b, _, _, h, w = frames.shape
         dtype = frames.dtype
         if prior is None:
-            prior = self._prior(frames[:, 1], frames[:, 2])
+            prior = self.prior(frames[:, 1], frames[:, 2])
         # shared encoder over the 4 frames at half size
         x = F.avg_pool2d(frames.flatten(0, 1), 2)
         feats = []
@@ -251,35 +272,39 @@ class SVMVNet(nn.Module):
             x = block(x)
             feats.append(x.view(b, 4, *x.shape[1:]))
         tt = t.to(dtype).view(b, 1, 1, 1)
-        flow = hidden = None
+        f01, f10 = prior.to(dtype).split(2, 1)
+        base = torch.cat((-(1 - tt) * tt * f01 + tt * tt * f10,
+                          (1 - tt) ** 2 * f01 - tt * (1 - tt) * f10), 1)  # prior flows from t, prior grid
+        residual = hidden = None
         for level in (2, 1, 0):
             f = feats[level]
             size = f.shape[-2:]
-            if flow is None:
-                f01, f10 = _resize_flow(prior, size).split(2, 1)
-                flow = torch.cat((-(1 - tt) * tt * f01 + tt * tt * f10,
-                                  (1 - tt) ** 2 * f01 - tt * (1 - tt) * f10), 1)
+            if residual is None:
+                residual = base.new_zeros(b, 4, *size)
             else:
-                flow = _resize_flow(flow, size)
+                residual = _resize_flow(residual, size)
                 hidden = F.interpolate(hidden, size=size, mode="bilinear", align_corners=False)
+            flow = _resize_flow(base, size) + residual
             warped = [backward_warp(f[:, 1], flow[:, :2]), backward_warp(f[:, 2], flow[:, 2:])]
             parts = warped if level == 0 else [f[:, 0], *warped, f[:, 3]]
             parts += [flow * 0.25, tt.expand(b, 1, *size)]
             if hidden is not None:
                 parts.append(hidden)
             out = self.heads[level](self.decoders[level](torch.cat(parts, 1)))
-            flow = flow + out[:, :4]
+            residual = residual + out[:, :4]
             hidden = out[:, 4:]
-        # motion volume at 1/4: members around the refined flows, then upsampled to full size
+        # motion volume at 1/4: members around the refined flows, upsampled to full size and added to
+        # the prior resized to full size (its detail is not limited by the 1/4 grid)
         h4, w4 = hidden.shape[-2:]
         deltas = hidden[:, :4 * m_max].view(b, 2, m_max, 2, h4, w4)[:, :, :m]
-        offsets = flow.view(b, 2, 1, 2, h4, w4) + deltas
+        members = residual.view(b, 2, 1, 2, h4, w4) + deltas
         logits = hidden[:, 4 * m_max:].view(b, 2, m_max, h4, w4)[:, :, :m]
         prior_logit = torch.log(torch.cat((1 - tt, tt), 1).clamp_min(1e-4)).view(b, 2, 1, 1, 1)
         # weights are a softmax at 1/4 size, upsampled: bilinear upsampling keeps them convex
         weights = torch.softmax((logits + prior_logit).reshape(b, 2 * m, h4, w4), 1)
         weights = F.interpolate(weights, size=(h, w), mode="bilinear", align_corners=False).view(b, 2, 1, m, h, w)
-        offsets = _resize_flow(offsets.reshape(b, 4 * m, h4, w4), (h, w)).view(b, 2, m, 2, h, w)
+        offsets = (_resize_flow(members.reshape(b, 4 * m, h4, w4), (h, w)).view(b, 2, m, 2, h, w)
+                   + _resize_flow(base, (h, w)).view(b, 2, 1, 2, h, w))
         samples = _sample_members(frames[:, 1:3], offsets)  # (B,2,3,M,H,W)
         weighted = weights * samples
         frame = weighted.sum(3).sum(1)

@@ -13,6 +13,12 @@ class SVMVRecipe:
 
     name = "svmv"
 
+    def __init__(self):
+        self._dis = None  # one DIS object per process (data workers each make their own)
+
+    def __getstate__(self) -> dict:  # OpenCV objects do not pickle: a spawned worker makes its own
+        return {**self.__dict__, "_dis": None}
+
     def build(self, architecture: dict) -> nn.Module:
         from ..models.svmv import SVMVConfig, SVMVNet
         return SVMVNet(SVMVConfig.from_dict(architecture))
@@ -32,11 +38,22 @@ class SVMVRecipe:
         from ..models.svmv import ENSEMBLE_RANGE
         return ENSEMBLE_RANGE[0], min(ENSEMBLE_RANGE[1], net.config.ensemble_max)
 
+    def prepare_batch(self, batch: dict, architecture) -> dict:
+        """Add the DIS motion prior (``"prior"``) to a batch; runs where batches are made (the data
+        workers on a GPU machine), so that OpenCV's flow never stalls the training step."""
+        from ..models.svmv import dis_prior
+        from ..ops.flow import DISFlow
+
+        if self._dis is None and architecture.flow_prior == "dis":
+            self._dis = DISFlow(architecture.dis_preset, finest_scale=0)
+        frames = batch["frames"]
+        return {**batch, "prior": dis_prior(frames[:, 1], frames[:, 2], architecture, self._dis)}
+
     def step_loss(self, net: nn.Module, loss: nn.Module, batch: dict, rng: np.random.Generator):
         """Forward one batch with a random ``M``: ``(total, terms, {"ensemble": M})``."""
         low, high = self.ensemble_range(net)
         m = int(rng.integers(low, high + 1))
-        output = net(batch["frames"], batch["t"], ensemble=m)
+        output = net(batch["frames"], batch["t"], ensemble=m, prior=batch.get("prior"))
         total, terms = loss(output, batch)
         return total, terms, {"ensemble": m}
 

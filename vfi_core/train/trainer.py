@@ -4,7 +4,8 @@ A config is JSON (see ``configs/``); missing keys take the defaults of :data:`DE
 
     {"name": run name, "seed": int, "amp": "bf16" | "fp16" | "off" (CUDA only; CPU runs in float32),
      "architecture": {...model config...}, "loss": {...term weights, 0 = off...},
-     "data": {"crop", "batch_size", "two_frame_probability", "max_gap", "weights", "max_side"},
+     "data": {"crop", "batch_size", "two_frame_probability", "max_gap", "weights", "max_side",
+              "workers": processes making batches ahead (0: in the training process)},
      "optim": {"steps", "lr", "min_lr", "warmup", "weight_decay", "betas", "grad_clip"},
      "ema": {"decay"}, "eval": {"every", "dev", "items", "size", "layout", "limit"},
      "log": {"every", "checkpoint_every", "tensorboard"}}
@@ -41,7 +42,7 @@ from .recipes import count_parameters, get_recipe
 DEFAULTS = {
     "name": None, "seed": 0, "amp": "bf16", "architecture": {}, "loss": {},
     "data": {"crop": 128, "batch_size": 8, "two_frame_probability": 0.5, "max_gap": 4, "weights": None,
-             "max_side": None},
+             "max_side": None, "workers": 0},
     "optim": {"steps": 10000, "lr": 1e-3, "min_lr": 1e-5, "warmup": 200, "weight_decay": 1e-4,
               "betas": [0.9, 0.999], "grad_clip": 1.0},
     "ema": {"decay": 0.999},
@@ -127,6 +128,32 @@ class _CSVLog:
         self.rows.append({k: str(v) for k, v in row.items()})
 
 
+class _StepBatches(torch.utils.data.Dataset):
+    """Batches ``first..last`` of a trainer as a dataset, for worker processes (item ``i`` = step ``first+i``)."""
+
+    def __init__(self, trainer: "Trainer", first: int, last: int):
+        self.data, self.recipe, self.config = trainer.data, trainer.recipe, trainer.net.config
+        self.first, self.count = first, last - first + 1
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> dict:
+        return _prepared_batch(self.data, self.recipe, self.config, self.first + index)
+
+
+def _prepared_batch(data: TrainingData, recipe, architecture, step: int) -> dict:
+    """Batch ``step`` as the recipe wants it (e.g. with a motion prior), on the CPU."""
+    batch = data.batch(step)
+    prepare = getattr(recipe, "prepare_batch", None)
+    return prepare(batch, architecture) if prepare is not None else batch
+
+
+def _quiet_worker(_: int) -> None:
+    import cv2  # one OpenCV thread per worker: the workers are the parallelism
+    cv2.setNumThreads(1)
+
+
 class Trainer:
     """Train ``model`` per ``config`` on ``data`` specs into ``run_dir``.
 
@@ -139,6 +166,8 @@ class Trainer:
         init_from: a weight file (exported, with its model card) to start a fresh run from.
         device: ``None``/"auto", "cpu", "cuda"...
         steps: override ``optim.steps`` (e.g. to extend a resumed run).
+        workers: override ``data.workers`` (how batches are made does not change them: a run may
+            resume with another value).
         shared_dir: ``../shared`` (dev-benchmark exclusions for video/folder data).
         command: the command line, recorded in the checkpoint and the model card.
         show_progress: tqdm progress bar on stderr.
@@ -146,7 +175,8 @@ class Trainer:
 
     def __init__(self, model: str, config, data: list[str], run_dir: str | Path | None = None,
                  resume: bool = False, init_from: str | Path | None = None, device=None,
-                 steps: int | None = None, shared_dir: str | Path | None = None, command: str = "",
+                 steps: int | None = None, workers: int | None = None, shared_dir: str | Path | None = None,
+                 command: str = "",
                  show_progress: bool = True):
         from ..device import resolve_device
 
@@ -154,6 +184,8 @@ class Trainer:
         self.config = load_config(config)
         if steps is not None:
             self.config["optim"]["steps"] = int(steps)
+        if workers is not None:
+            self.config["data"]["workers"] = int(workers)
         name = self.config["name"] or model
         self.run_dir = Path(run_dir) if run_dir is not None else Path("runs") / name
         self.model_name, self.data_specs = model, [str(d) for d in data]
@@ -164,6 +196,7 @@ class Trainer:
             info, tensors = read_checkpoint(self.run_dir)
             saved = json.loads((self.run_dir / "config.json").read_text())
             saved["optim"]["steps"] = self.config["optim"]["steps"]
+            saved["data"]["workers"] = self.config["data"]["workers"]
             if saved != self.config or info["model"] != model or info["data"] != self.data_specs:
                 raise InputError(f"--resume: the config, model or data differ from the run in {self.run_dir} "
                                  f"(it trained {info['model']} on {' '.join(info['data'])}); use its config.json")
@@ -227,16 +260,29 @@ class Trainer:
         return SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step + 1)
 
     # -- one step -------------------------------------------------------------------------------
+    def _batches(self, first: int, last: int):
+        """Batches ``first..last`` in order: made here, or by ``data.workers`` processes ahead of use."""
+        workers = int(self.config["data"]["workers"])
+        if workers <= 0:
+            return (_prepared_batch(self.data, self.recipe, self.net.config, step) for step in range(first, last + 1))
+        # spawned, not forked: a fork would copy OpenCV's thread pool mid-use and can deadlock
+        loader = torch.utils.data.DataLoader(_StepBatches(self, first, last), batch_size=None, num_workers=workers,
+                                             prefetch_factor=4, pin_memory=self.device.type == "cuda",
+                                             worker_init_fn=_quiet_worker, multiprocessing_context="spawn")
+        return iter(loader)
+
     def _to_device(self, batch: dict) -> dict:
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
-    def train_step(self, step: int) -> dict:
-        """Run optimizer step ``step`` (1-based); return its log row."""
+    def train_step(self, step: int, batch: dict | None = None) -> dict:
+        """Run optimizer step ``step`` (1-based) on ``batch`` (made here when ``None``); return its log row."""
         start = time.perf_counter()
         lr = learning_rate(self.config, step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        batch = self._to_device(self.data.batch(step))
+        if batch is None:
+            batch = _prepared_batch(self.data, self.recipe, self.net.config, step)
+        batch = self._to_device(batch)
         rng = np.random.default_rng([self.config["seed"], step, 1])
         self.net.train()
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=self.amp_dtype is not None):
@@ -332,8 +378,9 @@ class Trainer:
         try:
             with tqdm(total=total, initial=self.step, desc=f"train {self.model_name}", unit="step",
                       disable=not self.show_progress, file=sys.stderr) as bar:
+                batches = self._batches(self.step + 1, end)
                 while self.step < end:
-                    row = self.train_step(self.step + 1)
+                    row = self.train_step(self.step + 1, next(batches))
                     self.step += 1
                     self.wall_time += row["seconds"]
                     if self.step % log_every == 0 or self.step == end:
