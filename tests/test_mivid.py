@@ -222,6 +222,14 @@ def test_recipe_cuts_clips_with_real_times_and_runs_a_step():
                                        np.random.default_rng(3), progress=0.5)
     assert torch.isfinite(total) and set(terms) == {"diffusion", "pixel"}
     total.backward()
+    half = recipe.loss({"perceptual": 0, "scales": [2]})
+    seen = []
+    net.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape[-2:])))
+    recipe.step_loss(net, half, {"frames": torch.rand(2, 9, 3, 16, 16)}, np.random.default_rng(3))
+    assert seen == [(8, 8)]
+    with pytest.raises(InputError, match="divide"):
+        recipe.step_loss(net, recipe.loss({"scales": [3]}), {"frames": torch.rand(2, 9, 3, 16, 16)},
+                         np.random.default_rng(3))
     with pytest.raises(InputError, match="items=recipe.items"):
         recipe.step_loss(net, loss, {"frames": torch.rand(2, 4, 3, 16, 16), "gt": torch.rand(2, 3, 16, 16),
                                      "t": torch.rand(2)}, np.random.default_rng(0))

@@ -19,9 +19,9 @@ on the clean frames the network's output implies.
 Loss config (the ``loss`` section of a MiVID training config)::
 
     {"diffusion": 1.0, "pixel": 0.1, "perceptual": 0.0, "perceptual_weights": null,
-     "masking": {...MaskingConfig...}, "clip_lengths": [3, 5, 7, 9]}
+     "masking": {...MaskingConfig...}, "clip_lengths": [3, 5, 7, 9], "scales": [1]}
 
-``masking`` and ``clip_lengths`` shape the training clips (:mod:`vfi_core.train.mivid_recipe`).
+``masking``, ``clip_lengths`` and ``scales`` shape the training clips (:mod:`vfi_core.train.mivid_recipe`).
 """
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ PERCEPTUAL_LAYERS = ("relu1_2", "relu2_2", "relu3_3")
 
 @dataclass(frozen=True)
 class MiVIDLossConfig:
-    """Term weights (0 switches a term off), the perceptual features file, masking and clip lengths."""
+    """Term weights (0 switches a term off), the perceptual features file, masking, clip lengths and
+    the downscaling factors drawn per step (``scales``: 2 trains half the crop size at twice the
+    scale, closer to what the diffusion sees at inference, where 480p is worked on at 224 pixels)."""
 
     diffusion: float = 1.0
     pixel: float = 0.1
@@ -49,6 +51,7 @@ class MiVIDLossConfig:
     perceptual_weights: str | None = None
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     clip_lengths: tuple[int, ...] = (3, 5, 7, 9)
+    scales: tuple[int, ...] = (1,)
 
     @classmethod
     def from_dict(cls, values: dict) -> "MiVIDLossConfig":
@@ -69,6 +72,11 @@ class MiVIDLossConfig:
             if not lengths or min(lengths) < 3 or max(lengths) > 9:
                 raise InputError(f"mivid loss: clip_lengths must be integers in 3..9 (windows of 9), got {lengths}")
             values["clip_lengths"] = lengths
+        if "scales" in values:
+            scales = tuple(int(n) for n in values["scales"])
+            if not scales or min(scales) < 1:
+                raise InputError(f"mivid loss: scales must be integers >= 1, got {scales}")
+            values["scales"] = scales
         config = cls(**values)
         if not any(getattr(config, name) for name in TERMS):
             raise InputError("mivid loss: every term weight is 0: enable at least one")

@@ -8,6 +8,7 @@ Per step, from the step's random stream (so a resumed run repeats the same clips
    replacement, so clips have irregular spacing; each frame's time is its position in the span,
    ``tau = (i - first) / S`` (the model sees real times, which is what makes any ``t`` honest at
    inference: a 3-frame clip with its middle frame at ``tau = j/S`` is pair mode at ``t = j/S``);
+   then a downscaling factor from ``loss.scales`` (area averaging; default 1: none);
 2. the hybrid mask (:func:`~vfi_core.train.mivid_masking.hybrid_mask`) with the curriculum at the
    training progress ``step / steps``;
 3. a diffusion step ``t`` uniform in ``0..T-1`` and noise; ``z_t`` noises only masked frames;
@@ -15,11 +16,21 @@ Per step, from the step's random stream (so a resumed run repeats the same clips
 
 The trainer gives the recipe whole windows (``items = "window"``) and the progress: it sets
 ``recipe.progress = step / steps`` before :meth:`MiVIDRecipe.step_loss` (or passes ``progress=``).
+
+On the lent GPU (docs/TRAINING.md; carry ``runs/packs`` and ``runs/perceptual``, the VGG16 features
+``configs/mivid.json`` names, written by ``VGGFeatures.from_package(("relu1_2", "relu2_2",
+"relu3_3")).save_safetensors("runs/perceptual/vgg_relu3_3.safetensors")``)::
+
+    mkdir -p $OUT/run; PYTHONUNBUFFERED=1 timeout -s INT 540 python3 -m vfi_core train mivid
+        --config configs/mivid.json --data runs/packs/dev_9x128.npz --run-dir runs/mivid-gpu
+        --device cuda --quiet [--resume]; cp runs/mivid-gpu/{state.safetensors,state.json,config.json,
+        log.csv,dev.csv,plot.png} $OUT/run/
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
@@ -90,6 +101,13 @@ class MiVIDRecipe:
             raise InputError(f"mivid: no clip length in {loss.config.clip_lengths} fits windows of {windows.shape[1]}")
         length = lengths[int(rng.integers(0, len(lengths)))]
         clips, tau = self.cut_clips(windows, length, rng)
+        scale = loss.config.scales[int(rng.integers(0, len(loss.config.scales)))]
+        if scale > 1:
+            from ..models.mivid import SIZE_MULTIPLE
+            h, w = clips.shape[-2:]
+            if h % (scale * SIZE_MULTIPLE) or w % (scale * SIZE_MULTIPLE):
+                raise InputError(f"mivid: crops of {w}x{h} do not divide by {scale * SIZE_MULTIPLE} (scale {scale})")
+            clips = F.avg_pool3d(clips, (1, scale, scale))
         mask = hybrid_mask(clips, rng, loss.masking, progress)
         schedule = self.schedule(net)
         b = clips.shape[0]
