@@ -17,7 +17,8 @@ from .errors import ModelNotFoundError, ParameterError
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # Modules that register models when imported; imported on first use so that importing vfi_core
 # (and ComfyUI's start-up) stays cheap.
-_MODEL_MODULES = ("vfi_core.models.flow_asb", "vfi_core.models.svmv", "vfi_core.models.mivid")
+_MODEL_MODULES = ("vfi_core.models.flow_asb", "vfi_core.models.svmv", "vfi_core.models.mivid",
+                  "vfi_core.models.pervfi")
 
 
 @dataclass(frozen=True)
