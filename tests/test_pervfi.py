@@ -194,6 +194,10 @@ def test_loss_terms_and_missing_perceptual_features(tmp_path, monkeypatch):
     total, terms = loss(net, cond, {"gt": gt})
     assert set(terms) == {"nll", "reconstruction"} and torch.isfinite(total)
     assert total.item() == pytest.approx(terms["nll"] + 0.1 * terms["reconstruction"], rel=1e-5)
+    from vfi_core.losses import charbonnier
+    with torch.no_grad():  # the z = 0 decoding, batched with the perceptual one inside the loss
+        expected = charbonnier(net.decode(cond, net.sample_latents(cond, 0.0)), gt)
+    assert terms["reconstruction"] == pytest.approx(float(expected), rel=1e-5)
     total.backward()
     assert net.flow.blocks[0].steps[0].coupling.out.weight.grad.abs().sum() > 0
     assert net.align[0].net[-1].weight.grad.abs().sum() > 0  # the blending learns through the flow

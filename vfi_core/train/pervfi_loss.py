@@ -113,13 +113,25 @@ class PerVFILoss(nn.Module):
             if w.nll:
                 dims = target[0].numel()
                 terms["nll"] = bits_per_dim(net.flow.log_prob(zs) + logdet, dims).mean()
+        # the frames decoded from z' (eq. 13) and from z = 0 go through the flow as one batch
+        decodes: dict[str, list[torch.Tensor]] = {}
         if w.perceptual:
             sampled = []
             for z in zs:  # eq. 13: z' ~ N(mean z, var z), per sample and level
                 mean = z.mean((1, 2, 3), keepdim=True)
                 std = z.std((1, 2, 3), keepdim=True)
                 sampled.append(mean + std * torch.randn_like(z))
-            decoded = net.decode(cond, sampled)
+            decodes["perceptual"] = sampled
+        if w.reconstruction:
+            decodes["reconstruction"] = net.sample_latents(cond, 0.0)
+        if decodes:
+            n = len(decodes)
+            stacked = cond._replace(estimate=cond.estimate.repeat(n, 1, 1, 1),
+                                    conds=[c.repeat(n, 1, 1, 1) for c in cond.conds])
+            latents = [torch.cat(level) for level in zip(*decodes.values())]
+            frames = dict(zip(decodes, net.decode(stacked, latents).split(gt.shape[0])))
+        if w.perceptual:
+            decoded = frames["perceptual"]
             if self.features.mean.device != decoded.device:  # the trainer does not move the loss
                 self.features.to(decoded.device)
             with torch.autocast(decoded.device.type, enabled=False):
@@ -128,7 +140,6 @@ class PerVFILoss(nn.Module):
                     ft = self.features(gt.float())
                 terms["perceptual"] = sum((a - b).abs().mean() for a, b in zip(fp, ft)) / (len(fp) * FEATURE_SCALE)
         if w.reconstruction:
-            zeros = net.sample_latents(cond, 0.0)
-            terms["reconstruction"] = charbonnier(net.decode(cond, zeros).float(), gt.float())
+            terms["reconstruction"] = charbonnier(frames["reconstruction"].float(), gt.float())
         total = sum(getattr(w, name) * value for name, value in terms.items())
         return total, {name: float(value.detach()) for name, value in terms.items()}
