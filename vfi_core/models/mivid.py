@@ -10,7 +10,9 @@ bottleneck (1/4 of the working size) with the same positional encoding. Input ch
 clip ``z_t`` (visible frames clean), the visible frames ``(1-M) x0``, a base estimate of every
 frame (visible frames as they are, masked ones a time-weighted blend of the nearest visible frames
 before and after: :func:`linear_base`) and the mask. Output: the noise ``eps`` (or ``v``,
-``architecture.prediction``). The diffusion lives in [-1, 1] (``x = 2 * frame - 1``); visible frames
+``architecture.prediction``: ``eps`` is the paper's and the default; ``v`` stays well scaled at
+both ends of the schedule and is there for the case it trains better in few-step sampling; the
+model card records which one a weight file uses). The diffusion lives in [-1, 1] (``x = 2 * frame - 1``); visible frames
 are never noised (:mod:`vfi_core.models.mivid_schedule`).
 
 Inference modes:
@@ -34,11 +36,20 @@ low-frequency difference to it::
 where ``G`` is the ``guide`` parameter: ``flow-asb`` (the training-free flow interpolator: sharp
 full-resolution detail moved by optical flow; default) or ``blend`` (the linear blend, no flow).
 The diffusion decides content and motion at low resolution, the guide supplies the detail the low
-resolution lacks. Inputs no larger than ``work_side`` are generated at full size (no guide needed).
+resolution lacks. Inputs no larger than ``work_side`` are generated at full size (the guide then
+only starts the refinement when ``strength`` < 1). Training crops (128, half of them averaged down
+to 64 by ``loss.scales``) are close to the working size's scale.
 
-Measured on this 2-core CPU (torch 2.13, float32, 2 threads, ``configs/mivid.json``
-architecture, default 20 DDIM steps, guide flow-asb): one 854x480 pair 4.6 s, one 7-frame window
-(five frames from frames 1 and 7) 7.5 s (1.5 s per frame).
+Measured on this 2-core CPU (torch 2.13, float32, 2 threads, channels-last, the
+``configs/mivid.json`` architecture: 1.23 M parameters; guide flow-asb; fastest of 2-3 runs on a
+machine shared with other jobs), 854x480 input:
+
+- defaults (20 DDIM steps, strength 0.5, so 10 network evaluations): one pair 3.5 s, one 7-frame
+  window (five frames from frames 1 and 7, one pass) 9.2 s, 1.8 s per frame;
+- strength 1 (generation from noise, 20 evaluations): one pair 5.8 s, one window 15.8 s.
+
+Time scales with the number of evaluations (``steps * strength``) and the frames in the clip (3 in
+pair mode, 7 in window mode); the U-Net at 224x128 costs about 0.28 s per 3-frame evaluation.
 """
 from __future__ import annotations
 
