@@ -368,8 +368,7 @@ class MiVID(Interpolator):
                   "re-noise only part of the guide estimate and run only that share of the steps, so few "
                   "steps refine rather than hallucinate.",
                   min=0.05, max=1.0, step=0.05),
-            Param("seed", int, 0, "Seed of the sampling noise: the same seed gives the same frames.",
-                  min=0, max=2**31 - 1, step=1),
+            Param("seed", int, 0, "Seed of the sampling noise: the same seed gives the same frames.", min=0),
             Param("guide", str, "flow-asb", "Full-resolution estimate the low-resolution diffusion corrects "
                   "(and the start of refinement): flow-asb (optical flow) or blend (linear).",
                   choices=("flow-asb", "blend")),
