@@ -258,8 +258,9 @@ class DeformableAlign(nn.Module):
         base_y = torch.arange(h, device=f_b.device, dtype=offsets.dtype).view(h, 1) * ay - 1.0
         grid = torch.stack((torch.add(base_x, offsets[:, :, 0], alpha=ax),
                             torch.add(base_y, offsets[:, :, 1], alpha=ay)), -1)  # (B,K,h,w,2)
-        samples = F.grid_sample(f_b, grid.view(b, k * h, w, 2).to(f_b.dtype), mode="bilinear",
-                                padding_mode="border", align_corners=True).view(b, c, k, h, w)
+        # sampled in float32: under bf16 autocast a bf16 grid would be off by up to half a pixel
+        samples = F.grid_sample(f_b.float(), grid.view(b, k * h, w, 2).float(), mode="bilinear",
+                                padding_mode="border", align_corners=True).view(b, c, k, h, w).to(f_b.dtype)
         return self.mix((samples * modulation).reshape(b, c * k, h, w)), flow
 
 
