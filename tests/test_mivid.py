@@ -418,15 +418,9 @@ def test_samplers_with_an_oracle_recover_the_clip(sampler, prediction):
 
 
 # -- the trainer end to end ---------------------------------------------------------------------------
-def test_trainer_runs_mivid_on_windows_and_exports(tmp_path, monkeypatch):
-    import functools
-
-    import vfi_core.train.trainer as trainer_module
+def test_trainer_runs_mivid_on_windows_and_exports(tmp_path):
     from vfi_core.train import Trainer, export_run
-    from vfi_core.train.data import TrainingData
 
-    # whole windows, as the recipe asks (the trainer passes items=recipe.items; a call-time items wins)
-    monkeypatch.setattr(trainer_module, "TrainingData", functools.partial(TrainingData, items="window"))
     config = {"name": "tiny", "seed": 1, "architecture": TINY, "loss": {"perceptual": 0},
               "data": {"crop": 16, "batch_size": 2}, "optim": {"steps": 4, "lr": 0.003, "warmup": 1},
               "eval": {"every": 4, "dev": "synthetic", "items": 1, "size": 16},

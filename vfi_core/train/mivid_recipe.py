@@ -14,8 +14,8 @@ Per step, from the step's random stream (so a resumed run repeats the same clips
 3. a diffusion step ``t`` uniform in ``0..T-1`` and noise; ``z_t`` noises only masked frames;
 4. :class:`~vfi_core.train.mivid_loss.MiVIDLoss`.
 
-The trainer gives the recipe whole windows (``items = "window"``) and the progress: it sets
-``recipe.progress = step / steps`` before :meth:`MiVIDRecipe.step_loss` (or passes ``progress=``).
+The trainer gives the recipe whole windows (``items = "window"``) and passes the training progress
+``step / steps`` to :meth:`MiVIDRecipe.step_loss`.
 
 On the lent GPU (docs/TRAINING.md; carry ``runs/packs`` and ``runs/perceptual``, the VGG16 features
 ``configs/mivid.json`` names, written by ``VGGFeatures.from_package(("relu1_2", "relu2_2",
@@ -41,7 +41,6 @@ class MiVIDRecipe:
     items = "window"   # the TrainingData item mode this recipe needs
 
     def __init__(self):
-        self.progress = 0.0   # training progress e / E_max in [0, 1], set by the trainer each step
         self._schedules: dict = {}
 
     def build(self, architecture: dict) -> nn.Module:
@@ -86,7 +85,7 @@ class MiVIDRecipe:
         return clips, torch.as_tensor(np.stack(times), dtype=torch.float32, device=windows.device)
 
     def step_loss(self, net: nn.Module, loss: nn.Module, batch: dict, rng: np.random.Generator,
-                  progress: float | None = None):
+                  progress: float = 0.0):
         """One training forward: ``(total, terms, {})`` (see the module docstring)."""
         from ..models.mivid import linear_base
         from .mivid_masking import hybrid_mask
@@ -95,7 +94,6 @@ class MiVIDRecipe:
         if "gt" in batch or windows.ndim != 5 or windows.shape[1] < 3:
             raise InputError("mivid trains on whole windows: the trainer must build TrainingData(..., "
                              "items=recipe.items) (got four-frame items)")
-        progress = self.progress if progress is None else progress
         lengths = [n for n in loss.config.clip_lengths if n <= windows.shape[1]]
         if not lengths:
             raise InputError(f"mivid: no clip length in {loss.config.clip_lengths} fits windows of {windows.shape[1]}")

@@ -54,7 +54,8 @@ class PerVFIRecipe:
         flows = DISMotion(architecture.dis_preset, architecture.dis_scale).dis(frames[:, 1], frames[:, 2])
         return {**batch, "dis_flows": flows}
 
-    def step_loss(self, net: nn.Module, loss: nn.Module, batch: dict, rng: np.random.Generator):
+    def step_loss(self, net: nn.Module, loss: nn.Module, batch: dict, rng: np.random.Generator,
+                  progress: float = 0.0):
         """``(total, terms, {})`` for one batch (pair mode: frames ``I0``, ``I1`` of the stack)."""
         motion = "learned" if net.has_learned_motion and rng.random() >= self.dis_probability else "dis"
         frames = batch["frames"]

@@ -49,8 +49,10 @@ class SVMVRecipe:
         frames = batch["frames"]
         return {**batch, "prior": dis_prior(frames[:, 1], frames[:, 2], architecture, self._dis)}
 
-    def step_loss(self, net: nn.Module, loss: nn.Module, batch: dict, rng: np.random.Generator):
-        """Forward one batch with a random ``M``: ``(total, terms, {"ensemble": M})``."""
+    def step_loss(self, net: nn.Module, loss: nn.Module, batch: dict, rng: np.random.Generator,
+                  progress: float = 0.0):
+        """Forward one batch with a random ``M``: ``(total, terms, {"ensemble": M})``. Every recipe takes
+        the training ``progress`` (step / steps, for curricula); SVMV has none."""
         low, high = self.ensemble_range(net)
         m = int(rng.integers(low, high + 1))
         output = net(batch["frames"], batch["t"], ensemble=m, prior=batch.get("prior"))

@@ -152,6 +152,9 @@ def _prepared_batch(data: TrainingData, recipe, architecture, step: int) -> dict
 def _quiet_worker(_: int) -> None:
     import cv2  # one OpenCV thread per worker: the workers are the parallelism
     cv2.setNumThreads(1)
+    # Ctrl-C (or `timeout -s INT`) reaches the whole process group: the workers ignore it, so that
+    # the trainer finishes its step and saves a checkpoint while they keep serving batches
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class Trainer:
@@ -218,7 +221,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
         d = self.config["data"]
         self.data = TrainingData(self.data_specs, d["crop"], d["batch_size"], self.config["seed"], d["weights"],
-                                 d["two_frame_probability"], d["max_gap"], shared_dir, d["max_side"])
+                                 d["two_frame_probability"], d["max_gap"], shared_dir, d["max_side"],
+                                 items=getattr(self.recipe, "items", "quadruplet"))
         self.step, self.wall_time = 0, 0.0
         self.sessions: list[dict] = []
         self.init_from = str(init_from) if init_from is not None else None
@@ -286,7 +290,8 @@ class Trainer:
         rng = np.random.default_rng([self.config["seed"], step, 1])
         self.net.train()
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=self.amp_dtype is not None):
-            total, terms, extra = self.recipe.step_loss(self.net, self.loss, batch, rng)
+            total, terms, extra = self.recipe.step_loss(self.net, self.loss, batch, rng,
+                                                        progress=step / self.config["optim"]["steps"])
         if not torch.isfinite(total):
             raise FloatingPointError(f"loss is {float(total)} at step {step}")
         self.optimizer.zero_grad(set_to_none=True)
