@@ -163,3 +163,33 @@ def test_weights_round_trip(tmp_path):
     (tmp_path / "svmv.json").write_text("{}")
     with pytest.raises(WeightsError):
         load_network(tmp_path / "svmv.safetensors", torch.device("cpu"), torch.float32)
+
+
+@pytest.mark.parametrize("base_motion", ["linear", "splat-linear"])
+def test_untrained_network_starts_from_the_flow_prior(base_motion):
+    """Zero heads: the ensemble warps along the DIS prior's motion hypotheses, so an untrained network
+    already puts a moving square where it is at t (training only has to improve on the prior)."""
+    from conftest import moving_square
+
+    h, w, x0, x1, y, size, t = 96, 128, 40, 52, 30, 24, 0.5
+    torch.manual_seed(0)
+    net = SVMVNet({**TINY, "base_motion": base_motion})
+    model = SVMV.from_network(net, device="cpu")
+    out = model.interpolate(moving_square(h, w, x0, y, size), moving_square(h, w, x1, y, size), t)
+    errors = {x: (out - moving_square(h, w, x, y, size)).abs().mean().item() for x in range(x0 - 2, x1 + 3)}
+    assert min(errors, key=errors.get) == round(x0 + t * (x1 - x0))
+    assert errors[round(x0 + t * (x1 - x0))] < 0.01
+
+
+def test_splat_linear_members_alternate_between_the_two_hypotheses():
+    torch.manual_seed(0)
+    net = SVMVNet({**TINY, "member_spread": 0.0}).eval()
+    frames = torch.stack(_frames(h=32, w=48), 1)
+    t = torch.tensor([0.5])
+    with torch.no_grad():
+        out = net(frames, t, ensemble=4)
+        hypotheses = net.motion_hypotheses(frames[:, 1], frames[:, 2], net.prior(frames[:, 1], frames[:, 2]), t)
+    assert hypotheses.shape[1] == 2
+    # zero heads and no spread: members 0 and 2 sit on the splatted motion, 1 and 3 on the linear one
+    assert torch.allclose(out.offsets[:, :, 0], out.offsets[:, :, 2]) and torch.allclose(out.offsets[:, :, 1], out.offsets[:, :, 3])
+    torch.testing.assert_close(out.offsets[:, 0, 1], hypotheses[:, 1, :2], atol=1e-4, rtol=0)

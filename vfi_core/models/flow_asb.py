@@ -39,7 +39,8 @@ import torch.nn.functional as F
 
 from ..interpolator import Interpolation, Interpolator
 from ..ops.flow import DIS_PRESETS, DISFlow
-from ..ops.warp import backward_warp, fill_holes, softmax_splat
+from ..ops.motion import CONSISTENCY_WEIGHT, linear_motion, splatted_motion
+from ..ops.warp import backward_warp
 from ..registry import ModelDescriptor, Param, register
 
 
@@ -101,7 +102,7 @@ class FlowASB(Interpolator):
     )
 
     # photometric error scale of the softmax-splatting metric (errors are in [0,1] units)
-    consistency_weight = 20.0
+    consistency_weight = CONSISTENCY_WEIGHT
     # epsilon of PerVFI eq. 6: a pixel that receives less than this much of a frame is occluded in it.
     # The paper's 0.5 flags the stretched areas DIS flow leaves around moving edges as occluded
     # (measured -0.3 dB); 0.05 keeps only real holes.
@@ -128,31 +129,14 @@ class FlowASB(Interpolator):
         self._last_pair = (frame0.clone(), frame1.clone(), f01, f10)
         return f01, f10
 
-    def motion_at_t(self, frame0, frame1, f01, f10, t):
-        """Forward-splatted motion field at t (``(B,2,H,W)``, displacement from frame 0 to frame 1)
-        and the coverages of frame 0 and frame 1 at t (``(B,1,H,W)`` each)."""
-        tt = t.view(-1, 1, 1, 1)
-        err0 = (frame0 - backward_warp(frame1, f01)).abs().mean(1, keepdim=True)
-        err1 = (frame1 - backward_warp(frame0, f10)).abs().mean(1, keepdim=True)
-        from0, cov0 = softmax_splat(torch.cat((f01, torch.ones_like(err0)), 1), tt * f01,
-                                    -self.consistency_weight * err0)
-        from1, cov1 = softmax_splat(torch.cat((-f10, torch.ones_like(err1)), 1), (1 - tt) * f10,
-                                    -self.consistency_weight * err1)
-        # Where both sides land, weight each by how much of it arrived and how consistent it was.
-        w0 = cov0.clamp(max=1.0) * (1 - tt)
-        w1 = cov1.clamp(max=1.0) * tt
-        valid = ((w0 + w1) > 1e-3).to(f01.dtype)
-        motion = (from0[:, :2] * w0 + from1[:, :2] * w1) / (w0 + w1).clamp_min(1e-6)
-        motion = fill_holes(motion, valid)
-        return motion, cov0, cov1
-
     def _interpolate(self, frame0, frame1, t) -> Interpolation:
         f01, f10 = self.flows(frame0, frame1)
-        motion, cov0, cov1 = self.motion_at_t(frame0, frame1, f01, f10, t)
+        motion, cov0, cov1 = splatted_motion(frame0, frame1, f01, f10, t, self.consistency_weight)
         tt = t.view(-1, 1, 1, 1)
         # backward flows from t to frames 0 and 1: splatted motion, then the linear approximation
-        to0 = torch.cat((-tt * motion, -(1 - tt) * tt * f01 + tt * tt * f10))
-        to1 = torch.cat(((1 - tt) * motion, (1 - tt) * (1 - tt) * f01 - tt * (1 - tt) * f10))
+        linear = linear_motion(f01, f10, t)
+        to0 = torch.cat((-tt * motion, linear[:, :2]))
+        to1 = torch.cat(((1 - tt) * motion, linear[:, 2:]))
         warped0 = backward_warp(frame0.repeat(2, 1, 1, 1), to0)
         warped1 = backward_warp(frame1.repeat(2, 1, 1, 1), to1)
         occluded0 = (cov0 < self.occlusion_threshold).to(frame0.dtype)

@@ -5,17 +5,20 @@ Pipeline, for an output time ``t`` between ``I0`` and ``I1`` (``I-1`` and ``I2``
 
 1. Motion prior: bidirectional DIS flow ``F01``, ``F10`` (:class:`~vfi_core.ops.flow.DISFlow`, refined
    down to the finest pyramid level) on the frames downscaled so that their longer side is at most
-   ``dis_max_side``, turned into backward flows from t by the quadratic approximation of Super
-   SloMo: ``F_t0 = -(1-t) t F01 + t^2 F10``, ``F_t1 = (1-t)^2 F01 - t(1-t) F10``. The network only
-   learns residuals around this prior, and at every level the prior is resized afresh, so detail
-   finer than the network's coarse levels survives (small motion stays as precise as DIS gives it).
-   Learned capacity goes to residual motion, occlusion and blending, not to relearning motion.
+   ``dis_max_side``, turned into two hypotheses of the backward flows from t (``base_motion``
+   "splat-linear", as flow-asb): the flow reversed by softmax splatting
+   (:func:`~vfi_core.ops.motion.splatted_motion`) and Super SloMo's linear approximation
+   (:func:`~vfi_core.ops.motion.linear_motion`). The network only learns residuals around them,
+   and at every level the prior is resized afresh, so detail finer than the network's coarse
+   levels survives (small motion stays as precise as DIS gives it). Learned capacity goes to
+   residual motion, occlusion and blending, not to relearning motion: untrained (zero heads), the
+   network is flow-asb's two-hypothesis ensemble without its occlusion masks.
 2. Motion-volume construction: one shared encoder (the same convolutions for every input frame:
    shared spatiotemporal features) gives features at 1/4, 1/8 and 1/16 of the input size; a
-   decoder, coarse to fine, refines ``F_t0``/``F_t1`` (a residual added to the prior) from the features of ``I-1`` and ``I2``, those
-   of ``I0``/``I1`` warped to t, the current flows and t. At 1/4 it also emits the motion volume:
+   decoder, coarse to fine, refines ``F_t0``/``F_t1`` (a residual added to the mean hypothesis) from
+   the features of ``I-1`` and ``I2``, those of ``I0``/``I1`` warped to t, the current flows and t. At 1/4 it also emits the motion volume:
    ``M_max`` offset approximations per pixel towards each of ``I0`` and ``I1`` (residuals around the
-   refined flows) and a weight logit for each.
+   refined flows; member ``k`` starts from hypothesis ``k mod 2``) and a weight logit for each.
 3. Synthesis: the offsets and logits are upsampled to full size; each output pixel is the
    softmax-weighted sum of ``2M`` bilinear samples (``M`` from ``I0``, ``M`` from ``I1``). ``M`` (the
    ``ensemble`` parameter) selects the first ``M`` members; training draws ``M`` at random in the
@@ -44,9 +47,11 @@ from ..errors import InputError, WeightsError
 from ..frames import as_time_tensor, check_frame_pair, crop_to, pad_to_multiple
 from ..interpolator import Interpolation, Interpolator
 from ..ops.flow import DIS_PRESETS
+from ..ops.motion import linear_motion, splatted_motion
 from ..ops.warp import backward_warp
 from ..registry import ModelDescriptor, Param, register
 
+BASE_MOTIONS = ("linear", "splat-linear")
 ENSEMBLE_RANGE = (1, 8)  # the M range the architecture is trained for (random M per step)
 
 
@@ -62,6 +67,12 @@ class SVMVConfig:
         flow_prior: "dis" (classical DIS flow as initial motion) or "none" (learned from zero).
         dis_preset: DIS preset of the prior (refined to full resolution of the resized frames).
         dis_max_side: the prior is computed on the frames downscaled to this longer side (never upscaled).
+        base_motion: the motion the network refines: "linear" (Super SloMo's approximation from the
+            prior flows) or "splat-linear" (two hypotheses, as flow-asb: the flow reversed by softmax
+            splatting, and the linear approximation; ensemble members alternate between them and the
+            decoder refines around their mean).
+        member_spread: initial distance in pixels of the ensemble members from their hypothesis
+            (breaks their symmetry; small, or the untrained ensemble blurs).
         confidence_scale: colour standard deviation at which confidence falls to 1/e.
         hidden: channels of the state passed from one decoder level to the next finer one.
     """
@@ -75,6 +86,8 @@ class SVMVConfig:
     dis_max_side: int = 640
     confidence_scale: float = 0.05
     hidden: int = 8
+    base_motion: str = "splat-linear"
+    member_spread: float = 0.1
 
     def __post_init__(self):
         if not len(self.encoder_widths) == len(self.decoder_widths) == len(self.decoder_depths) == 3:
@@ -88,6 +101,10 @@ class SVMVConfig:
             raise InputError(f"svmv config: flow_prior must be 'dis' or 'none', got {self.flow_prior!r}")
         if self.dis_preset not in DIS_PRESETS:
             raise InputError(f"svmv config: dis_preset must be one of {DIS_PRESETS}, got {self.dis_preset!r}")
+        if self.base_motion not in BASE_MOTIONS:
+            raise InputError(f"svmv config: base_motion must be one of {BASE_MOTIONS}, got {self.base_motion!r}")
+        if self.member_spread < 0:
+            raise InputError(f"svmv config: member_spread must be >= 0, got {self.member_spread}")
         if self.dis_max_side < 16 or self.confidence_scale <= 0:
             raise InputError("svmv config: dis_max_side must be at least 16 and confidence_scale positive")
 
@@ -214,10 +231,10 @@ class SVMVNet(nn.Module):
         for head in self.heads:
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
-        # members start spread on a ring of 1/4 px (at 1/4 size: 1 px at full size) around the flow
+        # members start on a ring of member_spread pixels (a quarter of it on the 1/4 grid) around the flow
         with torch.no_grad():
             angles = torch.arange(m, dtype=torch.float32) * (2 * math.pi / max(m, 1))
-            ring = 0.25 * torch.stack((angles.cos(), angles.sin()), 1) * (m > 1)
+            ring = config.member_spread / 4 * torch.stack((angles.cos(), angles.sin()), 1) * (m > 1)
             bias = self.heads[0].bias
             bias[4:4 + 2 * m] = ring.flatten()
             bias[4 + 2 * m:4 + 4 * m] = -ring.flatten()
@@ -229,6 +246,25 @@ class SVMVNet(nn.Module):
             from ..ops.flow import DISFlow
             self._dis = DISFlow(self.config.dis_preset, finest_scale=0)
         return dis_prior(frame0, frame1, self.config, self._dis)
+
+    def motion_hypotheses(self, frame0: torch.Tensor, frame1: torch.Tensor, prior: torch.Tensor,
+                          t: torch.Tensor) -> torch.Tensor:
+        """``(B,n,4,h,w)`` backward flows ``F_t0, F_t1`` from t on the prior's grid, one per hypothesis
+        of ``config.base_motion`` (see :class:`SVMVConfig`)."""
+        f01, f10 = prior.split(2, 1)
+        linear = linear_motion(f01, f10, t)
+        if self.config.base_motion == "linear":
+            return linear[:, None]
+        size = prior.shape[-2:]
+        pair = torch.cat((frame0, frame1)).float()
+        if pair.shape[-2:] != size:
+            pair = F.interpolate(pair, size=size, mode="area")
+        b = frame0.shape[0]
+        # splatting sums many contributions per pixel: float32 even under autocast
+        motion, _, _ = splatted_motion(pair[:b], pair[b:], f01.float(), f10.float(), t.float())
+        tt = t.float().view(b, 1, 1, 1)
+        splat = torch.cat((-tt * motion, (1 - tt) * motion), 1).to(prior.dtype)
+        return torch.stack((splat, linear), 1)
 
     @staticmethod
     def check_inputs(frames: torch.Tensor, t: torch.Tensor) -> None:
@@ -272,9 +308,8 @@ class SVMVNet(nn.Module):
             x = block(x)
             feats.append(x.view(b, 4, *x.shape[1:]))
         tt = t.to(dtype).view(b, 1, 1, 1)
-        f01, f10 = prior.to(dtype).split(2, 1)
-        base = torch.cat((-(1 - tt) * tt * f01 + tt * tt * f10,
-                          (1 - tt) ** 2 * f01 - tt * (1 - tt) * f10), 1)  # prior flows from t, prior grid
+        hypotheses = self.motion_hypotheses(frames[:, 1], frames[:, 2], prior.to(dtype), t)  # (B,n,4,h',w')
+        base = hypotheses.mean(1)  # the decoder refines around the mean hypothesis
         residual = hidden = None
         for level in (2, 1, 0):
             f = feats[level]
@@ -303,8 +338,11 @@ class SVMVNet(nn.Module):
         # weights are a softmax at 1/4 size, upsampled: bilinear upsampling keeps them convex
         weights = torch.softmax((logits + prior_logit).reshape(b, 2 * m, h4, w4), 1)
         weights = F.interpolate(weights, size=(h, w), mode="bilinear", align_corners=False).view(b, 2, 1, m, h, w)
-        offsets = (_resize_flow(members.reshape(b, 4 * m, h4, w4), (h, w)).view(b, 2, m, 2, h, w)
-                   + _resize_flow(base, (h, w)).view(b, 2, 1, 2, h, w))
+        # member k starts from hypothesis k mod n
+        n = hypotheses.shape[1]
+        full = _resize_flow(hypotheses.flatten(1, 2), (h, w)).view(b, n, 2, 2, h, w)
+        starts = full[:, torch.arange(m, device=full.device) % n].transpose(1, 2)  # (B,2,M,2,H,W)
+        offsets = _resize_flow(members.reshape(b, 4 * m, h4, w4), (h, w)).view(b, 2, m, 2, h, w) + starts
         samples = _sample_members(frames[:, 1:3], offsets)  # (B,2,3,M,H,W)
         weighted = weights * samples
         frame = weighted.sum(3).sum(1)

@@ -1,0 +1,48 @@
+"""Motion at an intermediate time t from bidirectional optical flow."""
+from __future__ import annotations
+
+import torch
+
+from .warp import backward_warp, fill_holes, softmax_splat
+
+CONSISTENCY_WEIGHT = 20.0  # softmax-splatting importance: -weight * photometric error (in [0,1] units)
+
+
+def linear_motion(f01: torch.Tensor, f10: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Super SloMo's approximation of the backward flows from t: ``(B,4,H,W)`` = ``F_t0, F_t1``.
+
+    ``F_t0 = -(1-t) t F01 + t^2 F10``, ``F_t1 = (1-t)^2 F01 - t(1-t) F10``; ``f01``, ``f10`` are
+    ``(B,2,H,W)`` in pixels, ``t`` is ``(B,)``.
+    """
+    tt = t.to(f01.dtype).view(-1, 1, 1, 1)
+    return torch.cat((-(1 - tt) * tt * f01 + tt * tt * f10, (1 - tt) ** 2 * f01 - tt * (1 - tt) * f10), 1)
+
+
+def splatted_motion(frame0: torch.Tensor, frame1: torch.Tensor, f01: torch.Tensor, f10: torch.Tensor,
+                    t: torch.Tensor, consistency_weight: float = CONSISTENCY_WEIGHT
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Flow reversal by softmax splatting: the motion field at t and what each frame covers there.
+
+    Each pixel of frame 0 carries ``F01`` to ``p + t*F01``, each pixel of frame 1 carries ``-F10`` to
+    ``p + (1-t)*F10``; colliding pixels are ranked by photometric consistency (content that stays
+    visible wins over content being covered); holes are filled by push-pull.
+
+    Args:
+        frame0, frame1: ``(B,3,H,W)`` in [0,1]. f01, f10: ``(B,2,H,W)`` flows in pixels. t: ``(B,)``.
+    Returns:
+        ``motion`` ``(B,2,H,W)`` (displacement from frame 0 to frame 1 at each pixel at t; the
+        backward flows from t are ``-t*motion`` and ``(1-t)*motion``), and the coverages ``cov0``,
+        ``cov1`` ``(B,1,H,W)``: how much of frame 0 / frame 1 lands on each pixel at t (0: occluded).
+    """
+    tt = t.to(f01.dtype).view(-1, 1, 1, 1)
+    err0 = (frame0 - backward_warp(frame1, f01)).abs().mean(1, keepdim=True)
+    err1 = (frame1 - backward_warp(frame0, f10)).abs().mean(1, keepdim=True)
+    from0, cov0 = softmax_splat(torch.cat((f01, torch.ones_like(err0)), 1), tt * f01, -consistency_weight * err0)
+    from1, cov1 = softmax_splat(torch.cat((-f10, torch.ones_like(err1)), 1), (1 - tt) * f10,
+                                -consistency_weight * err1)
+    # where both sides land, weight each by how much of it arrived and how near in time it is
+    w0 = cov0.clamp(max=1.0) * (1 - tt)
+    w1 = cov1.clamp(max=1.0) * tt
+    valid = ((w0 + w1) > 1e-3).to(f01.dtype)
+    motion = (from0[:, :2] * w0 + from1[:, :2] * w1) / (w0 + w1).clamp_min(1e-6)
+    return fill_holes(motion, valid), cov0, cov1
