@@ -36,3 +36,17 @@ def test_confidence_is_lower_at_the_moving_object_than_in_static_background():
     res = vfi_core.load("flow-asb").interpolate_with_confidence(frame0, frame1, 0.5)
     assert res.confidence.shape == (1, 1, 64, 96)
     assert res.confidence[..., :8, :].mean() > 0.9  # top rows: static background
+
+
+def test_outside_frame_marks_samples_beyond_the_border():
+    from vfi_core.models.flow_asb import outside_frame
+
+    flow = torch.zeros(1, 2, 6, 10)
+    flow[:, 0] = -3.0  # every pixel samples 3 px to its left
+    flow[:, 1, 5] = 2.0  # the bottom row also samples 2 px below itself
+    out = outside_frame(flow)
+    assert out.shape == (1, 1, 6, 10)
+    expected = torch.zeros(6, 10)
+    expected[:, :3] = 1  # x - 3 < -0.5 for x = 0, 1, 2
+    expected[5] = 1
+    assert torch.equal(out[0, 0], expected)

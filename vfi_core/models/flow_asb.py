@@ -14,7 +14,12 @@
      forgiving where the flow is wrong, e.g. large motion on small frames.
 3. For each hypothesis both frames are backward-warped to t and blended:
    - occlusion (PerVFI eqs. 5-6): a ones map splatted from frame 0 along ``t*F01``; a pixel at t
-     that receives less than ``epsilon`` of frame 0 is occluded in it; likewise for frame 1;
+     that receives less than ``epsilon`` of frame 0 is occluded in it; likewise for frame 1; and,
+     per hypothesis, a pixel whose sample in a frame falls outside that frame (content out of view
+     there, which the border replication of backward warping would smear in) counts as occluded in
+     it; out of view in both, the pixel keeps the time-weighted blend. This border rule was chosen on
+     training-allowed frames (gains of 0.00-0.03 dB there, no loss); on the dev benchmark it moved
+     vimeo_t1of3 from 31.71 to 32.42 dB (a septuplet panning 70 px had lost 4.3 dB at the borders);
    - asymmetric blending (in the spirit of PerVFI eqs. 7-9): the binary masks become quasi-binary
      masks (``tanh`` of a dilation plus ``beta`` times the binary mask, eq. 8 without learned
      layers) and the visible frame alone fills where the other is occluded; ``asymmetry`` sets how
@@ -40,7 +45,7 @@ import torch.nn.functional as F
 from ..interpolator import Interpolation, Interpolator
 from ..ops.flow import DIS_PRESETS, DISFlow
 from ..ops.motion import CONSISTENCY_WEIGHT, linear_motion, splatted_motion
-from ..ops.warp import backward_warp
+from ..ops.warp import backward_warp, pixel_grid
 from ..registry import ModelDescriptor, Param, register
 
 
@@ -80,6 +85,14 @@ def asymmetric_blend(warped0: torch.Tensor, warped1: torch.Tensor, t: torch.Tens
     weight1 = weight1 + (1.0 - weight1) * mask0      # frame 0 occluded: take frame 1
     weight1 = weight1 * (1.0 - mask1 * (1.0 - mask0))  # frame 1 occluded (and 0 not): take frame 0
     return warped0 * (1.0 - weight1) + warped1 * weight1
+
+
+def outside_frame(flow: torch.Tensor, margin: float = 0.5) -> torch.Tensor:
+    """``(B,1,H,W)`` 1 where ``p + flow`` lies more than ``margin`` pixels outside the frame, else 0."""
+    h, w = flow.shape[-2:]
+    grid = pixel_grid(h, w, flow.device, flow.dtype)
+    x, y = grid[:, :1] + flow[:, :1], grid[:, 1:] + flow[:, 1:]
+    return ((x < -margin) | (x > w - 1 + margin) | (y < -margin) | (y > h - 1 + margin)).to(flow.dtype)
 
 
 class FlowASB(Interpolator):
@@ -141,9 +154,14 @@ class FlowASB(Interpolator):
         warped1 = backward_warp(frame1.repeat(2, 1, 1, 1), to1)
         occluded0 = (cov0 < self.occlusion_threshold).to(frame0.dtype)
         occluded1 = (cov1 < self.occlusion_threshold).to(frame0.dtype)
+        # per hypothesis, a frame is also occluded where its sample falls outside it (content out of
+        # view, which border replication would otherwise smear in); out of both: the plain blend
+        hidden0 = torch.maximum(occluded0.repeat(2, 1, 1, 1), outside_frame(to0))
+        hidden1 = torch.maximum(occluded1.repeat(2, 1, 1, 1), outside_frame(to1))
+        both = hidden0 * hidden1
         radius = self.params["dilation"]
-        mask0 = quasi_binary_mask(occluded0, radius).repeat(2, 1, 1, 1)
-        mask1 = quasi_binary_mask(occluded1, radius).repeat(2, 1, 1, 1)
+        mask0 = quasi_binary_mask(hidden0 - both, radius)
+        mask1 = quasi_binary_mask(hidden1 - both, radius)
         blended = asymmetric_blend(warped0, warped1, t.repeat(2), mask0, mask1, self.params["asymmetry"])
         frame = blended.view(2, *frame0.shape).mean(0)
         disagreement = (warped0 - warped1).abs().mean(1, keepdim=True).view(2, -1, 1, *frame0.shape[-2:]).mean(0)
