@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from ..interpolator import Interpolation, Interpolator
 from ..ops.flow import DIS_PRESETS, DISFlow
 from ..ops.motion import CONSISTENCY_WEIGHT, linear_motion, splatted_motion
-from ..ops.warp import backward_warp, pixel_grid
+from ..ops.warp import backward_warp, outside_frame
 from ..registry import ModelDescriptor, Param, register
 
 
@@ -86,14 +86,6 @@ def asymmetric_blend(warped0: torch.Tensor, warped1: torch.Tensor, t: torch.Tens
     weight1 = weight1 + (1.0 - weight1) * mask0      # frame 0 occluded: take frame 1
     weight1 = weight1 * (1.0 - mask1 * (1.0 - mask0))  # frame 1 occluded (and 0 not): take frame 0
     return warped0 * (1.0 - weight1) + warped1 * weight1
-
-
-def outside_frame(flow: torch.Tensor, margin: float = 0.5) -> torch.Tensor:
-    """``(B,1,H,W)`` 1 where ``p + flow`` lies more than ``margin`` pixels outside the frame, else 0."""
-    h, w = flow.shape[-2:]
-    grid = pixel_grid(h, w, flow.device, flow.dtype)
-    x, y = grid[:, :1] + flow[:, :1], grid[:, 1:] + flow[:, 1:]
-    return ((x < -margin) | (x > w - 1 + margin) | (y < -margin) | (y > h - 1 + margin)).to(flow.dtype)
 
 
 class FlowASB(Interpolator):

@@ -48,7 +48,7 @@ from ..frames import as_time_tensor, check_frame_pair, crop_to, pad_to_multiple
 from ..interpolator import Interpolation, Interpolator
 from ..ops.flow import DIS_PRESETS
 from ..ops.motion import linear_motion, splatted_motion
-from ..ops.warp import backward_warp
+from ..ops.warp import backward_warp, outside_frame
 from ..registry import ModelDescriptor, Param, register
 
 BASE_MOTIONS = ("linear", "splat-linear")
@@ -343,6 +343,12 @@ class SVMVNet(nn.Module):
         full = _resize_flow(hypotheses.flatten(1, 2), (h, w)).view(b, n, 2, 2, h, w)
         starts = full[:, torch.arange(m, device=full.device) % n].transpose(1, 2)  # (B,2,M,2,H,W)
         offsets = _resize_flow(members.reshape(b, 4 * m, h4, w4), (h, w)).view(b, 2, m, 2, h, w) + starts
+        # a member sampling outside its frame sees nothing there (content out of view): its weight
+        # goes to the members in view; where none is, the weights stay
+        in_view = 1 - outside_frame(offsets.reshape(b * 2 * m, 2, h, w)).view(b, 2, 1, m, h, w)
+        kept = weights * in_view
+        total = kept.sum((1, 3), keepdim=True)
+        weights = torch.where(total > 1e-3, kept / total.clamp_min(1e-3), weights)
         samples = _sample_members(frames[:, 1:3], offsets)  # (B,2,3,M,H,W)
         weighted = weights * samples
         frame = weighted.sum(3).sum(1)

@@ -27,6 +27,14 @@ def pixel_grid(h: int, w: int, device=None, dtype=torch.float32) -> torch.Tensor
     return torch.stack((xs, ys)).unsqueeze(0)
 
 
+def outside_frame(flow: torch.Tensor, margin: float = 0.5) -> torch.Tensor:
+    """``(B,1,H,W)`` 1 where ``p + flow`` lies more than ``margin`` pixels outside the frame, else 0."""
+    h, w = flow.shape[-2:]
+    grid = pixel_grid(h, w, flow.device, flow.dtype)
+    x, y = grid[:, :1] + flow[:, :1], grid[:, 1:] + flow[:, 1:]
+    return ((x < -margin) | (x > w - 1 + margin) | (y < -margin) | (y > h - 1 + margin)).to(flow.dtype)
+
+
 def backward_warp(x: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border") -> torch.Tensor:
     """Sample ``x`` at ``p + flow(p)`` with bilinear interpolation.
 
