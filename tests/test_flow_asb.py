@@ -39,7 +39,7 @@ def test_confidence_is_lower_at_the_moving_object_than_in_static_background():
 
 
 def test_outside_frame_marks_samples_beyond_the_border():
-    from vfi_core.models.flow_asb import outside_frame
+    from vfi_core.ops.warp import outside_frame
 
     flow = torch.zeros(1, 2, 6, 10)
     flow[:, 0] = -3.0  # every pixel samples 3 px to its left
