@@ -46,3 +46,22 @@ def read_model_card(path: str | Path) -> dict:
         return json.loads(card.read_text())
     except json.JSONDecodeError as exc:
         raise WeightsError(f"model card {card} is not valid JSON: {exc}") from None
+
+
+def load_network(path: str | Path, network_class, config_class, device: torch.device, dtype: torch.dtype):
+    """Build ``network_class(config_class.from_dict(card config))`` from a weight file and the
+    ``architecture`` of its model card (written by ``vfi export``), load the weights, and return it
+    in eval mode on ``device``/``dtype``. :class:`WeightsError` when card and weights disagree."""
+    card = read_model_card(path)
+    arch = card.get("architecture", {})
+    name = network_class.__name__
+    if arch.get("class") != name or "config" not in arch:
+        raise WeightsError(f"{path}: its model card (the .json beside it) does not describe a {name} "
+                           "architecture; export weights with `vfi export`")
+    net = network_class(config_class.from_dict(arch["config"]))
+    state = load_state_dict(path)
+    try:
+        net.load_state_dict({k: v.float() for k, v in state.items()})
+    except RuntimeError as exc:
+        raise WeightsError(f"{path} does not match its architecture: {str(exc).splitlines()[0]}") from None
+    return net.to(device=device, dtype=dtype).eval()

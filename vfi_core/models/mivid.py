@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InputError, WeightsError
+from ..errors import InputError
 from ..frames import as_time_tensor, check_frame_pair, crop_to
 from ..interpolator import Interpolation, Interpolator
 from ..registry import ModelDescriptor, Param, register
@@ -324,20 +324,9 @@ def linear_base(clip: torch.Tensor, mask: torch.Tensor, tau: torch.Tensor) -> to
 
 def load_network(weights, device: torch.device, dtype: torch.dtype) -> MiVIDNet:
     """Build :class:`MiVIDNet` from a weight file and the ``architecture.config`` of its model card."""
-    from ..weights import load_state_dict, read_model_card
+    from ..weights import load_network as load
 
-    card = read_model_card(weights)
-    arch = card.get("architecture", {})
-    if arch.get("class") != "MiVIDNet" or "config" not in arch:
-        raise WeightsError(f"{weights}: its model card (the .json beside it) does not describe a MiVIDNet "
-                           "architecture; export weights with `vfi export`")
-    net = MiVIDNet(MiVIDConfig.from_dict(arch["config"]))
-    state = load_state_dict(weights)
-    try:
-        net.load_state_dict({k: v.float() for k, v in state.items()})
-    except RuntimeError as exc:
-        raise WeightsError(f"{weights} does not match its architecture: {str(exc).splitlines()[0]}") from None
-    return net.to(device=device, dtype=dtype).eval()
+    return load(weights, MiVIDNet, MiVIDConfig, device, dtype)
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

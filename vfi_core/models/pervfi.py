@@ -62,7 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InputError, WeightsError
+from ..errors import InputError
 from ..interpolator import Interpolation, Interpolator
 from ..ops.flow import DIS_PRESETS
 from ..ops.warp import average_splat, backward_warp, fill_holes, softmax_splat
@@ -433,20 +433,9 @@ class PerVFINet(nn.Module):
 
 def load_network(weights, device: torch.device, dtype: torch.dtype) -> PerVFINet:
     """Build :class:`PerVFINet` from a weight file and the ``architecture.config`` of its model card."""
-    from ..weights import load_state_dict, read_model_card
+    from ..weights import load_network as load
 
-    card = read_model_card(weights)
-    arch = card.get("architecture", {})
-    if arch.get("class") != "PerVFINet" or "config" not in arch:
-        raise WeightsError(f"{weights}: its model card (the .json beside it) does not describe a PerVFINet "
-                           "architecture; export weights with `vfi export`")
-    net = PerVFINet(PerVFIConfig.from_dict(arch["config"]))
-    state = load_state_dict(weights)
-    try:
-        net.load_state_dict({k: v.float() for k, v in state.items()})
-    except RuntimeError as exc:
-        raise WeightsError(f"{weights} does not match its architecture: {str(exc).splitlines()[0]}") from None
-    return net.to(device=device, dtype=dtype).eval()
+    return load(weights, PerVFINet, PerVFIConfig, device, dtype)
 
 
 class PerVFI(Interpolator):

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InputError, WeightsError
+from ..errors import InputError
 from ..frames import as_time_tensor, check_frame_pair, crop_to, pad_to_multiple
 from ..interpolator import Interpolation, Interpolator
 from ..ops.flow import DIS_PRESETS
@@ -368,20 +368,9 @@ def stack_frames(frame0: torch.Tensor, frame1: torch.Tensor, frame_prev: torch.T
 
 def load_network(weights, device: torch.device, dtype: torch.dtype) -> SVMVNet:
     """Build :class:`SVMVNet` from a weight file and the ``architecture.config`` of its model card."""
-    from ..weights import load_state_dict, read_model_card
+    from ..weights import load_network as load
 
-    card = read_model_card(weights)
-    arch = card.get("architecture", {})
-    if arch.get("class") != "SVMVNet" or "config" not in arch:
-        raise WeightsError(f"{weights}: its model card (the .json beside it) does not describe an SVMVNet "
-                           "architecture; export weights with `vfi export`")
-    net = SVMVNet(SVMVConfig.from_dict(arch["config"]))
-    state = load_state_dict(weights)
-    try:
-        net.load_state_dict({k: v.float() for k, v in state.items()})
-    except RuntimeError as exc:
-        raise WeightsError(f"{weights} does not match its architecture: {str(exc).splitlines()[0]}") from None
-    return net.to(device=device, dtype=dtype).eval()
+    return load(weights, SVMVNet, SVMVConfig, device, dtype)
 
 
 class SVMV(Interpolator):
