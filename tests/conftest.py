@@ -8,6 +8,15 @@ def _few_threads():
     torch.set_num_threads(2)
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny networks run faster on one thread than on two shared cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def moving_square(h: int, w: int, x0: int, y0: int, size: int = 12, seed: int = 0) -> torch.Tensor:
     """A (1,3,H,W) frame: a textured square whose top-left corner is at (x0, y0) on a textured background."""
     g = torch.Generator().manual_seed(seed)

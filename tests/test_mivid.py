@@ -17,12 +17,7 @@ from vfi_core.train.mivid_recipe import MiVIDRecipe
 TINY = {"widths": [8, 16, 16], "embed": 16, "heads": 2, "work_side": 64}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _net(seed=0, **changes) -> MiVIDNet:

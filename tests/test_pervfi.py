@@ -20,12 +20,7 @@ TINY = {"widths": [4, 6, 8], "refiner_width": 4, "deform_points": 4, "mask_width
         "flow_hidden": [6, 8, 8], "cond_widths": [4, 6, 8]}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _perturb(module: torch.nn.Module, scale: float = 0.05, seed: int = 1) -> None:
