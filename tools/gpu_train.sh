@@ -7,17 +7,19 @@
 # Rejoin here: cat NAME.tar.part-* | tar -xf - -C runs
 set -u
 budget=$1; shift
+python=${PYTHON:-python3} device=${DEVICE:-cuda}  # PYTHON=.venv/bin/python DEVICE=cpu: a local dry run
 out=${OUT:-out/gpu}
 mkdir -p "$out" runs
-nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
+[ "$device" = cpu ] || nvidia-smi -L
+"$python" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"
 names=()
 for spec in "$@"; do
     read -r name model config workers options <<<"$spec"
     names+=("$name")
     (
         # shellcheck disable=SC2086  # options are words on purpose
-        PYTHONUNBUFFERED=1 timeout -s INT "$budget" python3 -m vfi_core train "$model" --config "$config" \
-            --run-dir "runs/$name" --workers "$workers" --device cuda --quiet $options > "runs/$name.log" 2>&1
+        PYTHONUNBUFFERED=1 timeout -s INT "$budget" "$python" -m vfi_core train "$model" --config "$config" \
+            --run-dir "runs/$name" --workers "$workers" --device "$device" --quiet $options > "runs/$name.log" 2>&1
         echo "$name: exit $? $(tail -n 1 "runs/$name.log")"
     ) &
 done
