@@ -65,6 +65,13 @@ def test_resume_repeats_the_uninterrupted_run_and_export_loads_back(tmp_path):
                    init_from=weights, show_progress=False)
     for p, q in zip(init.net.state_dict().values(), rounded.state_dict().values()):
         assert torch.equal(p, q)
+    # a run continued from exported weights keeps their history in its own card
+    init.train()
+    _, continued = export_run(tmp_path / "c", tmp_path / "w2", note="continued from the tiny run")
+    card = json.loads(continued.read_text())
+    assert card["note"] == "continued from the tiny run"
+    assert card["training"]["init_from"]["file"] == str(weights)
+    assert card["training"]["init_from"]["training"]["steps"] == 12
 
 
 def test_user_mistakes_are_one_line_errors(tmp_path):

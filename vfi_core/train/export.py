@@ -3,9 +3,11 @@
 The card (``<name>.json`` beside ``<name>.safetensors``) records::
 
     {"name", "model", "architecture": {"class", "config"}, "parameters", "dtype": "float16",
-     "training": {"config", "commands", "hardware", "data", "steps", "wall_time_s", "init_from"},
+     "training": {"config", "commands", "hardware", "data", "steps", "wall_time_s",
+                  "init_from": null or {"file", "training": that file's card's training record}},
      "dev": the last dev evaluation of the run (step, dev_loss, dev_psnr, dev_ssim, dev set),
-     ["bench": overall and per-set figures of `vfi bench` on --bench DATASET], "exported": date}
+     ["note": free text], ["bench": overall and per-set figures of `vfi bench` on --bench DATASET],
+     "exported": date}
 """
 from __future__ import annotations
 
@@ -24,9 +26,19 @@ from .checkpoint import read_checkpoint
 MAX_BYTES = 25 * 1024 * 1024
 
 
+def _lineage(init_from: str | None) -> dict | None:
+    """Where a run started: the weight file and, when its model card is still there, that card's
+    training record (so a card keeps the whole history of runs continued from one another)."""
+    if init_from is None:
+        return None
+    card_path = Path(init_from).with_suffix(".json")
+    history = json.loads(card_path.read_text()).get("training") if card_path.is_file() else None
+    return {"file": init_from, "training": history}
+
+
 def export_run(run_dir: str | Path, out_dir: str | Path = WEIGHTS_DIR, name: str | None = None,
                bench_dataset: str | Path | None = None, bench_layout: str = "auto",
-               bench_limit: int | None = None) -> tuple[Path, Path]:
+               bench_limit: int | None = None, note: str | None = None) -> tuple[Path, Path]:
     """Write ``<out_dir>/<name>.safetensors`` (EMA weights in float16) and ``<name>.json``.
 
     Args:
@@ -34,6 +46,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path = WEIGHTS_DIR, name: str
         out_dir: where to write (default: the shipped ``vfi_core/weights``).
         name: file stem (default: the stem of the model's declared weight file, e.g. ``svmv``).
         bench_dataset: also score the exported weights on this benchmark and record the figures.
+        note: free text kept in the card (``"note"``), e.g. what the run history alone does not say.
     Returns:
         the weight file and model card paths. Raises :class:`InputError` above 25 MB.
     """
@@ -59,8 +72,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path = WEIGHTS_DIR, name: str
             "training": {"config": config, "commands": [s["command"] for s in info["sessions"]],
                          "hardware": sorted({s["hardware"] for s in info["sessions"]}), "data": info["data"],
                          "steps": info["step"], "wall_time_s": round(info["wall_time_s"], 1),
-                         "init_from": info.get("init_from")},
-            "dev": dev, "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+                         "init_from": _lineage(info.get("init_from"))},
+            "dev": dev, **({"note": note} if note else {}), "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     weight_path, card_path = out_dir / f"{name}.safetensors", out_dir / f"{name}.json"
