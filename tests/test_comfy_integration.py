@@ -326,7 +326,7 @@ def test_interrupt_stops_a_long_run_within_seconds(comfyui):
 
 
 @pytest.mark.parametrize("case, expected", [("one frame", "at least two frames"),
-                                            ("foreign weights", "does not describe an SVMVNet")])
+                                            ("foreign weights", "does not describe the SVMVNet")])
 def test_bad_input_is_a_readable_node_error(comfyui, case, expected):
     if case == "one frame":
         graph = api_workflow("vfi_suite_flow_asb")

@@ -56,7 +56,7 @@ def load_network(path: str | Path, network_class, config_class, device: torch.de
     arch = card.get("architecture", {})
     name = network_class.__name__
     if arch.get("class") != name or "config" not in arch:
-        raise WeightsError(f"{path}: its model card (the .json beside it) does not describe a {name} "
+        raise WeightsError(f"{path}: its model card (the .json beside it) does not describe the {name} "
                            "architecture; export weights with `vfi export`")
     net = network_class(config_class.from_dict(arch["config"]))
     state = load_state_dict(path)
