@@ -54,7 +54,7 @@ pair mode, 7 in window mode); the U-Net at 224x128 costs about 0.28 s per 3-fram
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from .config import ModelConfig
 from ..frames import as_time_tensor, check_frame_pair, crop_to
 from ..interpolator import Interpolation, Interpolator
 from ..registry import ModelDescriptor, Param, register
@@ -71,7 +72,7 @@ SIZE_MULTIPLE = 4   # two stride-2 levels
 
 
 @dataclass(frozen=True)
-class MiVIDConfig:
+class MiVIDConfig(ModelConfig):
     """Architecture of :class:`MiVIDNet` (saved in the model card as ``architecture.config``).
 
     Args:
@@ -84,6 +85,8 @@ class MiVIDConfig:
         prediction: ``eps`` (noise) or ``v``.
         work_side: inference runs the diffusion at sizes whose long side is at most this.
     """
+
+    config_name = "mivid"  # names the model in config errors (not a field: no annotation)
 
     widths: tuple[int, int, int] = (32, 64, 128)
     blocks: int = 1
@@ -110,17 +113,6 @@ class MiVIDConfig:
             raise InputError(f"mivid config: prediction must be one of {', '.join(PREDICTIONS)}")
         if self.timesteps < 2 or self.work_side < 16:
             raise InputError("mivid config: timesteps >= 2 and work_side >= 16")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "MiVIDConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = set(values) - known
-        if unknown:
-            raise InputError(f"mivid config: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 def sinusoidal(x: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -224,10 +216,7 @@ class MiVIDNet(nn.Module):
 
     def __init__(self, config: MiVIDConfig | dict | None = None):
         super().__init__()
-        if config is None:
-            config = MiVIDConfig()
-        elif isinstance(config, dict):
-            config = MiVIDConfig.from_dict(config)
+        config = MiVIDConfig.coerce(config)
         self.config = config
         w0, w1, w2 = config.widths
         e, k = config.embed, config.temporal_kernel

@@ -55,7 +55,7 @@ and a level-0 alignment without the 3x3 offset network.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -63,6 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from .config import ModelConfig
 from ..interpolator import Interpolation, Interpolator
 from ..ops.flow import DIS_PRESETS
 from ..ops.warp import average_splat, backward_warp, fill_holes, softmax_splat
@@ -73,7 +74,7 @@ MOTIONS = ("learned", "dis")
 
 
 @dataclass(frozen=True)
-class PerVFIConfig:
+class PerVFIConfig(ModelConfig):
     """Architecture of :class:`PerVFINet` (saved in the model card as ``architecture.config``).
 
     Args:
@@ -89,6 +90,8 @@ class PerVFIConfig:
         flow_hidden: coupling networks' width per block.
         cond_widths: condition channels per block.
     """
+
+    config_name = "pervfi"  # names the model in config errors (not a field: no annotation)
 
     widths: tuple[int, int, int] = (16, 32, 48)
     motion: str = "learned"
@@ -119,18 +122,6 @@ class PerVFIConfig:
             raise InputError("pervfi config: deform_points in [1, 16]; flow_steps, mask_width, refiner_width >= 1")
         if self.mask_noise < 0 or self.mask_beta < 0:
             raise InputError("pervfi config: mask_noise and mask_beta must be >= 0")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "PerVFIConfig":
-        """Build from a JSON dict; unknown keys are a :class:`InputError`."""
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InputError(f"pervfi config: unknown key(s) {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(sorted(cls.__dataclass_fields__))}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -305,10 +296,7 @@ class PerVFINet(nn.Module):
 
     def __init__(self, config: PerVFIConfig | dict | None = None):
         super().__init__()
-        if config is None:
-            config = PerVFIConfig()
-        elif isinstance(config, dict):
-            config = PerVFIConfig.from_dict(config)
+        config = PerVFIConfig.coerce(config)
         self.config = config
         c = config.widths
         if config.motion == "learned":

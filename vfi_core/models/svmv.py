@@ -36,7 +36,7 @@ size), so at 1280x720 the convolutions cost about 8 GFLOP; only the final sampli
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from .config import ModelConfig
 from ..frames import as_time_tensor, check_frame_pair, crop_to, pad_to_multiple
 from ..interpolator import Interpolation, Interpolator
 from ..ops.flow import DIS_PRESETS
@@ -56,7 +57,7 @@ ENSEMBLE_RANGE = (1, 8)  # the M range the architecture is trained for (random M
 
 
 @dataclass(frozen=True)
-class SVMVConfig:
+class SVMVConfig(ModelConfig):
     """Architecture of :class:`SVMVNet` (saved in the model card as ``architecture.config``).
 
     Args:
@@ -76,6 +77,8 @@ class SVMVConfig:
         confidence_scale: colour standard deviation at which confidence falls to 1/e.
         hidden: channels of the state passed from one decoder level to the next finer one.
     """
+
+    config_name = "svmv"  # names the model in config errors (not a field: no annotation)
 
     encoder_widths: tuple[int, int, int] = (12, 24, 48)
     decoder_widths: tuple[int, int, int] = (24, 40, 64)
@@ -107,19 +110,6 @@ class SVMVConfig:
             raise InputError(f"svmv config: member_spread must be >= 0, got {self.member_spread}")
         if self.dis_max_side < 16 or self.confidence_scale <= 0:
             raise InputError("svmv config: dis_max_side must be at least 16 and confidence_scale positive")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "SVMVConfig":
-        """Build from a JSON dict; unknown keys are a :class:`InputError`."""
-        known = set(cls.__dataclass_fields__)
-        unknown = set(values) - known
-        if unknown:
-            raise InputError(f"svmv config: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        return cls(**values)
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 class SVMVOutput(NamedTuple):
@@ -204,10 +194,7 @@ class SVMVNet(nn.Module):
 
     def __init__(self, config: SVMVConfig | dict | None = None):
         super().__init__()
-        if config is None:
-            config = SVMVConfig()
-        elif isinstance(config, dict):
-            config = SVMVConfig.from_dict(config)
+        config = SVMVConfig.coerce(config)
         self.config = config
         e1, e2, e3 = config.encoder_widths
         self.encoder = nn.ModuleList([

@@ -1,0 +1,37 @@
+"""The JSON form of model configs (saved as ``architecture.config`` in model cards)."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import ClassVar
+
+from ..errors import InputError
+
+
+class ModelConfig:
+    """Mixin for a model's frozen dataclass config: to and from the JSON dict of a model card.
+
+    Tuples are lists in JSON; unknown keys are an :class:`~vfi_core.errors.InputError` naming the
+    model (``config_name``), so that a card written for another architecture fails clearly.
+    """
+
+    config_name: ClassVar[str]
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        """Build from a JSON dict; unknown keys are an :class:`InputError`."""
+        known = set(cls.__dataclass_fields__)
+        unknown = set(values) - known
+        if unknown:
+            raise InputError(f"{cls.config_name} config: unknown key(s) {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(sorted(known))}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+    @classmethod
+    def coerce(cls, config):
+        """``config`` as an instance: ``None`` gives the defaults, a dict goes through :meth:`from_dict`."""
+        if config is None:
+            return cls()
+        return cls.from_dict(config) if isinstance(config, dict) else config
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
