@@ -34,6 +34,15 @@ class Interpolator:
         self.params = dict(params)
         self.weights = weights
 
+    @classmethod
+    def from_network(cls, network: torch.nn.Module, device=None, **params) -> "Interpolator":
+        """Wrap an in-memory network (e.g. during training) as this interpolator, in float32; for the
+        models built around one trainable network, whose ``__init__`` takes ``network=``."""
+        desc = cls.descriptor
+        dev = torch.device(device) if device is not None else next(network.parameters()).device
+        return cls(network=network, descriptor=desc, device=dev, dtype=torch.float32,
+                   params=desc.resolve_params(params))
+
     @property
     def name(self) -> str:
         return self.descriptor.name

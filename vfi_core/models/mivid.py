@@ -365,14 +365,6 @@ class MiVID(Interpolator):
         self._flow_asb = None
         self.progress: Callable[[int, int], None] | None = None   # progress(done, total) per denoising step
 
-    @classmethod
-    def from_network(cls, network: MiVIDNet, device=None, **params) -> "MiVID":
-        """Wrap an in-memory network (e.g. during training) as an interpolator, in float32."""
-        desc = cls.descriptor
-        dev = torch.device(device) if device is not None else next(network.parameters()).device
-        return cls(network=network, descriptor=desc, device=dev, dtype=torch.float32,
-                   params=desc.resolve_params(params))
-
     # -- guide --------------------------------------------------------------------------------------
     def _guide(self, first: torch.Tensor, last: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         """``(B,N,3,H,W)`` full-size estimates at ``times`` ``(B,N)``."""

@@ -456,13 +456,10 @@ class PerVFI(Interpolator):
 
     @classmethod
     def from_network(cls, network: PerVFINet, device=None, **params) -> "PerVFI":
-        """Wrap an in-memory network (e.g. during training) as an interpolator, in float32."""
-        desc = cls.descriptor
-        dev = torch.device(device) if device is not None else next(network.parameters()).device
+        """As :meth:`Interpolator.from_network`; weights without a learned refiner default to ``motion=dis``."""
         if "motion" not in params and not network.has_learned_motion:
             params["motion"] = "dis"
-        return cls(network=network, descriptor=desc, device=dev, dtype=torch.float32,
-                   params=desc.resolve_params(params))
+        return super().from_network(network, device, **params)
 
     def _interpolate(self, frame0, frame1, t) -> Interpolation:
         generator = torch.Generator(device=self.device).manual_seed(self.params["seed"])

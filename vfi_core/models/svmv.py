@@ -384,14 +384,6 @@ class SVMV(Interpolator):
             raise InputError(f"svmv: ensemble {self.params['ensemble']} exceeds the weights' "
                              f"ensemble_max {network.config.ensemble_max}")
 
-    @classmethod
-    def from_network(cls, network: SVMVNet, device=None, **params) -> "SVMV":
-        """Wrap an in-memory network (e.g. during training) as an interpolator, in float32."""
-        desc = cls.descriptor
-        dev = torch.device(device) if device is not None else next(network.parameters()).device
-        return cls(network=network, descriptor=desc, device=dev, dtype=torch.float32,
-                   params=desc.resolve_params(params))
-
     def _interpolate(self, frame0, frame1, t) -> Interpolation:
         return self._run(stack_frames(frame0, frame1), t)
 
