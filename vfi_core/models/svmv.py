@@ -315,8 +315,8 @@ class SVMVNet(nn.Module):
             out = self.heads[level](self.decoders[level](torch.cat(parts, 1)))
             residual = residual + out[:, :4]
             hidden = out[:, 4:]
-        # motion volume at 1/4: members around the refined flows, upsampled to full size and added to
-        # the prior resized to full size (its detail is not limited by the 1/4 grid)
+        # motion volume at 1/4: member residuals, upsampled to full size and added to the motion
+        # hypotheses resized to full size (their detail is not limited by the 1/4 grid)
         h4, w4 = hidden.shape[-2:]
         deltas = hidden[:, :4 * m_max].view(b, 2, m_max, 2, h4, w4)[:, :, :m]
         members = residual.view(b, 2, 1, 2, h4, w4) + deltas
