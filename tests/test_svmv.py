@@ -36,10 +36,9 @@ def test_registered_with_declared_params():
     assert registry.default_model_name() == "flow-asb"
 
 
-def test_load_without_weights_is_a_weights_error():
-    if registry.get_descriptor("svmv").weights_path() is not None:
-        pytest.skip("svmv weights are shipped")
-    with pytest.raises(WeightsError):
+def test_load_without_weights_is_a_weights_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)  # an install without the shipped file
+    with pytest.raises(WeightsError, match="needs svmv.safetensors"):
         registry.load("svmv", device="cpu")
 
 
