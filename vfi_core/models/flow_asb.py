@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from ..interpolator import Interpolation, Interpolator
-from ..ops.flow import DIS_PRESETS, DISFlow
+from ..ops.flow import DIS_PRESETS, dis_estimator
 from ..ops.motion import CONSISTENCY_WEIGHT, linear_motion, splatted_motion
 from ..ops.warp import backward_warp, outside_frame
 from ..registry import ModelDescriptor, Param, register
@@ -117,7 +117,6 @@ class FlowASB(Interpolator):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._estimators: dict[tuple, DISFlow] = {}
         self._last_pair: tuple | None = None  # (frame0, frame1, f01, f10) of the previous call
 
     def flows(self, frame0: torch.Tensor, frame1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,10 +126,7 @@ class FlowASB(Interpolator):
                 and torch.equal(last[1], frame1):
             return last[2], last[3]
         full = max(frame0.shape[-2:]) <= self.full_resolution_flow_below
-        key = (self.params["flow_preset"], full)
-        if key not in self._estimators:
-            self._estimators[key] = DISFlow(key[0], finest_scale=0 if full else None)
-        f01, f10 = self._estimators[key](frame0, frame1)
+        f01, f10 = dis_estimator(self.params["flow_preset"], 0 if full else None)(frame0, frame1)
         # copies: the caller may reuse its tensors in place for the next pair
         self._last_pair = (frame0.clone(), frame1.clone(), f01, f10)
         return f01, f10

@@ -61,8 +61,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ModelConfig
 from ..errors import InputError
-from .config import ModelConfig
 from ..frames import as_time_tensor, check_frame_pair, crop_to
 from ..interpolator import Interpolation, Interpolator
 from ..registry import ModelDescriptor, Param, register

@@ -62,11 +62,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ModelConfig
 from ..errors import InputError
-from .config import ModelConfig
 from ..interpolator import Interpolation, Interpolator
 from ..ops.flow import DIS_PRESETS
-from ..ops.warp import average_splat, backward_warp, fill_holes, softmax_splat
+from ..ops.warp import average_splat, backward_warp, fill_holes, resize_flow, softmax_splat
 from ..registry import ModelDescriptor, Param, register
 from .pervfi_flow import ConditionalFlow, squeeze2
 
@@ -128,17 +128,6 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.LeakyReLU(0.1, inplace=True))
 
 
-def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinearly resize ``(B,2k,h,w)`` flows to ``size``, rescaling x and y magnitudes."""
-    h, w = flow.shape[-2:]
-    if (h, w) == tuple(size):
-        return flow
-    out = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
-    scale = torch.tensor([size[1] / w, size[0] / h], dtype=flow.dtype, device=flow.device)
-    return out * scale.repeat(flow.shape[1] // 2).view(1, -1, 1, 1)
-
-
-_DIS_CACHE: dict = {}
 
 
 # -- motion ----------------------------------------------------------------------------------------
@@ -162,15 +151,12 @@ class DISMotion(MotionEstimator):
 
     def dis(self, frame0: torch.Tensor, frame1: torch.Tensor) -> torch.Tensor:
         """``(B,4,H,W)`` DIS flows ``F01, F10`` (no gradient), computed at ``scale`` of the input size."""
-        from ..ops.flow import DISFlow
+        from ..ops.flow import dis_estimator
 
-        # the OpenCV object lives outside the module: modules are deep-copied (EMA), cv2 objects cannot be
-        if self.preset not in _DIS_CACHE:
-            _DIS_CACHE[self.preset] = DISFlow(self.preset)
         b, _, h, w = frame0.shape
         size = (max(8, round(h * self.scale)), max(8, round(w * self.scale)))
         small = F.interpolate(torch.cat((frame0, frame1)).detach().float(), size=size, mode="area")
-        f01, f10 = _DIS_CACHE[self.preset](small[:b], small[b:])
+        f01, f10 = dis_estimator(self.preset)(small[:b], small[b:])
         return resize_flow(torch.cat((f01, f10), 1), (h, w)).to(frame0.dtype)
 
     def _dis_pair(self, frame0, frame1, dis_flows):

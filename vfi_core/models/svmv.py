@@ -43,13 +43,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ModelConfig
 from ..errors import InputError
-from .config import ModelConfig
 from ..frames import as_time_tensor, check_frame_pair, crop_to, pad_to_multiple
 from ..interpolator import Interpolation, Interpolator
 from ..ops.flow import DIS_PRESETS
 from ..ops.motion import linear_motion, splatted_motion
-from ..ops.warp import backward_warp, outside_frame
+from ..ops.warp import backward_warp, outside_frame, resize_flow
 from ..registry import ModelDescriptor, Param, register
 
 BASE_MOTIONS = ("linear", "splat-linear")
@@ -136,35 +136,25 @@ def prior_size(h: int, w: int, config: SVMVConfig) -> tuple[int, int]:
     return max(2, round(h * scale)), max(2, round(w * scale))
 
 
-def dis_prior(frame0: torch.Tensor, frame1: torch.Tensor, config: SVMVConfig, dis=None) -> torch.Tensor:
+def dis_prior(frame0: torch.Tensor, frame1: torch.Tensor, config: SVMVConfig) -> torch.Tensor:
     """``(B,4,h,w)`` DIS flows ``F01, F10`` in pixels of the :func:`prior_size` grid (zeros when
-    ``config.flow_prior`` is "none"). Runs on the CPU (OpenCV); ``dis`` reuses a
-    :class:`~vfi_core.ops.flow.DISFlow`. Training computes it in the data workers.
+    ``config.flow_prior`` is "none"). Runs on the CPU (OpenCV); training computes it in the data workers.
     """
     b, _, h, w = frame0.shape
     size = prior_size(h, w, config)
     if config.flow_prior == "none":
         return frame0.new_zeros(b, 4, *size)
-    if dis is None:
-        from ..ops.flow import DISFlow
-        dis = DISFlow(config.dis_preset, finest_scale=0)
+    from ..ops.flow import dis_estimator
+
     pair = torch.cat((frame0, frame1)).float()
     if size != (h, w):
         pair = F.interpolate(pair, size=size, mode="area")
-    f01, f10 = dis(pair[:b], pair[b:])
+    f01, f10 = dis_estimator(config.dis_preset, finest_scale=0)(pair[:b], pair[b:])
     return torch.cat((f01, f10), 1).to(frame0.dtype)
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.LeakyReLU(0.1, inplace=True))
-
-
-def _resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinearly resize a ``(B,2k,h,w)`` stack of flows to ``size``, rescaling x and y magnitudes."""
-    h, w = flow.shape[-2:]
-    out = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
-    scale = torch.tensor([size[1] / w, size[0] / h], dtype=flow.dtype, device=flow.device)
-    return out * scale.repeat(flow.shape[1] // 2).view(1, -1, 1, 1)
 
 
 def _sample_members(frames: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
@@ -225,14 +215,10 @@ class SVMVNet(nn.Module):
             bias = self.heads[0].bias
             bias[4:4 + 2 * m] = ring.flatten()
             bias[4 + 2 * m:4 + 4 * m] = -ring.flatten()
-        self._dis = None
 
     def prior(self, frame0: torch.Tensor, frame1: torch.Tensor) -> torch.Tensor:
-        """The motion prior of this network's config (:func:`dis_prior`); its DIS object is reused."""
-        if self._dis is None and self.config.flow_prior == "dis":
-            from ..ops.flow import DISFlow
-            self._dis = DISFlow(self.config.dis_preset, finest_scale=0)
-        return dis_prior(frame0, frame1, self.config, self._dis)
+        """The motion prior of this network's config (:func:`dis_prior`)."""
+        return dis_prior(frame0, frame1, self.config)
 
     def motion_hypotheses(self, frame0: torch.Tensor, frame1: torch.Tensor, prior: torch.Tensor,
                           t: torch.Tensor) -> torch.Tensor:
@@ -304,9 +290,9 @@ class SVMVNet(nn.Module):
             if residual is None:
                 residual = base.new_zeros(b, 4, *size)
             else:
-                residual = _resize_flow(residual, size)
+                residual = resize_flow(residual, size)
                 hidden = F.interpolate(hidden, size=size, mode="bilinear", align_corners=False)
-            flow = _resize_flow(base, size) + residual
+            flow = resize_flow(base, size) + residual
             warped = [backward_warp(f[:, 1], flow[:, :2]), backward_warp(f[:, 2], flow[:, 2:])]
             parts = warped if level == 0 else [f[:, 0], *warped, f[:, 3]]
             parts += [flow * 0.25, tt.expand(b, 1, *size)]
@@ -327,9 +313,9 @@ class SVMVNet(nn.Module):
         weights = F.interpolate(weights, size=(h, w), mode="bilinear", align_corners=False).view(b, 2, 1, m, h, w)
         # member k starts from hypothesis k mod n
         n = hypotheses.shape[1]
-        full = _resize_flow(hypotheses.flatten(1, 2), (h, w)).view(b, n, 2, 2, h, w)
+        full = resize_flow(hypotheses.flatten(1, 2), (h, w)).view(b, n, 2, 2, h, w)
         starts = full[:, torch.arange(m, device=full.device) % n].transpose(1, 2)  # (B,2,M,2,H,W)
-        offsets = _resize_flow(members.reshape(b, 4 * m, h4, w4), (h, w)).view(b, 2, m, 2, h, w) + starts
+        offsets = resize_flow(members.reshape(b, 4 * m, h4, w4), (h, w)).view(b, 2, m, 2, h, w) + starts
         # a member sampling outside its frame sees nothing there (content out of view): its weight
         # goes to the members in view; where none is, the weights stay
         in_view = 1 - outside_frame(offsets.reshape(b * 2 * m, 2, h, w)).view(b, 2, 1, m, h, w)

@@ -1,6 +1,8 @@
 """Classical optical flow (OpenCV DIS) on ``(B,3,H,W)`` frames in [0,1]."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 
@@ -40,3 +42,17 @@ class DISFlow:
         f10 = np.stack([self._dis.calc(b, a, None) for a, b in zip(g0, g1)])
         to_t = lambda f: torch.from_numpy(f).permute(0, 3, 1, 2).to(frame0.device)  # noqa: E731
         return to_t(f01), to_t(f10)
+
+
+_estimators = threading.local()  # one OpenCV object per thread and setting: they are not thread-safe
+
+
+def dis_estimator(preset: str = "medium", finest_scale: int | None = None) -> DISFlow:
+    """A :class:`DISFlow` for ``(preset, finest_scale)``, made once per thread (and per process: data
+    workers make their own) and reused: models never hold the OpenCV object, which cannot be
+    deep-copied or pickled."""
+    cache = _estimators.__dict__.setdefault("cache", {})
+    key = (preset, finest_scale)
+    if key not in cache:
+        cache[key] = DISFlow(preset, finest_scale)
+    return cache[key]

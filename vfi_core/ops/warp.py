@@ -27,6 +27,16 @@ def pixel_grid(h: int, w: int, device=None, dtype=torch.float32) -> torch.Tensor
     return torch.stack((xs, ys)).unsqueeze(0)
 
 
+def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinearly resize a ``(B,2k,h,w)`` stack of flows to ``size``, rescaling x and y magnitudes."""
+    h, w = flow.shape[-2:]
+    if (h, w) == tuple(size):
+        return flow
+    out = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+    scale = torch.tensor([size[1] / w, size[0] / h], dtype=flow.dtype, device=flow.device)
+    return out * scale.repeat(flow.shape[1] // 2).view(1, -1, 1, 1)
+
+
 def outside_frame(flow: torch.Tensor, margin: float = 0.5) -> torch.Tensor:
     """``(B,1,H,W)`` 1 where ``p + flow`` lies more than ``margin`` pixels outside the frame, else 0."""
     h, w = flow.shape[-2:]

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..config import reject_unknown_keys
 from ..errors import InputError
 from .mivid_masking import MaskingConfig
 
@@ -55,10 +56,7 @@ class MiVIDLossConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "MiVIDLossConfig":
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InputError(f"mivid loss: unknown key(s) {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(cls.__dataclass_fields__)}")
+        reject_unknown_keys(values, cls.__dataclass_fields__, "mivid loss")
         values = dict(values)
         for name in TERMS:
             if name in values:

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from ..config import reject_unknown_keys
 from ..errors import InputError
 
 
@@ -49,10 +50,7 @@ class MaskingConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "MaskingConfig":
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InputError(f"mivid masking: unknown key(s) {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(cls.__dataclass_fields__)}")
+        reject_unknown_keys(values, cls.__dataclass_fields__, "mivid masking")
         return cls(**values)
 
     def to_dict(self) -> dict:

@@ -17,14 +17,8 @@ Per step, from the step's random stream (so a resumed run repeats the same clips
 The trainer gives the recipe whole windows (``items = "window"``) and passes the training progress
 ``step / steps`` to :meth:`MiVIDRecipe.step_loss`.
 
-On the lent GPU (docs/TRAINING.md; carry ``runs/packs`` and ``runs/perceptual``, the VGG16 features
-``configs/mivid.json`` names, written by ``VGGFeatures.from_package(("relu1_2", "relu2_2",
-"relu3_3")).save_safetensors("runs/perceptual/vgg_relu3_3.safetensors")``)::
-
-    mkdir -p $OUT/run; PYTHONUNBUFFERED=1 timeout -s INT 540 python3 -m vfi_core train mivid
-        --config configs/mivid.json --data runs/packs/dev_9x128.npz --run-dir runs/mivid-gpu
-        --device cuda --quiet [--resume]; cp runs/mivid-gpu/{state.safetensors,state.json,config.json,
-        log.csv,dev.csv,plot.png} $OUT/run/
+On the lent GPU, train it with the other models in one call: ``tools/gpu_train.sh``
+(docs/TRAINING.md). The perceptual term reads ``runs/perceptual/vgg_relu3_3.safetensors``.
 """
 from __future__ import annotations
 
@@ -34,21 +28,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from .recipe_base import NetworkRecipe
 
 
-class MiVIDRecipe:
+class MiVIDRecipe(NetworkRecipe):
     name = "mivid"
     items = "window"   # the TrainingData item mode this recipe needs
 
     def __init__(self):
         self._schedules: dict = {}
 
-    def build(self, architecture: dict) -> nn.Module:
-        from ..models.mivid import MiVIDConfig, MiVIDNet
-        return MiVIDNet(MiVIDConfig.from_dict(architecture))
-
-    def architecture(self, net: nn.Module) -> dict:
-        return {"class": type(net).__name__, "config": net.config.to_dict()}
+    def network_class(self) -> type[nn.Module]:
+        from ..models.mivid import MiVIDNet
+        return MiVIDNet
 
     def loss(self, weights: dict) -> nn.Module:
         from .mivid_loss import MiVIDLoss, MiVIDLossConfig

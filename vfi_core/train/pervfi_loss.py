@@ -29,6 +29,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
+from ..config import reject_unknown_keys
 from ..errors import InputError
 from ..losses import charbonnier
 
@@ -56,10 +57,7 @@ class PerVFILossWeights:
 
     @classmethod
     def from_dict(cls, values: dict) -> "PerVFILossWeights":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise InputError(f"pervfi loss: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        reject_unknown_keys(values, cls.__dataclass_fields__, "pervfi loss")
         values = dict(values)
         path = values.pop("perceptual_weights", None)
         try:

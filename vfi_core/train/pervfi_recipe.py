@@ -4,8 +4,10 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
+from .recipe_base import NetworkRecipe
 
-class PerVFIRecipe:
+
+class PerVFIRecipe(NetworkRecipe):
     """PerVFI: :class:`~vfi_core.train.pervfi_loss.PerVFILoss` on the network's condition.
 
     With a learned motion refiner, a share ``dis_probability`` of the steps runs on DIS alone
@@ -13,30 +15,16 @@ class PerVFIRecipe:
     paper trains on RAFT and GMFlow flows drawn at random, and the ``motion=dis`` setting stays
     usable. The choice is drawn from the step's random stream (resumable).
 
-    On the lent GPU (docs/TRAINING.md), carrying ``runs/perceptual`` (the VGG16 features
-    ``configs/pervfi.json`` names, 3.4 MB, written here by ``VGGFeatures.from_package(("relu1_2",
-    "relu2_2", "relu3_3")).save_safetensors("runs/perceptual/vgg_relu3_3.safetensors")``), ``runs/packs``
-    and, to continue, ``runs/pervfi-gpu``::
-
-        mkdir -p $OUT/run; PYTHONUNBUFFERED=1 timeout -s INT 540 python3 -m vfi_core train pervfi
-            --config configs/pervfi.json --data runs/packs/dev_9x128.npz --data synthetic
-            --run-dir runs/pervfi-gpu --device cuda --quiet [--resume]; cp runs/pervfi-gpu/{state.safetensors,
-            state.json,config.json,log.csv,dev.csv,plot.png} $OUT/run/
-
-    Measured on an H100 (bf16, batch 8, 128 px crops, 8 data workers): 0.2 s per step, so one
-    540 s call makes about 2500 steps and ``optim.steps = 7000`` takes three calls; the checkpoint
-    (weights, EMA, AdamW moments) is about 12 MB.
+    On the lent GPU, train it with the other models in one call: ``tools/gpu_train.sh``
+    (docs/TRAINING.md). The perceptual term reads ``runs/perceptual/vgg_relu3_3.safetensors``.
     """
 
     name = "pervfi"
     dis_probability = 0.25
 
-    def build(self, architecture: dict) -> nn.Module:
-        from ..models.pervfi import PerVFIConfig, PerVFINet
-        return PerVFINet(PerVFIConfig.from_dict(architecture))
-
-    def architecture(self, net: nn.Module) -> dict:
-        return {"class": type(net).__name__, "config": net.config.to_dict()}
+    def network_class(self) -> type[nn.Module]:
+        from ..models.pervfi import PerVFINet
+        return PerVFINet
 
     def loss(self, weights: dict) -> nn.Module:
         from .pervfi_loss import PerVFILoss, PerVFILossWeights

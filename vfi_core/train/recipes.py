@@ -1,30 +1,24 @@
-"""How the trainer builds, runs and wraps each trainable model: one :class:`Recipe` per model name."""
+"""How the trainer builds, runs and wraps each trainable model: one recipe per model name."""
 from __future__ import annotations
 
 import numpy as np
 from torch import nn
 
 from ..errors import InputError
+from .mivid_recipe import MiVIDRecipe
+from .pervfi_recipe import PerVFIRecipe
+from .recipe_base import NetworkRecipe
 
 
-class SVMVRecipe:
+class SVMVRecipe(NetworkRecipe):
     """Training recipe of :mod:`vfi_core.models.svmv`: random ensemble size ``M`` per step (in the
     trained range), :class:`~vfi_core.train.svmv_loss.SVMVLoss`."""
 
     name = "svmv"
 
-    def __init__(self):
-        self._dis = None  # one DIS object per process (data workers each make their own)
-
-    def __getstate__(self) -> dict:  # OpenCV objects do not pickle: a spawned worker makes its own
-        return {**self.__dict__, "_dis": None}
-
-    def build(self, architecture: dict) -> nn.Module:
-        from ..models.svmv import SVMVConfig, SVMVNet
-        return SVMVNet(SVMVConfig.from_dict(architecture))
-
-    def architecture(self, net: nn.Module) -> dict:
-        return {"class": type(net).__name__, "config": net.config.to_dict()}
+    def network_class(self) -> type[nn.Module]:
+        from ..models.svmv import SVMVNet
+        return SVMVNet
 
     def loss(self, weights: dict) -> nn.Module:
         from .svmv_loss import SVMVLoss, SVMVLossWeights
@@ -42,12 +36,9 @@ class SVMVRecipe:
         """Add the DIS motion prior (``"prior"``) to a batch; runs where batches are made (the data
         workers on a GPU machine), so that OpenCV's flow never stalls the training step."""
         from ..models.svmv import dis_prior
-        from ..ops.flow import DISFlow
 
-        if self._dis is None and architecture.flow_prior == "dis":
-            self._dis = DISFlow(architecture.dis_preset, finest_scale=0)
         frames = batch["frames"]
-        return {**batch, "prior": dis_prior(frames[:, 1], frames[:, 2], architecture, self._dis)}
+        return {**batch, "prior": dis_prior(frames[:, 1], frames[:, 2], architecture)}
 
     def step_loss(self, net: nn.Module, loss: nn.Module, batch: dict, rng: np.random.Generator,
                   progress: float = 0.0):
@@ -65,9 +56,6 @@ class SVMVRecipe:
         default = SVMV.descriptor.param("ensemble").default
         return SVMV.from_network(net, ensemble=min(default, net.config.ensemble_max))
 
-
-from .pervfi_recipe import PerVFIRecipe  # noqa: E402 (cheap: it imports the model only when used)
-from .mivid_recipe import MiVIDRecipe  # noqa: E402 (cheap: it imports the model only when used)
 
 RECIPES = {"svmv": SVMVRecipe(), "pervfi": PerVFIRecipe(), "mivid": MiVIDRecipe()}
 

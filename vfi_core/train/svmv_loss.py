@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import reject_unknown_keys
 from ..errors import InputError
 from ..losses import census_loss, charbonnier
 
@@ -118,10 +119,7 @@ class SVMVLossWeights:
 
     @classmethod
     def from_dict(cls, values: dict) -> "SVMVLossWeights":
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InputError(f"loss weights: unknown term(s) {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(cls.__dataclass_fields__)}")
+        reject_unknown_keys(values, cls.__dataclass_fields__, "svmv loss weights")
         weights = cls(**{k: float(v) for k, v in values.items()})
         if any(v < 0 for v in asdict(weights).values()):
             raise InputError("loss weights must be >= 0")

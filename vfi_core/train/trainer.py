@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config import reject_unknown_keys
 from ..errors import Cancelled, InputError
 from .checkpoint import has_checkpoint, read_checkpoint, restore, save_checkpoint
 from .data import TrainingData
@@ -66,9 +67,7 @@ def load_config(path: str | Path | dict) -> dict:
             raise InputError(f"config {path} is not valid JSON: {exc}") from None
     if not isinstance(given, dict):
         raise InputError("a config must be a JSON object")
-    unknown = set(given) - set(DEFAULTS)
-    if unknown:
-        raise InputError(f"config: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(DEFAULTS)}")
+    reject_unknown_keys(given, DEFAULTS, "config")
     config = copy.deepcopy(DEFAULTS)
     for key, value in given.items():
         if key in _SECTIONS:

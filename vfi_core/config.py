@@ -1,10 +1,18 @@
-"""The JSON form of model configs (saved as ``architecture.config`` in model cards)."""
+"""JSON configs: unknown keys refused with one line, and the model configs saved in model cards."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import ClassVar
+from typing import ClassVar, Iterable
 
-from ..errors import InputError
+from .errors import InputError
+
+
+def reject_unknown_keys(values: dict, known: Iterable[str], what: str) -> None:
+    """Raise :class:`InputError` ``"<what>: unknown key(s) ...; known: ..."`` for keys not in ``known``."""
+    known = set(known)
+    unknown = set(values) - known
+    if unknown:
+        raise InputError(f"{what}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
 
 
 class ModelConfig:
@@ -19,11 +27,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, values: dict):
         """Build from a JSON dict; unknown keys are an :class:`InputError`."""
-        known = set(cls.__dataclass_fields__)
-        unknown = set(values) - known
-        if unknown:
-            raise InputError(f"{cls.config_name} config: unknown key(s) {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(sorted(known))}")
+        reject_unknown_keys(values, cls.__dataclass_fields__, f"{cls.config_name} config")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
     @classmethod
