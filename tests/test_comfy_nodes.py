@@ -28,6 +28,7 @@ import vfi_core  # noqa: E402
 from comfy_api.latest import InputImpl, Types  # noqa: E402
 from comfy_nodes import model_files, nodes, sequence  # noqa: E402
 from test_io import make_clip  # noqa: E402
+from vfi_core import pipeline  # noqa: E402
 from vfi_core.errors import InputError, ParameterError, WeightsError  # noqa: E402
 from vfi_core.pipeline import SequenceOptions  # noqa: E402
 
@@ -273,7 +274,7 @@ def test_tiled_frames_and_confidence_match_whole_ones(monkeypatch):
                                            device=torch.device("cpu"))
 
     whole = run()
-    monkeypatch.setattr(sequence, "auto_tile_size", lambda *args: 100)  # two tiles across, 64 px overlap
+    monkeypatch.setattr(pipeline, "auto_tile_size", lambda *args: 100)  # two tiles across, 64 px overlap
     tiled = run()
     assert torch.allclose(whole.images, tiled.images, atol=0.15)
     assert torch.allclose(whole.confidence, tiled.confidence, atol=0.5)

@@ -111,10 +111,13 @@ class TimedFrame:
 
 
 class OutputFrame(NamedTuple):
-    """One output frame: ``rgb`` ``(1,3,H,W)`` and ``alpha`` ``(1,1,H,W)`` or None, float in [0,1]."""
+    """One output frame: ``rgb`` ``(1,3,H,W)`` and ``alpha`` ``(1,1,H,W)`` or None, float in [0,1];
+    ``confidence`` ``(1,1,H,W)`` in [0,1] for an interpolated frame of a model that gives one
+    (1 = sure), None for a source frame passed through or a model without confidence."""
 
     rgb: torch.Tensor
     alpha: torch.Tensor | None
+    confidence: torch.Tensor | None = None
 
 
 def frames_at_rate(images: Iterable[torch.Tensor], fps: Fraction,
@@ -466,13 +469,27 @@ class InterpolatedStream:
         frame0, frame1 = torch.cat(x0), torch.cat(x1)
         t = torch.tensor(ts, dtype=torch.float32)
         tile = self._tile_size(frame0)
-        if tile:
-            out = interpolate_tiled(self.model.interpolate, frame0, frame1, t, tile, self.options.tile_overlap)
+        if tile:  # frame and confidence tiled together, so both get the same feathered seams
+            both = interpolate_tiled(self._frame_and_confidence, frame0, frame1, t, tile, self.options.tile_overlap)
+            out, confidence = both[:, :3], both[:, 3:]
         else:
-            out = self.model.interpolate(frame0, frame1, t)
+            out, confidence = self._model_call(frame0, frame1, t)
         n = len(requests)
         alphas = out[n:].mean(1, keepdim=True).split(1) if with_alpha else [None] * n
-        return [OutputFrame(rgb, alpha) for rgb, alpha in zip(out[:n].split(1), alphas)]
+        confidences = confidence[:n].split(1) if confidence is not None else [None] * n
+        return [OutputFrame(rgb, alpha, conf) for rgb, alpha, conf in zip(out[:n].split(1), alphas, confidences)]
+
+    def _model_call(self, frame0, frame1, t) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The model's frames and confidence maps (None for a model that has no confidence)."""
+        with_confidence = getattr(self.model, "interpolate_with_confidence", None)
+        if with_confidence is None:
+            return self.model.interpolate(frame0, frame1, t), None
+        return with_confidence(frame0, frame1, t)
+
+    def _frame_and_confidence(self, frame0, frame1, t) -> torch.Tensor:
+        """One tile: frame and confidence (1 where the model gives none) as four channels."""
+        frame, confidence = self._model_call(frame0, frame1, t)
+        return torch.cat([frame, torch.ones_like(frame[:, :1]) if confidence is None else confidence], 1)
 
     def _tile_size(self, batch: torch.Tensor) -> int | None:
         """The tile side for this stream, decided on its first batch; None when frames go whole."""

@@ -62,21 +62,22 @@ def interpolate_tiled(interpolate, frame0: torch.Tensor, frame1: torch.Tensor, t
     """Interpolate a frame pair tile by tile and blend the tiles with feathered seams.
 
     Args:
-        interpolate: ``f(frame0, frame1, t) -> frame`` on ``(B,C,h,w)`` tiles (e.g. ``model.interpolate``).
+        interpolate: ``f(frame0, frame1, t) -> frame`` on ``(B,C,h,w)`` tiles (e.g. ``model.interpolate``);
+            it may return another channel count ``C'`` (e.g. a frame and its confidence map).
         frame0, frame1: ``(B,C,H,W)`` float in [0,1].
         t: ``(B,)`` times in [0,1].
         tile: tile side in pixels (> ``overlap``); a frame no larger than a tile is done in one piece.
         overlap: overlap between neighbouring tiles in pixels.
 
     Returns:
-        ``(B,C,H,W)`` float in [0,1], same dtype and device as ``frame0``.
+        ``(B,C',H,W)`` float in [0,1], same dtype and device as ``frame0``.
     """
     if tile <= overlap:
         raise ParameterError(f"tile size {tile} must be larger than the tile overlap {overlap}")
     _, _, h, w = frame0.shape
     if h <= tile and w <= tile:
         return interpolate(frame0, frame1, t)
-    out = torch.zeros_like(frame0)
+    out = None
     weight_sum = torch.zeros((1, 1, h, w), dtype=frame0.dtype, device=frame0.device)
     for y0, y1 in tile_spans(h, tile, overlap):
         wy = _ramp(y1 - y0, y0, y1, h, overlap, frame0.device)
@@ -84,6 +85,8 @@ def interpolate_tiled(interpolate, frame0: torch.Tensor, frame1: torch.Tensor, t
             wx = _ramp(x1 - x0, x0, x1, w, overlap, frame0.device)
             weight = (wy[:, None] * wx[None, :]).to(frame0.dtype)[None, None]
             part = interpolate(frame0[..., y0:y1, x0:x1], frame1[..., y0:y1, x0:x1], t)
+            if out is None:
+                out = frame0.new_zeros((frame0.shape[0], part.shape[1], h, w))
             out[..., y0:y1, x0:x1] += part * weight
             weight_sum[..., y0:y1, x0:x1] += weight
     return out / weight_sum
