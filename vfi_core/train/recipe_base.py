@@ -6,7 +6,7 @@ from torch import nn
 
 class NetworkRecipe:
     """A recipe around one trainable network whose ``__init__`` takes its config as a JSON dict and
-    whose ``config`` has ``to_dict`` (:class:`~vfi_core.models.config.ModelConfig`).
+    whose ``config`` has ``to_dict`` (:class:`~vfi_core.config.ModelConfig`).
 
     Subclasses give :meth:`network_class` (imported there, so that importing the recipes stays cheap).
     """
