@@ -264,7 +264,7 @@ class VideoWriter:
             self._out = av.open(str(self._tmp), "w", format={".mkv": "matroska", ".mov": "mov"}.get(self.kind))
             self.alpha = self._add_video_stream(alpha, crf, preset)
             self._audio_packets = self._open_audio(audio_source)
-        except Exception:
+        except BaseException:  # Ctrl-C or SIGTERM during set-up too: leave no partial file
             self.abort()
             raise
 
