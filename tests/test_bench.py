@@ -60,6 +60,18 @@ def test_triplets_csv(tmp_path):
     assert items[0].frame0 == tmp_path / "seq0/0.png" and items[0].gt == tmp_path / "seq0/1.png"
 
 
+def test_triplets_csv_with_paths_outside_its_folder(tmp_path):
+    data = tmp_path / "data"
+    make_manifest(data)
+    manifest = tmp_path / "lists" / "subset.csv"
+    manifest.parent.mkdir()
+    manifest.write_text(f"set,frame0,frame1,gt,t\nb,{data}/seq2/0.png,{data}/seq2/2.png,{data}/seq2/1.png,0.5\n"
+                        "a,../data/seq0/0.png,../data/seq0/2.png,../data/seq0/1.png,0.5\n")
+    _, items = load_eval_set(manifest)
+    assert items[0].key == "b/" + (data / "seq2/1").as_posix().lstrip("/")
+    assert items[1].key == "a/../data/seq0/1" and items[1].gt.is_file()
+
+
 @pytest.mark.parametrize("names", [("frame_00.png", "frame_01_gt.png", "frame_02.png"),
                                    ("frame0.png", "frame1.png", "frame2.png")])
 def test_ucf101(tmp_path, names):

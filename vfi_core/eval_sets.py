@@ -48,7 +48,13 @@ class EvalItem:
 
 
 def _key(set_name: str, gt: Path, root: Path) -> str:
-    return f"{set_name}/{gt.relative_to(root).with_suffix('').as_posix()}"
+    """``<set>/<gt path without suffix>``, relative to ``root`` when ``gt`` lies under it (a manifest
+    may also name absolute paths elsewhere: those keep their whole path, less the anchor)."""
+    try:
+        name = gt.relative_to(root)
+    except ValueError:
+        name = Path(*gt.parts[1:]) if gt.is_absolute() else gt
+    return f"{set_name}/{name.with_suffix('').as_posix()}"
 
 
 def _images_in(folder: Path) -> list[Path]:
