@@ -6,7 +6,7 @@ import torch
 
 from vfi_core import registry
 from vfi_core.errors import InputError, ParameterError, WeightsError
-from vfi_core.models.svmv import SVMV, SVMVConfig, SVMVNet, load_network
+from vfi_core.models.svmv import SVMV, SVMVConfig, SVMVNet, load_network, stack_frames
 from vfi_core.train.svmv_loss import (SVMVLoss, SVMVLossWeights, ensemble_mean_and_variance, spatial_variance_loss,
                                       temporal_variance_loss)
 
@@ -144,6 +144,38 @@ def test_loss_switches():
     with pytest.raises(InputError):
         SVMVLossWeights.from_dict({"reconstruction": 0, "census": 0, "spatial_variance": 0, "temporal_variance": 0,
                                    "flow": 0, "perceptual": 1})
+
+
+def test_two_frame_input_encodes_each_frame_once_with_the_same_result(monkeypatch):
+    from vfi_core.models import svmv as svmv_module
+
+    net = _net().eval()
+    _, f0, f1, _ = _frames(b=2, h=32, w=48)
+    frames = stack_frames(f0, f1)
+    assert svmv_module.repeats_outer_frames(frames)
+    assert not svmv_module.repeats_outer_frames(torch.stack(_frames(b=2, h=32, w=48), 1))
+    t = torch.tensor([0.3, 0.6])
+    with torch.no_grad():
+        fast = net(frames, t, ensemble=3)
+        monkeypatch.setattr(svmv_module, "repeats_outer_frames", lambda frames: False)
+        full = net(frames, t, ensemble=3)
+    for a, b in zip(fast, full):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_spatial_variance_eps_is_a_setting_not_a_term():
+    net = _net()
+    frames = torch.stack(_frames(b=1, h=32, w=32), 1)
+    out = net(frames, torch.tensor([0.5]), ensemble=2)
+    out = out._replace(offsets=out.offsets.detach(), weights=out.weights.detach())
+    batch = {"gt": frames[:, 1]}
+    for eps in (0.01, 0.25):
+        weights = SVMVLossWeights.from_dict({"census": 0, "temporal_variance": 0, "spatial_variance_eps": eps})
+        _, terms = SVMVLoss(weights)(out, batch)
+        assert set(terms) == {"reconstruction", "spatial_variance"}
+        assert terms["spatial_variance"] == pytest.approx(float(spatial_variance_loss(out.offsets, out.weights, eps=eps)))
+    with pytest.raises(InputError, match="spatial_variance_eps"):
+        SVMVLossWeights.from_dict({"spatial_variance_eps": 0})
 
 
 def test_weights_round_trip(tmp_path):

@@ -153,6 +153,11 @@ def dis_prior(frame0: torch.Tensor, frame1: torch.Tensor, config: SVMVConfig) ->
     return torch.cat((f01, f10), 1).to(frame0.dtype)
 
 
+def repeats_outer_frames(frames: torch.Tensor) -> bool:
+    """True when a ``(B,4,3,H,W)`` stack is two-frame input: ``I-1 == I0`` and ``I2 == I1`` everywhere."""
+    return torch.equal(frames[:, 0], frames[:, 1]) and torch.equal(frames[:, 3], frames[:, 2])
+
+
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.LeakyReLU(0.1, inplace=True))
 
@@ -274,12 +279,16 @@ class SVMVNet(nn.Module):
         dtype = frames.dtype
         if prior is None:
             prior = self.prior(frames[:, 1], frames[:, 2])
-        # shared encoder over the 4 frames at half size
-        x = F.avg_pool2d(frames.flatten(0, 1), 2)
+        # shared encoder over the 4 frames at half size; two-frame input repeats I0 and I1 as the
+        # outer frames, so then only those two are encoded
+        pair_only = repeats_outer_frames(frames)
+        distinct = frames[:, 1:3] if pair_only else frames
+        x = F.avg_pool2d(distinct.flatten(0, 1), 2)
         feats = []
         for block in self.encoder:
             x = block(x)
-            feats.append(x.view(b, 4, *x.shape[1:]))
+            f = x.view(b, distinct.shape[1], *x.shape[1:])
+            feats.append(f[:, [0, 0, 1, 1]] if pair_only else f)
         tt = t.to(dtype).view(b, 1, 1, 1)
         hypotheses = self.motion_hypotheses(frames[:, 1], frames[:, 2], prior.to(dtype), t)  # (B,n,4,h',w')
         base = hypotheses.mean(1)  # the decoder refines around the mean hypothesis
