@@ -201,6 +201,21 @@ def test_missing_prediction(tmp_path):
         bench.evaluate_predictions(tmp_path / "pred", items, show_progress=False)
 
 
+def test_speed_never_times_the_same_pair_twice_in_a_row():
+    """Models may reuse work for a repeated pair (flow-asb keeps its flows): timing must not."""
+    calls = []
+
+    class Recorder:
+        def interpolate(self, frame0, frame1, t):
+            calls.append((frame0, frame1))
+
+    f0, f1 = image(1), image(2)
+    bench.measure_speed(Recorder(), f0, f1, sizes=((40, 24),), warmup=1, repeats=3)
+    assert len(calls) == 4
+    for (a0, a1), (b0, b1) in zip(calls, calls[1:]):
+        assert not (torch.equal(a0, b0) and torch.equal(a1, b1))
+
+
 def test_summary_means_per_set_and_overall():
     records = [{"set": "a", "psnr": 30.0, "ssim": 0.9, "sec": 1.0}, {"set": "a", "psnr": 20.0, "ssim": 0.7, "sec": 3.0},
                {"set": "b", "psnr": 40.0, "ssim": 1.0, "sec": 2.0}]

@@ -220,7 +220,7 @@ def measure_speed(model, frame0: np.ndarray, frame1: np.ndarray, sizes=SPEED_SIZ
     """Median seconds per interpolated frame (t = 0.5) at each ``(width, height)`` in ``sizes``.
 
     ``frame0``/``frame1`` are ``(H,W,3)`` uint8 RGB, resized to each size; ``warmup`` untimed runs
-    come first. On CUDA each run is synchronised so that the time is the GPU's too.
+    come first; every other run swaps the two frames (a new pair each call: nothing cached counts). On CUDA each run is synchronised so that the time is the GPU's too.
     """
     import torch
 
@@ -230,8 +230,11 @@ def measure_speed(model, frame0: np.ndarray, frame1: np.ndarray, sizes=SPEED_SIZ
         x0, x1 = _resized_pair(frame0, frame1, (width, height))
         times = []
         for run in range(warmup + repeats):
+            # the pair alternates direction, so that no model reuses work from its previous call
+            # (flow-asb keeps the last pair's flows for the other t of that pair)
+            first, second = (x0, x1) if run % 2 == 0 else (x1, x0)
             start = time.perf_counter()
-            model.interpolate(x0, x1, 0.5)
+            model.interpolate(first, second, 0.5)
             if cuda:
                 torch.cuda.synchronize()
             if run >= warmup:
