@@ -44,7 +44,7 @@ def move_slider(page, elem_id: str, steps: int) -> str:
 def test_upload_sample_move_sliders_run_and_screenshot(page, capsys):
     page.locator("#source-video input[type=file]").set_input_files(str(SAMPLE_CLIP))
     page.locator("#source-video video").wait_for(timeout=30_000)
-    assert float(move_slider(page, "param-flow-asb-asymmetry", 10)) == pytest.approx(0.5)
+    assert float(move_slider(page, "param-svmv-ensemble", 2)) == 6  # the default model's control: 4 -> 6
     assert float(move_slider(page, "preview-seconds", 4)) == pytest.approx(0.4)  # 10 of the 60 frames
     page.locator("#run").click()
     page.locator("#result-video video").wait_for(timeout=300_000)

@@ -33,7 +33,7 @@ def test_registered_with_declared_params():
     desc = registry.get_descriptor("svmv")
     assert desc.gives_confidence and desc.arbitrary_t and desc.weight_file == "svmv.safetensors"
     assert (desc.param("ensemble").min, desc.param("ensemble").max) == (1, 8)
-    assert registry.default_model_name() == "flow-asb"
+    assert registry.default_model_name() == "svmv"
 
 
 def test_load_without_weights_is_a_weights_error(tmp_path, monkeypatch):
