@@ -220,7 +220,8 @@ def measure_speed(model, frame0: np.ndarray, frame1: np.ndarray, sizes=SPEED_SIZ
     """Median seconds per interpolated frame (t = 0.5) at each ``(width, height)`` in ``sizes``.
 
     ``frame0``/``frame1`` are ``(H,W,3)`` uint8 RGB, resized to each size; ``warmup`` untimed runs
-    come first; every other run swaps the two frames (a new pair each call: nothing cached counts). On CUDA each run is synchronised so that the time is the GPU's too.
+    come first; every other run swaps the two frames (a new pair each call: nothing cached counts).
+    On CUDA each run is synchronised so that the time is the GPU's too.
     """
     import torch
 
