@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 from collections import defaultdict
@@ -27,35 +26,33 @@ def run(command: list[str], threads: int) -> None:
     subprocess.run(command, check=True, env=env)
 
 
-def ours(report: Path) -> dict[str, dict[str, list[float]]]:
-    items = json.loads(report.read_text())["items"]
-    scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for item in items:
-        for metric in ("psnr", "ssim", "sec"):
-            scores[item["key"].split("/")[0]][metric].append(item[metric])
-    return scores
+def ours(report: Path) -> dict[str, dict]:
+    """Per-set figures of a `vfi bench` report (``n``, mean PSNR and SSIM, median seconds)."""
+    return json.loads(report.read_text())["sets"]
 
 
-def peers(results: Path) -> dict[str, dict[str, dict[str, list[float]]]]:
-    methods: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+def peers(results: Path) -> dict[str, dict[str, dict]]:
+    """Per-set figures of each method in an `eval_triplets.py` results file, as `vfi bench` sums them."""
+    from vfi_core.bench import summarize
+
+    rows: dict[str, list[dict]] = defaultdict(list)
     for line in results.read_text().splitlines():
         row = json.loads(line)
-        for metric in ("psnr", "ssim", "sec"):
-            methods[row["method"]][row["set"]][metric].append(row[metric])
-    return methods
+        rows[row["method"]].append(row)
+    return {method: summarize(records)[0] for method, records in rows.items()}
 
 
-def table(methods: dict[str, dict[str, dict[str, list[float]]]]) -> str:
+def table(methods: dict[str, dict[str, dict]]) -> str:
     names = list(methods)
-    sets = list(dict.fromkeys(s for scores in methods.values() for s in scores))
+    sets = list(dict.fromkeys(s for figures in methods.values() for s in figures))
     lines = ["| set | " + " | ".join(f"{n} PSNR / SSIM" for n in names) + " | " +
              " | ".join(f"{n} s" for n in names) + " |",
              "|---" * (1 + 2 * len(names)) + "|"]
     for s in sets:
-        cells = [f"{statistics.fmean(methods[n][s]['psnr']):.3f} / {statistics.fmean(methods[n][s]['ssim']):.4f}"
-                 if s in methods[n] else "-" for n in names]
-        secs = [f"{statistics.median(methods[n][s]['sec']):.3f}" if s in methods[n] else "-" for n in names]
-        counts = "/".join(str(len(methods[n][s]["psnr"])) if s in methods[n] else "0" for n in names)
+        got = [methods[n].get(s) for n in names]
+        cells = [f"{f['psnr']:.3f} / {f['ssim']:.4f}" if f else "-" for f in got]
+        secs = [f"{f['sec']:.3f}" if f else "-" for f in got]
+        counts = "/".join(str(f["n"]) if f else "0" for f in got)
         lines.append(f"| {s} (n {counts}) | " + " | ".join(cells) + " | " + " | ".join(secs) + " |")
     return "\n".join(lines)
 

@@ -128,8 +128,6 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.LeakyReLU(0.1, inplace=True))
 
 
-
-
 # -- motion ----------------------------------------------------------------------------------------
 class MotionEstimator(nn.Module):
     """Bidirectional motion ``(F01, F10)``, each ``(B,2,H,W)`` in pixels at the input size.

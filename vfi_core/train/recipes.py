@@ -25,8 +25,8 @@ class SVMVRecipe(NetworkRecipe):
         return SVMVLoss(SVMVLossWeights.from_dict(weights))
 
     def terms(self) -> tuple[str, ...]:
-        from .svmv_loss import LOSS_TERMS
-        return LOSS_TERMS
+        from .svmv_loss import SVMVLossWeights
+        return SVMVLossWeights.terms()
 
     def ensemble_range(self, net: nn.Module) -> tuple[int, int]:
         from ..models.svmv import ENSEMBLE_RANGE

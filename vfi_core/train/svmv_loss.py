@@ -35,9 +35,7 @@ from ..config import reject_unknown_keys
 from ..errors import InputError
 from ..losses import census_loss, charbonnier
 
-__all__ = ["LOSS_TERMS", "SVMVLoss", "SVMVLossWeights", "spatial_variance_loss", "temporal_variance_loss"]
-
-LOSS_TERMS = ("reconstruction", "census", "spatial_variance", "temporal_variance", "flow")
+__all__ = ["SVMVLoss", "SVMVLossWeights", "spatial_variance_loss", "temporal_variance_loss"]
 
 
 def _check_ensemble(offsets: torch.Tensor, weights: torch.Tensor) -> None:
@@ -125,6 +123,10 @@ class SVMVLossWeights:
     temporal_variance: float = 0.1
     flow: float = 0.01
     spatial_variance_eps: float = 1e-2
+
+    @classmethod
+    def terms(cls) -> tuple[str, ...]:
+        return tuple(name for name in cls.__dataclass_fields__ if name != "spatial_variance_eps")
 
     @classmethod
     def from_dict(cls, values: dict) -> "SVMVLossWeights":
