@@ -5,7 +5,8 @@
 Pipeline, for frames ``I0``, ``I1`` and a time ``t``:
 
 1. Motion (:class:`MotionEstimator`, config ``motion`` / parameter ``motion``): bidirectional DIS flow
-   ``F01``, ``F10`` on the frames resized by ``dis_scale`` (``dis``), optionally corrected by a small
+   ``F01``, ``F10`` on the frames downscaled to ``dis_max_side`` at most (``dis``: the DIS preset
+   refined to full resolution of that grid, :func:`~vfi_core.ops.flow.capped_dis`), optionally corrected by a small
    learned residual refiner at 1/4 size trained jointly with the rest (``learned``; zero-initialised,
    so it starts as DIS). No peer weights are involved.
 2. Primary frame: PerVFI takes frame 0 as the primary (forward-warped) side and frame 1 as the
@@ -65,7 +66,7 @@ from torch import nn
 from ..config import ModelConfig
 from ..errors import InputError
 from ..interpolator import Interpolation, Interpolator
-from ..ops.flow import DIS_PRESETS
+from ..ops.flow import DIS_PRESETS, capped_dis
 from ..ops.warp import average_splat, backward_warp, fill_holes, resize_flow, softmax_splat
 from ..registry import ModelDescriptor, Param, register
 from .pervfi_flow import ConditionalFlow, squeeze2
@@ -80,7 +81,7 @@ class PerVFIConfig(ModelConfig):
     Args:
         widths: encoder channels at 1/2, 1/4, 1/8 of the input size.
         motion: "learned" (DIS + learned residual refiner, part of the weights) or "dis".
-        dis_preset, dis_scale: DIS preset and the frame scale it runs at (in (0, 1]).
+        dis_preset, dis_max_side: DIS preset, and the longer side of the frames it runs on (never upscaled).
         refiner_width: channels of the learned motion refiner.
         deform_points: sampling points ``K`` per pixel of the deformable alignment (1..16).
         mask_width: channels ``C`` of the Adaptive Dilation Module's expansion.
@@ -95,8 +96,8 @@ class PerVFIConfig(ModelConfig):
 
     widths: tuple[int, int, int] = (16, 32, 48)
     motion: str = "learned"
-    dis_preset: str = "ultrafast"
-    dis_scale: float = 0.5
+    dis_preset: str = "medium"
+    dis_max_side: int = 640
     refiner_width: int = 24
     deform_points: int = 9
     mask_width: int = 8
@@ -116,8 +117,8 @@ class PerVFIConfig(ModelConfig):
             raise InputError(f"pervfi config: motion must be one of {', '.join(MOTIONS)}, got {self.motion!r}")
         if self.dis_preset not in DIS_PRESETS:
             raise InputError(f"pervfi config: dis_preset must be one of {DIS_PRESETS}, got {self.dis_preset!r}")
-        if not 0 < self.dis_scale <= 1 or not 0 < self.occlusion_threshold < 1:
-            raise InputError("pervfi config: dis_scale must lie in (0, 1], occlusion_threshold in (0, 1)")
+        if self.dis_max_side < 16 or not 0 < self.occlusion_threshold < 1:
+            raise InputError("pervfi config: dis_max_side must be at least 16, occlusion_threshold in (0, 1)")
         if not 1 <= self.deform_points <= 16 or self.flow_steps < 1 or self.mask_width < 1 or self.refiner_width < 1:
             raise InputError("pervfi config: deform_points in [1, 16]; flow_steps, mask_width, refiner_width >= 1")
         if self.mask_noise < 0 or self.mask_beta < 0:
@@ -143,19 +144,15 @@ class MotionEstimator(nn.Module):
 
 
 class DISMotion(MotionEstimator):
-    def __init__(self, preset: str = "ultrafast", scale: float = 0.5):
+    def __init__(self, preset: str = "medium", max_side: int = 640):
         super().__init__()
-        self.preset, self.scale = preset, scale
+        self.preset, self.max_side = preset, max_side
 
     def dis(self, frame0: torch.Tensor, frame1: torch.Tensor) -> torch.Tensor:
-        """``(B,4,H,W)`` DIS flows ``F01, F10`` (no gradient), computed at ``scale`` of the input size."""
-        from ..ops.flow import dis_estimator
-
-        b, _, h, w = frame0.shape
-        size = (max(8, round(h * self.scale)), max(8, round(w * self.scale)))
-        small = F.interpolate(torch.cat((frame0, frame1)).detach().float(), size=size, mode="area")
-        f01, f10 = dis_estimator(self.preset)(small[:b], small[b:])
-        return resize_flow(torch.cat((f01, f10), 1), (h, w)).to(frame0.dtype)
+        """``(B,4,H,W)`` DIS flows ``F01, F10`` (no gradient) at the input size, computed on the frames
+        capped to ``max_side`` (:func:`~vfi_core.ops.flow.capped_dis`)."""
+        flows = capped_dis(frame0, frame1, self.preset, self.max_side)
+        return resize_flow(flows, frame0.shape[-2:]).to(frame0.dtype)
 
     def _dis_pair(self, frame0, frame1, dis_flows):
         flows = self.dis(frame0, frame1) if dis_flows is None else dis_flows.to(frame0.dtype)
@@ -168,8 +165,8 @@ class DISMotion(MotionEstimator):
 class LearnedMotion(DISMotion):
     """DIS plus a learned residual at 1/4 size from both frames, both flows and their warp errors."""
 
-    def __init__(self, preset: str = "ultrafast", scale: float = 0.5, width: int = 24):
-        super().__init__(preset, scale)
+    def __init__(self, preset: str = "medium", max_side: int = 640, width: int = 24):
+        super().__init__(preset, max_side)
         self.width = width
         self.refiner = nn.Sequential(_conv(12, width), _conv(width, width, 2), _conv(width, width),
                                      nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
@@ -284,9 +281,9 @@ class PerVFINet(nn.Module):
         self.config = config
         c = config.widths
         if config.motion == "learned":
-            self.motion = LearnedMotion(config.dis_preset, config.dis_scale, config.refiner_width)
+            self.motion = LearnedMotion(config.dis_preset, config.dis_max_side, config.refiner_width)
         else:
-            self.motion = DISMotion(config.dis_preset, config.dis_scale)
+            self.motion = DISMotion(config.dis_preset, config.dis_max_side)
         self.encoder = nn.ModuleList([
             nn.Sequential(_conv(3, c[0], 2), _conv(c[0], c[0])),
             nn.Sequential(_conv(c[0], c[1], 2), _conv(c[1], c[1])),

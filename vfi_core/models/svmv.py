@@ -47,7 +47,7 @@ from ..config import ModelConfig
 from ..errors import InputError
 from ..frames import as_time_tensor, check_frame_pair, crop_to, pad_to_multiple
 from ..interpolator import Interpolation, Interpolator
-from ..ops.flow import DIS_PRESETS
+from ..ops.flow import DIS_PRESETS, capped_dis, capped_size
 from ..ops.motion import linear_motion, splatted_motion
 from ..ops.warp import backward_warp, outside_frame, resize_flow
 from ..registry import ModelDescriptor, Param, register
@@ -130,27 +130,14 @@ class SVMVOutput(NamedTuple):
     samples: torch.Tensor
 
 
-def prior_size(h: int, w: int, config: SVMVConfig) -> tuple[int, int]:
-    """Size ``(h, w)`` at which the DIS prior is computed: the longer side at most ``dis_max_side``."""
-    scale = min(1.0, config.dis_max_side / max(h, w))
-    return max(2, round(h * scale)), max(2, round(w * scale))
-
-
 def dis_prior(frame0: torch.Tensor, frame1: torch.Tensor, config: SVMVConfig) -> torch.Tensor:
-    """``(B,4,h,w)`` DIS flows ``F01, F10`` in pixels of the :func:`prior_size` grid (zeros when
-    ``config.flow_prior`` is "none"). Runs on the CPU (OpenCV); training computes it in the data workers.
+    """``(B,4,h,w)`` DIS flows ``F01, F10`` in pixels of the :func:`~vfi_core.ops.flow.capped_size`
+    grid for ``config.dis_max_side`` (zeros when ``config.flow_prior`` is "none"). Runs on the CPU
+    (OpenCV); training computes it in the data workers.
     """
-    b, _, h, w = frame0.shape
-    size = prior_size(h, w, config)
     if config.flow_prior == "none":
-        return frame0.new_zeros(b, 4, *size)
-    from ..ops.flow import dis_estimator
-
-    pair = torch.cat((frame0, frame1)).float()
-    if size != (h, w):
-        pair = F.interpolate(pair, size=size, mode="area")
-    f01, f10 = dis_estimator(config.dis_preset, finest_scale=0)(pair[:b], pair[b:])
-    return torch.cat((f01, f10), 1).to(frame0.dtype)
+        return frame0.new_zeros(frame0.shape[0], 4, *capped_size(*frame0.shape[-2:], config.dis_max_side))
+    return capped_dis(frame0, frame1, config.dis_preset, config.dis_max_side).to(frame0.dtype)
 
 
 def repeats_outer_frames(frames: torch.Tensor) -> bool:

@@ -5,6 +5,7 @@ import threading
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 DIS_PRESETS = ("ultrafast", "fast", "medium")
 
@@ -56,3 +57,27 @@ def dis_estimator(preset: str = "medium", finest_scale: int | None = None) -> DI
     if key not in cache:
         cache[key] = DISFlow(preset, finest_scale)
     return cache[key]
+
+
+def capped_size(h: int, w: int, max_side: int) -> tuple[int, int]:
+    """``(h, w)`` scaled so that the longer side is at most ``max_side`` (never upscaled)."""
+    scale = min(1.0, max_side / max(h, w))
+    return max(2, round(h * scale)), max(2, round(w * scale))
+
+
+def capped_dis(frame0: torch.Tensor, frame1: torch.Tensor, preset: str = "medium",
+               max_side: int = 640) -> torch.Tensor:
+    """``(B,4,h,w)`` DIS flows ``F01, F10`` (float32, no gradient) on the frames area-downscaled to
+    :func:`capped_size`, refined down to that grid's full resolution (``finest_scale`` 0), in pixels
+    of that grid.
+
+    Capping the size instead of scaling by a fixed factor keeps small frames (Vimeo's 448x256) at
+    full detail while bounding the cost at 720p and above.
+    """
+    b, _, h, w = frame0.shape
+    size = capped_size(h, w, max_side)
+    pair = torch.cat((frame0, frame1)).detach().float()
+    if size != (h, w):
+        pair = F.interpolate(pair, size=size, mode="area")
+    f01, f10 = dis_estimator(preset, finest_scale=0)(pair[:b], pair[b:])
+    return torch.cat((f01, f10), 1)
