@@ -138,6 +138,26 @@ def test_quasi_binary_mask_is_bounded_and_sparse_on_a_synthetic_occlusion():
     assert float((noisy - clean).abs().max()) <= 1.01e-3
 
 
+def test_adaptive_mask_ablation_is_unconstrained():
+    """mask_mode="adaptive" (Table 3 "Adaptive"): biased layers, an even blend at the start, and
+    once its bias moves, non-zero far from any occlusion (no sparsity constraint)."""
+    assert PerVFIConfig(mask_mode="adaptive").mask_mode == "adaptive"
+    with pytest.raises(InputError, match="mask_mode"):
+        PerVFIConfig(mask_mode="binary")
+    adm = AdaptiveDilation(4, 4, noise=1e-3, beta=2.0, adaptive=True).eval()
+    assert adm.project.bias is not None and all(conv.bias is not None for conv in adm.expand[::2])
+    occluded = torch.zeros(1, 1, 24, 24)
+    occluded[..., 10:14, 10:14] = 1
+    feats = torch.rand(1, 4, 24, 24)
+    with torch.no_grad():
+        assert torch.allclose(adm(occluded, feats, feats), torch.full((1, 1, 24, 24), 0.5))
+        adm.project.bias.fill_(-1.0)
+        far = adm(occluded, feats, feats)[..., :, :2]
+    assert torch.allclose(far, torch.sigmoid(torch.tensor(-1.0)).expand_as(far))
+    net = PerVFINet({**TINY, "mask_mode": "adaptive"})
+    assert all(d.adaptive for d in net.dilate)
+
+
 def test_temperature_zero_is_deterministic_and_seeds_reproduce():
     model = PerVFI.from_network(_net(), temperature=0.0, motion="dis")
     f0, f1, _ = _moving_square()

@@ -29,7 +29,9 @@ Pipeline, for frames ``I0``, ``I1`` and a time ``t``:
      scaled by squeeze-and-excitation attention over ``[f_{t,A}^l, f_{t,B}^l]``, projected by a
      bias-free 1x1 convolution; ``M~ = tanh(|M + alpha n| + beta M_b)``, ``n ~ U(-1, 1)`` only in
      training (``alpha = 1e-3``, ``beta = 2``). Bias-free layers keep the mask exactly 0 away from
-     occlusions (sparse) and above ``tanh(2) = 0.96`` on them;
+     occlusions (sparse) and above ``tanh(2) = 0.96`` on them. ``mask_mode="adaptive"`` is the
+     paper's Table 3 ablation row "Adaptive" (symmetric blending): the same layers with biases and
+     ``M~ = sigmoid(M)``, unconstrained (it starts at 1/2 everywhere: an even blend);
    - blending (eq. 9): ``f_t^l = f_{t,A}^l (1 - M~^l) + f_{t,B}^l M~^l``.
 4. Blended-warp estimate at full size: ``A`` softmax-splatted (``Z`` upsampled), ``B`` backward-warped
    by the refined alignment flow, blended by the upsampled level-0 mask (and by the full-size
@@ -72,6 +74,7 @@ from ..registry import ModelDescriptor, Param, register
 from .pervfi_flow import ConditionalFlow, squeeze2
 
 MOTIONS = ("learned", "dis")
+MASK_MODES = ("quasi-binary", "adaptive")
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class PerVFIConfig(ModelConfig):
         mask_width: channels ``C`` of the Adaptive Dilation Module's expansion.
         occlusion_threshold: ``epsilon`` of eq. 6 (coverage below it is occluded).
         mask_noise: ``alpha`` of eq. 8 (training only). mask_beta: ``beta`` of eq. 8.
+        mask_mode: "quasi-binary" (eq. 8, the method) or "adaptive" (the fully adaptive ablation).
         flow_steps: flow steps ``K`` per block of the generator.
         flow_hidden: coupling networks' width per block.
         cond_widths: condition channels per block.
@@ -104,6 +108,7 @@ class PerVFIConfig(ModelConfig):
     occlusion_threshold: float = 0.5
     mask_noise: float = 1e-3
     mask_beta: float = 2.0
+    mask_mode: str = "quasi-binary"
     flow_steps: int = 4
     flow_hidden: tuple[int, int, int] = (32, 48, 64)
     cond_widths: tuple[int, int, int] = (16, 32, 48)
@@ -123,6 +128,8 @@ class PerVFIConfig(ModelConfig):
             raise InputError("pervfi config: deform_points in [1, 16]; flow_steps, mask_width, refiner_width >= 1")
         if self.mask_noise < 0 or self.mask_beta < 0:
             raise InputError("pervfi config: mask_noise and mask_beta must be >= 0")
+        if self.mask_mode not in MASK_MODES:
+            raise InputError(f"pervfi config: mask_mode must be one of {', '.join(MASK_MODES)}, got {self.mask_mode!r}")
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -237,21 +244,28 @@ class DeformableAlign(nn.Module):
 
 
 class AdaptiveDilation(nn.Module):
-    """ADM (eqs. 7-8): quasi-binary mask from the binary occlusion mask and the aligned features."""
+    """ADM (eqs. 7-8): quasi-binary mask from the binary occlusion mask and the aligned features;
+    ``adaptive=True``: the fully adaptive ablation (biases, ``sigmoid``, no constraint)."""
 
-    def __init__(self, channels: int, width: int, noise: float, beta: float):
+    def __init__(self, channels: int, width: int, noise: float, beta: float, adaptive: bool = False):
         super().__init__()
-        self.noise, self.beta = noise, beta
-        self.expand = nn.Sequential(nn.Conv2d(1, width, 7, padding=6, dilation=2, bias=False), nn.LeakyReLU(0.1),
-                                    nn.Conv2d(width, width, 3, padding=2, dilation=2, bias=False), nn.LeakyReLU(0.1),
-                                    nn.Conv2d(width, width, 1, bias=False))
+        self.noise, self.beta, self.adaptive = noise, beta, adaptive
+        bias = adaptive
+        self.expand = nn.Sequential(nn.Conv2d(1, width, 7, padding=6, dilation=2, bias=bias), nn.LeakyReLU(0.1),
+                                    nn.Conv2d(width, width, 3, padding=2, dilation=2, bias=bias), nn.LeakyReLU(0.1),
+                                    nn.Conv2d(width, width, 1, bias=bias))
         hidden = max(4, channels // 2)
         self.attention = nn.Sequential(nn.Linear(2 * channels, hidden), nn.ReLU(), nn.Linear(hidden, width))
-        self.project = nn.Conv2d(width, 1, 1, bias=False)
+        self.project = nn.Conv2d(width, 1, 1, bias=bias)
+        if adaptive:
+            nn.init.zeros_(self.project.weight)  # an even blend to start, as the symmetric baseline
+            nn.init.zeros_(self.project.bias)
 
     def forward(self, occluded: torch.Tensor, f_ta: torch.Tensor, f_tb: torch.Tensor) -> torch.Tensor:
         att = torch.sigmoid(self.attention(torch.cat((f_ta, f_tb), 1).mean((2, 3))))
         m = self.project(self.expand(occluded) * att[:, :, None, None])
+        if self.adaptive:
+            return torch.sigmoid(m)
         if self.training and self.noise > 0:
             m = m + self.noise * (torch.rand_like(m) * 2 - 1)
         return torch.tanh(m.abs() + self.beta * occluded)
@@ -291,7 +305,8 @@ class PerVFINet(nn.Module):
         ])
         self.importance = nn.Sequential(_conv(c[0] + 1, 16), nn.Conv2d(16, 1, 3, 1, 1))
         self.align = nn.ModuleList(DeformableAlign(w, config.deform_points) for w in c)
-        self.dilate = nn.ModuleList(AdaptiveDilation(w, config.mask_width, config.mask_noise, config.mask_beta)
+        self.dilate = nn.ModuleList(AdaptiveDilation(w, config.mask_width, config.mask_noise, config.mask_beta,
+                                                     adaptive=config.mask_mode == "adaptive")
                                     for w in c)
         extra = (12, 3, 3)  # the estimate squeezed (level 0) or average-pooled, per level
         self.cond = nn.ModuleList(_conv(w + e + 1, cw) for w, e, cw in zip(c, extra, config.cond_widths))
