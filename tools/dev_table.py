@@ -1,17 +1,21 @@
 """Score our interpolators and the peers on one triplet benchmark in one run, and print the table.
 
     .venv/bin/python tools/dev_table.py --models svmv flow-asb --peers rife,dis \
-        [--dataset ../shared/data/dev/triplets.csv] [--out out/dev_table] [--threads 2] [--param svmv:ensemble=4]
+        [--dataset ../shared/data/dev/triplets.csv] [--out out/dev_table] [--threads 2] \
+        [--param svmv:ensemble=4] [--perceptual]
 
-Our models go through `vfi bench` (reports `<out>/<model>.json`); the peers through
-`../shared/peers/eval_triplets.py` with their own Python (`$VFI_PEERS_DIR/venv/bin/python`, built by
-`../shared/peers/setup.sh`; results `<out>/peers.jsonl`). Both score full-frame RGB PSNR and SSIM
-the same way (`vfi_core/bench.py`). Prints, and writes to `<out>/table.md`, the mean PSNR / SSIM and
-median seconds per frame of every method on every set.
+Our models go through `vfi bench --model` (reports `<out>/<model>.json`). Each peer writes its
+predictions with its own Python (`$VFI_PEERS_DIR/venv/bin/python`, built by
+`../shared/peers/setup.sh`) through `tools/peer_predictions.py` into `<out>/peers/<method>/`, and
+`vfi bench --predictions` scores them (`<out>/<method>.json`; the peers' own seconds per frame
+added): every method is scored by the same code (`vfi_core/bench.py`), the perceptual distance
+included with `--perceptual`. Prints, and writes to `<out>/table.md`, the mean PSNR / SSIM
+(/ perceptual distance) and median seconds per frame of every method on every set.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import subprocess
@@ -23,34 +27,47 @@ from pathlib import Path
 def run(command: list[str], threads: int) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     print("$", " ".join(command), flush=True)
-    subprocess.run(command, check=True, env=env)
+    if subprocess.run(command, env=env).returncode:
+        sys.exit(f"dev_table: this step failed (its message is above): {' '.join(command)}")
 
 
-def ours(report: Path) -> dict[str, dict]:
-    """Per-set figures of a `vfi bench` report (``n``, mean PSNR and SSIM, median seconds)."""
+def report_sets(report: Path) -> dict[str, dict]:
+    """Per-set figures of a `vfi bench` report (``n``, mean PSNR, SSIM [, perceptual], median seconds)."""
     return json.loads(report.read_text())["sets"]
 
 
-def peers(results: Path) -> dict[str, dict[str, dict]]:
-    """Per-set figures of each method in an `eval_triplets.py` results file, as `vfi bench` sums them."""
+def write_jobs(dataset: str, path: Path) -> None:
+    """The benchmark's items as the peers' job list (key, frame0, frame1, t; absolute paths)."""
+    from vfi_core.eval_sets import load_eval_set
+
+    _, items = load_eval_set(dataset)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(("key", "frame0", "frame1", "t"))
+        writer.writerows((i.key, i.frame0.resolve(), i.frame1.resolve(), i.t) for i in items)
+
+
+def with_peer_seconds(report: Path, seconds_log: Path) -> dict[str, dict]:
+    """Per-set figures of a predictions report, with the peer's own seconds per item added."""
     from vfi_core.bench import summarize
 
-    rows: dict[str, list[dict]] = defaultdict(list)
-    for line in results.read_text().splitlines():
-        row = json.loads(line)
-        rows[row["method"]].append(row)
-    return {method: summarize(records)[0] for method, records in rows.items()}
+    seconds = {row["key"]: row["sec"] for row in map(json.loads, seconds_log.read_text().splitlines())}
+    items = json.loads(report.read_text())["items"]
+    return summarize({**item, "sec": seconds[item["key"]]} for item in items)[0]
 
 
 def table(methods: dict[str, dict[str, dict]]) -> str:
     names = list(methods)
     sets = list(dict.fromkeys(s for figures in methods.values() for s in figures))
-    lines = ["| set | " + " | ".join(f"{n} PSNR / SSIM" for n in names) + " | " +
+    perceptual = all("perceptual" in f for figures in methods.values() for f in figures.values())
+    metrics = "PSNR / SSIM / perceptual" if perceptual else "PSNR / SSIM"
+    lines = ["| set | " + " | ".join(f"{n} {metrics}" for n in names) + " | " +
              " | ".join(f"{n} s" for n in names) + " |",
              "|---" * (1 + 2 * len(names)) + "|"]
     for s in sets:
         got = [methods[n].get(s) for n in names]
-        cells = [f"{f['psnr']:.3f} / {f['ssim']:.4f}" if f else "-" for f in got]
+        cells = [f"{f['psnr']:.3f} / {f['ssim']:.4f}" + (f" / {f['perceptual']:.4f}" if perceptual else "")
+                 if f else "-" for f in got]
         secs = [f"{f['sec']:.3f}" if f else "-" for f in got]
         counts = "/".join(str(f["n"]) if f else "0" for f in got)
         lines.append(f"| {s} (n {counts}) | " + " | ".join(cells) + " | " + " | ".join(secs) + " |")
@@ -62,11 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", nargs="+", default=["svmv", "flow-asb"], help="our interpolators")
     ap.add_argument("--param", action="append", default=[], metavar="MODEL:NAME=VALUE",
                     help="a declared parameter for one model (repeatable)")
-    ap.add_argument("--peers", default="rife,dis", help="peer methods for eval_triplets.py ('' for none)")
+    ap.add_argument("--peers", default="rife,dis", help="peer methods of ../shared/peers ('' for none)")
     ap.add_argument("--dataset", default="../shared/data/dev/triplets.csv")
     ap.add_argument("--out", default="out/dev_table")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--peers-script", default="../shared/peers/eval_triplets.py")
+    ap.add_argument("--perceptual", action="store_true", help="also the perceptual distance (vfi bench --perceptual)")
+    ap.add_argument("--peers-dir", default="../shared/peers")
     ap.add_argument("--peers-python", default=str(Path(os.environ.get(
         "VFI_PEERS_DIR", Path.home() / ".cache/vfi-peers")) / "venv/bin/python"))
     args = ap.parse_args(argv)
@@ -78,20 +96,26 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or "=" not in setting:
             ap.error(f"--param takes MODEL:NAME=VALUE, got {spec!r}")
         params[model] += ["--param", setting]
+    bench = [sys.executable, "-m", "vfi_core", "bench", "--dataset", args.dataset, "--out", str(out)]
+    bench += ["--perceptual"] if args.perceptual else []
+    peers = [m for m in args.peers.split(",") if m]
+    peer_python = Path(args.peers_python)
+    if peers and not peer_python.is_file():
+        ap.error(f"no peers' Python at {peer_python}: run ../shared/peers/setup.sh first")
     methods: dict = {}
     for model in args.models:
-        run([sys.executable, "-m", "vfi_core", "bench", "--model", model, *params[model], "--dataset", args.dataset,
-             "--out", str(out), "--name", model, "--device", "cpu"], args.threads)
-        methods[model] = ours(out / f"{model}.json")
-    if args.peers:
-        peer_python = Path(args.peers_python)
-        if not peer_python.is_file():
-            ap.error(f"no peers' Python at {peer_python}: run ../shared/peers/setup.sh first")
-        results = out / "peers.jsonl"
-        results.unlink(missing_ok=True)  # eval_triplets.py appends
-        run([str(peer_python), args.peers_script, args.dataset, "--methods", args.peers, "--out", str(results),
-             "--threads", str(args.threads)], args.threads)
-        methods.update(peers(results))
+        run([*bench, "--model", model, *params[model], "--name", model, "--device", "cpu"], args.threads)
+        methods[model] = report_sets(out / f"{model}.json")
+    if peers:
+        jobs = out / "peers" / "jobs.csv"
+        jobs.parent.mkdir(parents=True, exist_ok=True)
+        write_jobs(args.dataset, jobs)
+        for method in peers:
+            folder = out / "peers" / method
+            run([str(peer_python), str(Path(__file__).with_name("peer_predictions.py")), str(jobs), "--method", method,
+                 "--out", str(folder), "--peers", args.peers_dir, "--threads", str(args.threads)], args.threads)
+            run([*bench, "--predictions", str(folder), "--name", method], args.threads)
+            methods[method] = with_peer_seconds(out / f"{method}.json", folder / "seconds.jsonl")
     text = table(methods)
     (out / "table.md").write_text(text + "\n")
     print(text)
