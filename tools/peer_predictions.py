@@ -22,7 +22,7 @@ def main() -> int:
     ap.add_argument("jobs")
     ap.add_argument("--method", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--peers", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "peers"))
+    ap.add_argument("--peers", default="../shared/peers", help="the peers' folder (interp.py)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args()
     sys.path.insert(0, os.path.abspath(args.peers))

@@ -17,11 +17,9 @@ from pathlib import Path
 
 
 def add_parser(sub) -> None:
-    from ..train.recipes import RECIPES
-
     p = sub.add_parser("train", help="train a model (resumable; CPU or GPU)", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help=f"the model to train (trainable: {', '.join(RECIPES)})")
+    p.add_argument("model", help="the model to train (a model that cannot be trained says which can)")
     p.add_argument("--config", required=True, help="JSON training config (see configs/)")
     p.add_argument("--data", action="append", required=True, metavar="SPEC",
                    help="training data: synthetic, a .npz crop pack, a video or a folder (repeatable)")

@@ -252,13 +252,12 @@ class AdaptiveDilation(nn.Module):
     def __init__(self, channels: int, width: int, noise: float, beta: float, adaptive: bool = False):
         super().__init__()
         self.noise, self.beta, self.adaptive = noise, beta, adaptive
-        bias = adaptive
-        self.expand = nn.Sequential(nn.Conv2d(1, width, 7, padding=6, dilation=2, bias=bias), nn.LeakyReLU(0.1),
-                                    nn.Conv2d(width, width, 3, padding=2, dilation=2, bias=bias), nn.LeakyReLU(0.1),
-                                    nn.Conv2d(width, width, 1, bias=bias))
+        self.expand = nn.Sequential(nn.Conv2d(1, width, 7, padding=6, dilation=2, bias=adaptive), nn.LeakyReLU(0.1),
+                                    nn.Conv2d(width, width, 3, padding=2, dilation=2, bias=adaptive),
+                                    nn.LeakyReLU(0.1), nn.Conv2d(width, width, 1, bias=adaptive))
         hidden = max(4, channels // 2)
         self.attention = nn.Sequential(nn.Linear(2 * channels, hidden), nn.ReLU(), nn.Linear(hidden, width))
-        self.project = nn.Conv2d(width, 1, 1, bias=bias)
+        self.project = nn.Conv2d(width, 1, 1, bias=adaptive)
         if adaptive:
             nn.init.zeros_(self.project.weight)  # an even blend to start, as the symmetric baseline
             nn.init.zeros_(self.project.bias)
