@@ -130,6 +130,16 @@ def test_gap_and_seven(tmp_path):
     assert [i.key for i in items] == ["clipA/001", "clipA/003"]
 
 
+def test_sets_keep_only_the_named_sets(tmp_path):
+    manifest = make_manifest(tmp_path)
+    _, items = load_eval_set(manifest, sets=["b"])
+    assert [i.key for i in items] == ["b/seq2/1"]
+    _, items = load_eval_set(manifest, sets=["b", "a"], limit=2)       # dataset order, then the limit
+    assert [i.key for i in items] == ["a/seq0/1", "a/seq1/1"]
+    with pytest.raises(InputError, match="has no set c.*its sets: a, b"):
+        load_eval_set(manifest, sets=["a", "c"])
+
+
 @pytest.mark.parametrize("layout, message", [("bogus", "unknown layout"), ("gap:0", "positive integer"),
                                              ("gap:x", "positive integer"), ("auto", "cannot tell the layout")])
 def test_layout_errors(tmp_path, layout, message):
@@ -257,7 +267,7 @@ def test_cli_predictions_report_and_compare(tmp_path, capsys):
 
 def test_cli_model_run(tmp_path, capsys):
     manifest = make_manifest(tmp_path / "data")
-    assert main(["bench", "--model", "flow-asb", "--dataset", str(manifest), "--limit", "1",
+    assert main(["bench", "--model", "flow-asb", "--dataset", str(manifest), "--sets", "b,a", "--limit", "1",
                  "--out", str(tmp_path / "out"), "--name", "run"]) == 0
     report = json.loads((tmp_path / "out" / "run.json").read_text())
     assert report["source"]["model"] == "flow-asb" and report["overall"]["n"] == 1
@@ -268,6 +278,7 @@ def test_cli_model_run(tmp_path, capsys):
     (["bench"], "needs --dataset"),
     (["bench", "--dataset", "/no/such/dataset.csv"], "does not exist"),
     (["bench", "--predictions", "p", "--model", "flow-asb", "--dataset", "x"], "takes no --model"),
+    (["bench", "--dataset", "x", "--sets", ","], "takes one or more set names"),
 ])
 def test_cli_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 2

@@ -2,7 +2,7 @@
 
     .venv/bin/python tools/dev_table.py --models svmv flow-asb --peers rife,dis \
         [--dataset ../shared/data/dev/triplets.csv] [--out out/dev_table] [--threads 2] \
-        [--param svmv:ensemble=4] [--perceptual]
+        [--param svmv:ensemble=4] [--perceptual] [--layout seven] [--sets A,B]
 
 Our models go through `vfi bench --model` (reports `<out>/<model>.json`). Each peer writes its
 predictions with its own Python (`$VFI_PEERS_DIR/venv/bin/python`, built by
@@ -10,7 +10,7 @@ predictions with its own Python (`$VFI_PEERS_DIR/venv/bin/python`, built by
 `vfi bench --predictions` scores them (`<out>/<method>.json`; the peers' own seconds per frame
 added): every method is scored by the same code (`vfi_core/bench.py`), the perceptual distance
 included with `--perceptual`. Prints, and writes to `<out>/table.md`, the mean PSNR / SSIM
-(/ perceptual distance) and median seconds per frame of every method on every set.
+(/ perceptual distance) and median seconds per frame of every method on every set and overall (`all`).
 """
 from __future__ import annotations
 
@@ -32,15 +32,17 @@ def run(command: list[str], threads: int) -> None:
 
 
 def report_sets(report: Path) -> dict[str, dict]:
-    """Per-set figures of a `vfi bench` report (``n``, mean PSNR, SSIM [, perceptual], median seconds)."""
-    return json.loads(report.read_text())["sets"]
+    """Per-set figures of a `vfi bench` report (``n``, mean PSNR, SSIM [, perceptual], median seconds),
+    then the overall ones under ``all``."""
+    report = json.loads(report.read_text())
+    return {**report["sets"], "all": report["overall"]}
 
 
-def write_jobs(dataset: str, path: Path) -> None:
+def write_jobs(dataset: str, layout: str, sets: list[str] | None, path: Path) -> None:
     """The benchmark's items as the peers' job list (key, frame0, frame1, t; absolute paths)."""
     from vfi_core.eval_sets import load_eval_set
 
-    _, items = load_eval_set(dataset)
+    _, items = load_eval_set(dataset, layout, sets=sets)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(("key", "frame0", "frame1", "t"))
@@ -53,7 +55,8 @@ def with_peer_seconds(report: Path, seconds_log: Path) -> dict[str, dict]:
 
     seconds = {row["key"]: row["sec"] for row in map(json.loads, seconds_log.read_text().splitlines())}
     items = json.loads(report.read_text())["items"]
-    return summarize({**item, "sec": seconds[item["key"]]} for item in items)[0]
+    sets, overall = summarize({**item, "sec": seconds[item["key"]]} for item in items)
+    return {**sets, "all": overall}
 
 
 def table(methods: dict[str, dict[str, dict]]) -> str:
@@ -81,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="a declared parameter for one model (repeatable)")
     ap.add_argument("--peers", default="rife,dis", help="peer methods of ../shared/peers ('' for none)")
     ap.add_argument("--dataset", default="../shared/data/dev/triplets.csv")
+    ap.add_argument("--layout", default="auto", help="the dataset's layout (vfi bench --layout), e.g. seven: "
+                    "the 7-frame protocol, where window models generate frames 2..6 in one pass and the "
+                    "others interpolate each at t = j/6")
+    ap.add_argument("--sets", help="only these sets of the dataset, comma-separated (vfi bench --sets)")
     ap.add_argument("--out", default="out/dev_table")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--perceptual", action="store_true", help="also the perceptual distance (vfi bench --perceptual)")
@@ -96,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or "=" not in setting:
             ap.error(f"--param takes MODEL:NAME=VALUE, got {spec!r}")
         params[model] += ["--param", setting]
-    bench = [sys.executable, "-m", "vfi_core", "bench", "--dataset", args.dataset, "--out", str(out)]
+    bench = [sys.executable, "-m", "vfi_core", "bench", "--dataset", args.dataset, "--layout", args.layout,
+             "--out", str(out)]
     bench += ["--perceptual"] if args.perceptual else []
+    bench += ["--sets", args.sets] if args.sets else []
     peers = [m for m in args.peers.split(",") if m]
     peer_python = Path(args.peers_python)
     if peers and not peer_python.is_file():
@@ -109,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if peers:
         jobs = out / "peers" / "jobs.csv"
         jobs.parent.mkdir(parents=True, exist_ok=True)
-        write_jobs(args.dataset, jobs)
+        write_jobs(args.dataset, args.layout, args.sets.split(",") if args.sets else None, jobs)
         for method in peers:
             folder = out / "peers" / method
             run([str(peer_python), str(Path(__file__).with_name("peer_predictions.py")), str(jobs), "--method", method,

@@ -190,11 +190,14 @@ def parse_layout(layout: str) -> tuple[str, int | None]:
     return layout, None
 
 
-def load_eval_set(path: str | Path, layout: str = "auto", limit: int | None = None) -> tuple[str, list[EvalItem]]:
+def load_eval_set(path: str | Path, layout: str = "auto", limit: int | None = None,
+                  sets: list[str] | None = None) -> tuple[str, list[EvalItem]]:
     """Read the benchmark at ``path`` in ``layout`` (``auto`` detects it).
 
-    Returns the resolved layout name and the items, in a stable order; ``limit`` keeps the first N.
-    Raises :class:`InputError` for a missing path, an unknown layout or a dataset with no items.
+    Returns the resolved layout name and the items, in a stable order; ``sets`` keeps only the items
+    of these sets (e.g. the five DAVIS validation sequences of a ``seven`` folder), then ``limit``
+    keeps the first N. Raises :class:`InputError` for a missing path, an unknown layout, a set the
+    dataset does not have or a dataset with no items.
     """
     path = Path(path)
     if not path.exists():
@@ -217,6 +220,13 @@ def load_eval_set(path: str | Path, layout: str = "auto", limit: int | None = No
         items = _load_gap(path, gap)
     else:
         items = _load_seven(path)
+    if sets:
+        present = list(dict.fromkeys(item.set for item in items))
+        missing = [name for name in sets if name not in present]
+        if missing:
+            raise InputError(f"dataset {path} has no set {', '.join(missing)} in layout {layout}; "
+                             f"its sets: {', '.join(present)}")
+        items = [item for item in items if item.set in sets]
     if limit is not None:
         if limit < 1:
             raise InputError(f"--limit must be at least 1, got {limit}")

@@ -1,6 +1,7 @@
 """`vfi bench`: score an interpolator or a folder of predictions on a benchmark; compare reports.
 
-  vfi bench --model NAME --dataset PATH [--layout auto|triplets-csv|...] [--out DIR] [--limit N] [--speed] [--perceptual]
+  vfi bench --model NAME --dataset PATH [--layout auto|triplets-csv|...] [--sets A,B] [--out DIR] [--limit N]
+            [--speed] [--perceptual]
   vfi bench --predictions DIR --dataset PATH ...
   vfi bench --compare a.json b.json [...]
 """
@@ -26,12 +27,23 @@ def add_parser(sub) -> None:
     p.add_argument("--compare", nargs="+", metavar="REPORT.json", help="print these reports side by side")
     p.add_argument("--out", default="out/bench", help="folder for <name>.json and <name>.md (default: out/bench)")
     p.add_argument("--name", help="report name (default: <model or predictions folder>-<dataset name>)")
+    p.add_argument("--sets", help="score only these sets, comma-separated (e.g. davis_gap2,vimeo_gap3)")
     p.add_argument("--limit", type=int, help="score only the first N items")
     p.add_argument("--speed", action="store_true", help="also time the model at 480p, 720p and 1080p")
     p.add_argument("--perceptual", action="store_true",
                    help="also compute the perceptual distance (needs: pip install 'vfi-suite[perceptual]')")
     p.add_argument("--save-predictions", metavar="DIR", help="keep the model's predictions as a predictions folder")
     p.set_defaults(run=run)
+
+
+def set_names(text: str | None) -> list[str] | None:
+    """``--sets A,B`` as a list of names (``None`` when not given)."""
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise InputError(f"--sets takes one or more set names, comma-separated, got {text!r}")
+    return names
 
 
 def _dataset_name(path: Path) -> str:
@@ -54,7 +66,7 @@ def run(args) -> int:
     from ..eval_sets import load_eval_set
 
     dataset = Path(args.dataset)
-    layout, items = load_eval_set(dataset, args.layout, args.limit)
+    layout, items = load_eval_set(dataset, args.layout, args.limit, set_names(args.sets))
     perceptual = None
     if args.perceptual:
         from ..perceptual import load_perceptual_metric

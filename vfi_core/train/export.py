@@ -38,14 +38,16 @@ def _lineage(init_from: str | None) -> dict | None:
 
 def export_run(run_dir: str | Path, out_dir: str | Path = WEIGHTS_DIR, name: str | None = None,
                bench_dataset: str | Path | None = None, bench_layout: str = "auto",
-               bench_limit: int | None = None, note: str | None = None) -> tuple[Path, Path]:
+               bench_limit: int | None = None, note: str | None = None,
+               bench_sets: list[str] | None = None) -> tuple[Path, Path]:
     """Write ``<out_dir>/<name>.safetensors`` (EMA weights in float16) and ``<name>.json``.
 
     Args:
         run_dir: a run directory written by :class:`~vfi_core.train.trainer.Trainer`.
         out_dir: where to write (default: the shipped ``vfi_core/weights``).
         name: file stem (default: the stem of the model's declared weight file, e.g. ``svmv``).
-        bench_dataset: also score the exported weights on this benchmark and record the figures.
+        bench_dataset: also score the exported weights on this benchmark and record the figures
+            (``bench_layout``, ``bench_sets``, ``bench_limit`` as in :func:`~vfi_core.eval_sets.load_eval_set`).
         note: free text kept in the card (``"note"``), e.g. what the run history alone does not say.
     Returns:
         the weight file and model card paths. Raises :class:`InputError` above 25 MB.
@@ -89,11 +91,11 @@ def export_run(run_dir: str | Path, out_dir: str | Path = WEIGHTS_DIR, name: str
         from .. import bench, registry
         from ..eval_sets import load_eval_set
 
-        layout, items = load_eval_set(Path(bench_dataset), bench_layout, bench_limit)
+        layout, items = load_eval_set(Path(bench_dataset), bench_layout, bench_limit, bench_sets)
         model = registry.load(info["model"], device="cpu", weights=weight_path)
         report = bench.build_report(f"{name}-export", {"model": name}, str(bench_dataset), layout,
                                     bench.evaluate_model(model, items))
-        card["bench"] = {"dataset": str(bench_dataset), "layout": layout, "overall": report["overall"],
-                         "sets": report["sets"]}
+        card["bench"] = {"dataset": str(bench_dataset), "layout": layout, **({"only": bench_sets} if bench_sets else {}),
+                         "overall": report["overall"], "sets": report["sets"]}
         card_path.write_text(json.dumps(card, indent=1) + "\n")
     return weight_path, card_path
