@@ -290,3 +290,26 @@ def test_compare_rejects_non_reports(tmp_path):
     (tmp_path / "x.json").write_text("[1, 2]")
     with pytest.raises(InputError, match="not a vfi bench report"):
         bench.load_report(tmp_path / "x.json")
+
+
+def test_sweep_plot_draws_a_point_per_report(tmp_path, capsys):
+    import importlib.util
+
+    from PIL import Image
+
+    spec = importlib.util.spec_from_file_location("sweep_plot", Path(__file__).parents[1] / "tools" / "sweep_plot.py")
+    sweep_plot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep_plot)
+    paths = []
+    for steps, (psnr, sec) in {10: (30.0, 1.0), 50: (31.5, 4.0)}.items():
+        paths.append(tmp_path / f"steps-{steps}.json")
+        paths[-1].write_text(json.dumps({"name": f"steps-{steps}", "overall": {"psnr": psnr, "ssim": 0.9, "sec": sec}}))
+    out = tmp_path / "sweep.png"
+    assert sweep_plot.main([*map(str, paths), "--labels", "10", "50", "--out", str(out)]) == 0
+    assert "| 50 | 4.000 | 31.5000 | 0.9000 |" in capsys.readouterr().out
+    image = np.asarray(Image.open(out).convert("RGB"))
+    assert image.shape == (280, 2 * 420, 3)                        # PSNR and SSIM panels (no perceptual)
+    psnr_dots = np.all(image[:, :420] == (40, 90, 200), axis=-1)
+    assert psnr_dots.any() and not np.all(image[:, 420:] == (40, 90, 200), axis=-1).any()
+    with pytest.raises(SystemExit):
+        sweep_plot.main([str(paths[0]), "--labels", "a", "b", "--out", str(out)])

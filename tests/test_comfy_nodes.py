@@ -206,11 +206,12 @@ def test_loader_caches_models_and_validates_parameters(comfy):
         flow_asb(comfy, asymmetry=2.0)
 
 
-def test_missing_or_foreign_weights_are_readable_errors(comfy, tmp_path):
-    untrained = [d for d in vfi_core.list_models() if d.weight_file and d.weights_path() is None]
-    for desc in untrained:  # models whose weights the repository does not hold (yet)
-        with pytest.raises(WeightsError, match=f"{desc.weight_file}: put it in .*models/vfi"):
-            loader(desc.name).execute(weights="auto", **{p.name: p.default for p in desc.params})
+def test_missing_or_foreign_weights_are_readable_errors(comfy, tmp_path, monkeypatch):
+    with monkeypatch.context() as patch:   # as if the shipped weights were not there
+        patch.setattr("vfi_core.registry.WEIGHTS_DIR", tmp_path / "no-weights")
+        for desc in [d for d in vfi_core.list_models() if d.weight_file]:
+            with pytest.raises(WeightsError, match=f"{desc.weight_file}: put it in .*models/vfi"):
+                loader(desc.name).execute(weights="auto", **{p.name: p.default for p in desc.params})
     from safetensors.torch import save_file
 
     (comfy.models_dir / "vfi").mkdir(parents=True)

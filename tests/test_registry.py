@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -111,3 +113,19 @@ def test_weights_found_in_extra_dirs_and_size_multiple_is_handled(weighted_model
     out = model.interpolate(x, x, 0.5)
     assert out.shape == x.shape
     assert torch.allclose(out, torch.full_like(x, 0.4))
+
+
+SHIPPED = [d for d in vfi_core.list_models() if d.weight_file and (registry.WEIGHTS_DIR / d.weight_file).is_file()]
+
+
+@pytest.mark.parametrize("desc", SHIPPED, ids=lambda d: d.name)
+def test_shipped_weights_have_a_card_and_run(desc):
+    weights = registry.WEIGHTS_DIR / desc.weight_file
+    card = json.loads(weights.with_suffix(".json").read_text())
+    assert weights.stat().st_size <= 25 * 10**6 and card["dtype"] == "float16" and card["model"] == desc.name
+    assert card["training"]["commands"] and card["training"]["steps"] > 0
+    assert card["bench"]["overall"]["n"] > 0 and 0 < card["bench"]["overall"]["ssim"] <= 1
+    model = vfi_core.load(desc.name, device="cpu")
+    x0, x1 = torch.rand(1, 3, 30, 44), torch.rand(1, 3, 30, 44)
+    out = model.interpolate(x0, x1, 0.5)
+    assert out.shape == x0.shape and torch.isfinite(out).all() and 0 <= out.min() and out.max() <= 1

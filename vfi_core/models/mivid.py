@@ -37,19 +37,17 @@ where ``G`` is the ``guide`` parameter: ``flow-asb`` (the training-free flow int
 full-resolution detail moved by optical flow; default) or ``blend`` (the linear blend, no flow).
 The diffusion decides content and motion at low resolution, the guide supplies the detail the low
 resolution lacks. Inputs no larger than ``work_side`` are generated at full size (the guide then
-only starts the refinement when ``strength`` < 1). Training crops (128, half of them averaged down
-to 64 by ``loss.scales``) are close to the working size's scale.
+only starts the refinement when ``strength`` < 1). The shipped weights (``configs/mivid_cpu.json``,
+widths 24/48/96, 736 k parameters) trained on 64-px crops of frames scaled to a 224-px long side,
+the working size's own scale; ``configs/mivid.json`` (widths 32/64/128, 128-px crops) is the GPU
+recipe.
 
-Measured on this 2-core CPU (torch 2.13, float32, 2 threads, channels-last, the
-``configs/mivid.json`` architecture: 1.23 M parameters; guide flow-asb; fastest of 2-3 runs on a
-machine shared with other jobs), 854x480 input:
-
-- defaults (20 DDIM steps, strength 0.5, so 10 network evaluations): one pair 3.5 s, one 7-frame
-  window (five frames from frames 1 and 7, one pass) 9.2 s, 1.8 s per frame;
-- strength 1 (generation from noise, 20 evaluations): one pair 5.8 s, one window 15.8 s.
-
-Time scales with the number of evaluations (``steps * strength``) and the frames in the clip (3 in
-pair mode, 7 in window mode); the U-Net at 224x128 costs about 0.28 s per 3-frame evaluation.
+Speed on this 2-core CPU (torch 2.13, float32, channels-last, guide flow-asb), 854x480 input, the
+7-frame protocol in window mode (five frames from frames 1 and 7 in one pass), with the shipped
+weights on one thread while another job held the second core: defaults (20 DDIM steps, strength
+0.15, so 3 network evaluations) 1.3 s per frame, flow-asb's guide included (``vfi bench``
+median). Time grows with the evaluations (``steps * strength``) and the frames in the clip (3 in
+pair mode, 7 in window mode); ``docs/TRAINING.md`` has the steps sweep (strength 1) in seconds.
 """
 from __future__ import annotations
 
@@ -342,9 +340,10 @@ class MiVID(Interpolator):
             Param("steps", int, 20, "Denoising steps: more is slower and can be sharper.", min=1, max=1000, step=1),
             Param("sampler", str, "ddim", "ddim: deterministic, good in few steps; ddpm: stochastic ancestral "
                   "sampling, needs more steps.", choices=SAMPLERS),
-            Param("strength", float, 0.5, "Mask ratio / re-noise strength: 1 generates from noise; lower values "
+            Param("strength", float, 0.15, "Mask ratio / re-noise strength: 1 generates from noise; lower values "
                   "re-noise only part of the guide estimate and run only that share of the steps, so few "
-                  "steps refine rather than hallucinate.",
+                  "steps refine rather than hallucinate (0.15: the best of 0.15, 0.3 and 0.5 on the DAVIS "
+                  "7-frame protocol with the shipped weights).",
                   min=0.05, max=1.0, step=0.05),
             Param("seed", int, 0, "Seed of the sampling noise: the same seed gives the same frames.", min=0),
             Param("guide", str, "flow-asb", "Full-resolution estimate the low-resolution diffusion corrects "
