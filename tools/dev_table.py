@@ -78,6 +78,8 @@ def table(methods: dict[str, dict[str, dict]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from vfi_core.commands.bench import set_names
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["svmv", "flow-asb"], help="our interpolators")
     ap.add_argument("--param", action="append", default=[], metavar="MODEL:NAME=VALUE",
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if peers:
         jobs = out / "peers" / "jobs.csv"
         jobs.parent.mkdir(parents=True, exist_ok=True)
-        write_jobs(args.dataset, args.layout, args.sets.split(",") if args.sets else None, jobs)
+        write_jobs(args.dataset, args.layout, set_names(args.sets), jobs)
         for method in peers:
             folder = out / "peers" / method
             run([str(peer_python), str(Path(__file__).with_name("peer_predictions.py")), str(jobs), "--method", method,
