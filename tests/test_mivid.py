@@ -8,7 +8,7 @@ import torch
 
 from vfi_core import registry
 from vfi_core.errors import InputError, ParameterError, WeightsError
-from vfi_core.models.mivid import MiVID, MiVIDConfig, MiVIDNet, linear_base, load_network
+from vfi_core.models.mivid import MiVID, MiVIDConfig, MiVIDNet, flow_base, linear_base, load_network, network_base
 from vfi_core.models.mivid_schedule import NoiseSchedule, beta_schedule, ddim_step, ddpm_step, sample
 from vfi_core.train.mivid_loss import MiVIDLoss, MiVIDLossConfig
 from vfi_core.train.mivid_masking import MaskingConfig, curriculum_probability, frame_motion, hybrid_mask
@@ -141,6 +141,42 @@ def test_linear_base_hand_computed():
     mask = torch.tensor([0, 1, 0, 1, 1], dtype=torch.float32).view(1, 1, 5, 1, 1)
     clip[0, 0, 2, 0, 0] = 0.5                            # a visible middle; frames after it take it alone
     torch.testing.assert_close(linear_base(clip, mask, tau)[0, 0, :, 0, 0], torch.tensor([0.0, 0.1, 0.5, 0.5, 0.5]))
+
+
+def _moving_texture(shift: int, steps: int = 3, size: int = 64) -> torch.Tensor:
+    """(1,3,steps,size,size) in [0,1]: a smooth random texture moving ``shift`` px right per frame."""
+    g = torch.Generator().manual_seed(3)
+    texture = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 16, generator=g), size=(size, 2 * size),
+                                              mode="bicubic", align_corners=False).clamp(0, 1)
+    return torch.stack([texture[..., size - k * shift: 2 * size - k * shift] for k in range(steps)], 2)
+
+
+def test_flow_base_moves_content_where_the_blend_cross_fades():
+    clip = _moving_texture(shift=4)
+    truth = clip[:, :, 1].clone()
+    mask = torch.tensor([0, 1, 0], dtype=torch.float32).view(1, 1, 3, 1, 1)
+    tau = torch.tensor([[0.0, 0.5, 1.0]])
+    clip[:, :, 1] = 0.0                                     # masked frames are never read
+    moved, blended = flow_base(clip, mask, tau), linear_base(clip, mask, tau)
+    assert torch.equal(moved[:, :, [0, 2]], clip[:, :, [0, 2]])
+    inner = (..., slice(8, -8), slice(8, -8))               # away from the borders that enter the view
+    assert (moved[:, :, 1] - truth)[inner].abs().mean() < 0.5 * (blended[:, :, 1] - truth)[inner].abs().mean()
+    # one side visible: that frame alone; none visible: mid-gray, as the linear base's zero in [-1, 1]
+    ends = torch.tensor([0, 0, 1], dtype=torch.float32).view(1, 1, 3, 1, 1)
+    assert torch.equal(flow_base(clip, ends, tau)[:, :, 2], clip[:, :, 1])
+    torch.testing.assert_close(network_base("flow", clip, torch.ones(1, 1, 3, 1, 1), tau),
+                               torch.zeros_like(clip))
+    torch.testing.assert_close(network_base("linear", clip, mask, tau), linear_base(clip * 2 - 1, mask, tau))
+
+
+def test_flow_base_network_runs_through_the_interpolator():
+    net = _net(base="flow")
+    model = MiVID.from_network(net, steps=2)
+    clip = _moving_texture(shift=4, size=32)
+    out = model.interpolate_window(clip[:, :, 0], clip[:, :, 2], count=3)
+    assert out.shape == (1, 3, 3, 32, 32) and torch.isfinite(out).all()
+    with pytest.raises(InputError, match="base must be one of"):
+        MiVIDConfig(base="optical")
 
 
 # -- hybrid masking -----------------------------------------------------------------------------------

@@ -72,6 +72,14 @@ def test_resume_repeats_the_uninterrupted_run_and_export_loads_back(tmp_path):
     assert card["note"] == "continued from the tiny run"
     assert card["training"]["init_from"]["file"] == str(weights)
     assert card["training"]["init_from"]["training"]["steps"] == 12
+    # a fine-tune may change what shapes no tensor; a change of shapes is a one-line error
+    retuned = {**CONFIG, "optim": {"steps": 1}, "architecture": {**CONFIG["architecture"], "confidence_scale": 0.2}}
+    init = Trainer("svmv", retuned, ["synthetic"], run_dir=tmp_path / "d", init_from=weights, show_progress=False)
+    assert init.net.config.confidence_scale == 0.2
+    assert all(torch.equal(p, q) for p, q in zip(init.net.state_dict().values(), rounded.state_dict().values()))
+    wider = {**CONFIG, "architecture": {**CONFIG["architecture"], "encoder_widths": [4, 6, 10]}}
+    with pytest.raises(InputError, match="does not fit the config"):
+        Trainer("svmv", wider, ["synthetic"], run_dir=tmp_path / "e", init_from=weights, show_progress=False)
 
 
 def test_user_mistakes_are_one_line_errors(tmp_path):

@@ -8,8 +8,10 @@ each frame's *real time* ``tau`` in [0, 1] (sinusoidal frame-order encoding, so 
 represented honestly, not snapped to a grid); temporal self-attention over the frames at the
 bottleneck (1/4 of the working size) with the same positional encoding. Input channels: the noisy
 clip ``z_t`` (visible frames clean), the visible frames ``(1-M) x0``, a base estimate of every
-frame (visible frames as they are, masked ones a time-weighted blend of the nearest visible frames
-before and after: :func:`linear_base`) and the mask. Output: the noise ``eps`` (or ``v``,
+frame (visible frames as they are; masked ones from the nearest visible frames before and after,
+``architecture.base``: their time-weighted blend, :func:`linear_base`, or ``flow-asb``'s
+interpolation of them, :func:`flow_base`, which hands the network motion instead of a cross-fade
+to correct; the same function at training and inference, at the working size) and the mask. Output: the noise ``eps`` (or ``v``,
 ``architecture.prediction``: ``eps`` is the paper's and the default; ``v`` stays well scaled at
 both ends of the schedule and is there for the case it trains better in few-step sampling; the
 model card records which one a weight file uses). The diffusion lives in [-1, 1] (``x = 2 * frame - 1``); visible frames
@@ -82,6 +84,9 @@ class MiVIDConfig(ModelConfig):
         schedule: ``linear`` or ``cosine``. timesteps: ``T`` of the training schedule.
         prediction: ``eps`` (noise) or ``v``.
         work_side: inference runs the diffusion at sizes whose long side is at most this.
+        base: the estimate of the masked frames given to the network: ``linear`` (time-weighted blend
+            of the nearest visible frames, :func:`linear_base`) or ``flow`` (``flow-asb`` between them,
+            :func:`flow_base`); training and inference compute it the same way at the working size.
     """
 
     config_name = "mivid"  # names the model in config errors (not a field: no annotation)
@@ -95,6 +100,7 @@ class MiVIDConfig(ModelConfig):
     timesteps: int = 1000
     prediction: str = "eps"
     work_side: int = 224
+    base: str = "linear"
 
     def __post_init__(self):
         if len(self.widths) != 3 or min(self.widths) < 1:
@@ -109,6 +115,8 @@ class MiVIDConfig(ModelConfig):
             raise InputError(f"mivid config: schedule must be one of {', '.join(SCHEDULES)}")
         if self.prediction not in PREDICTIONS:
             raise InputError(f"mivid config: prediction must be one of {', '.join(PREDICTIONS)}")
+        if self.base not in BASES:
+            raise InputError(f"mivid config: base must be one of {', '.join(BASES)}, got {self.base!r}")
         if self.timesteps < 2 or self.work_side < 16:
             raise InputError("mivid config: timesteps >= 2 and work_side >= 16")
 
@@ -276,6 +284,38 @@ class MiVIDNet(nn.Module):
         return x.view(b, t, 3, h, w).transpose(1, 2)
 
 
+def _neighbours(mask: torch.Tensor, tau: torch.Tensor):
+    """For each frame ``j`` of a clip, the nearest visible frames before and after it and the
+    time-weight of the later one: ``(i_prev, i_next, a)``, each ``(B,T)``. A frame with visible
+    frames on one side only takes that side alone (``a`` 0 or 1); with none, ``valid`` is False.
+
+    Args: mask ``(B,1,T,1,1)`` (1 masked), tau ``(B,T)``. Returns ``(i_prev, i_next, a, valid)``.
+    """
+    b, t = tau.shape
+    visible = mask.view(b, t) < 0.5
+    tau = tau.to(torch.float64)
+    big = torch.full_like(tau, float("inf"))
+    before_time = torch.where(visible, tau, -big)
+    after_time = torch.where(visible, tau, big)
+    idx = torch.arange(t, device=tau.device)
+    prevs, nexts, weights, valid = [], [], [], []
+    for j in range(t):
+        prev_ok = visible & (idx <= j)
+        next_ok = visible & (idx >= j)
+        has_prev, has_next = prev_ok.any(1), next_ok.any(1)
+        i_prev = torch.where(prev_ok, idx, -1).max(1).values
+        i_next = torch.where(next_ok, idx, t).min(1).values
+        i_prev = torch.where(has_prev, i_prev, i_next).clamp(0, t - 1)   # one side only: that side twice
+        i_next = torch.where(has_next, i_next, i_prev).clamp(0, t - 1)
+        tp = before_time.gather(1, i_prev[:, None])[:, 0]
+        tn = after_time.gather(1, i_next[:, None])[:, 0]
+        span = tn - tp
+        a = torch.where((span > 0) & has_prev & has_next, (tau[:, j] - tp) / span.clamp_min(1e-12),
+                        torch.zeros_like(span))
+        prevs.append(i_prev), nexts.append(i_next), weights.append(a), valid.append(has_prev | has_next)
+    return torch.stack(prevs, 1), torch.stack(nexts, 1), torch.stack(weights, 1), torch.stack(valid, 1)
+
+
 def linear_base(clip: torch.Tensor, mask: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
     """Visible frames as they are; each masked frame the time-weighted blend of the nearest visible
     frames before and after it (the nearest one alone at a clip end, zeros when none is visible).
@@ -283,30 +323,60 @@ def linear_base(clip: torch.Tensor, mask: torch.Tensor, tau: torch.Tensor) -> to
     Args: clip ``(B,C,T,H,W)``, mask ``(B,1,T,1,1)`` (1 masked), tau ``(B,T)``.
     """
     b, _, t = clip.shape[:3]
-    visible = mask.view(b, t) < 0.5
-    tau = tau.to(torch.float64)
-    big = torch.full_like(tau, float("inf"))
-    # for each frame j, the latest visible frame at or before it and the earliest at or after it
-    before_time = torch.where(visible, tau, -big)
-    after_time = torch.where(visible, tau, big)
-    idx = torch.arange(t, device=clip.device)
-    weights = torch.zeros(b, t, t, dtype=torch.float64, device=clip.device)   # (B, target j, source i)
-    for j in range(t):
-        prev_ok = visible & (idx <= j)
-        next_ok = visible & (idx >= j)
-        has_prev, has_next = prev_ok.any(1), next_ok.any(1)
-        i_prev = torch.where(prev_ok, idx, -1).max(1).values.clamp_min(0)
-        i_next = torch.where(next_ok, idx, t).min(1).values.clamp_max(t - 1)
-        tp = before_time.gather(1, i_prev[:, None])[:, 0]
-        tn = after_time.gather(1, i_next[:, None])[:, 0]
-        span = (tn - tp)
-        a = torch.where(span > 0, (tau[:, j] - tp) / span.clamp_min(1e-12), torch.zeros_like(span))
-        a = torch.where(has_prev & has_next, a, torch.where(has_next, torch.ones_like(a), torch.zeros_like(a)))
-        rows = torch.arange(b, device=clip.device)
-        weights[rows, j, i_prev] += torch.where(has_prev | has_next, 1 - a, torch.zeros_like(a))
-        weights[rows, j, i_next] += torch.where(has_prev | has_next, a, torch.zeros_like(a))
-    blended = torch.einsum("bji,bcihw->bcjhw", weights.to(clip.dtype), clip)
+    i_prev, i_next, a, valid = _neighbours(mask, tau)
+    a, keep = a.to(clip.dtype), valid.to(clip.dtype)
+    weights = torch.zeros(b, t, t, dtype=clip.dtype, device=clip.device)   # (B, target j, source i)
+    weights.scatter_add_(2, i_prev[..., None], ((1 - a) * keep)[..., None])
+    weights.scatter_add_(2, i_next[..., None], (a * keep)[..., None])
+    blended = torch.einsum("bji,bcihw->bcjhw", weights, clip)
     return torch.where(mask.bool(), blended, clip)
+
+
+def flow_base(clip: torch.Tensor, mask: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """Like :func:`linear_base`, but each masked frame between two visible ones is ``flow-asb``'s
+    interpolation of them at its time (optical flow moves the content instead of cross-fading it);
+    a masked frame with visible frames on one side only takes the nearest one, with none mid-gray.
+
+    Args: clip ``(B,3,T,H,W)`` in [0, 1] (float32: DIS and the splatting run at full precision),
+    mask ``(B,1,T,1,1)``, tau ``(B,T)``. Returns ``(B,3,T,H,W)`` in [0, 1].
+    """
+    from .. import registry
+
+    interpolator = registry.load("flow-asb", device=clip.device)
+    i_prev, i_next, a, valid = _neighbours(mask, tau)
+    with torch.no_grad(), torch.autocast(clip.device.type, enabled=False):
+        return _flow_base(interpolator, clip.float(), mask, i_prev, i_next, a, valid).to(clip.dtype)
+
+
+def _flow_base(interpolator, clip, mask, i_prev, i_next, a, valid) -> torch.Tensor:
+    b, _, t = clip.shape[:3]
+    rows = torch.arange(b, device=clip.device)
+    out = clip.clone()
+    for j in range(t):
+        masked = mask[:, 0, j, 0, 0] > 0.5
+        if not masked.any():
+            continue
+        first, last = clip[rows, :, i_prev[:, j]], clip[rows, :, i_next[:, j]]
+        between = valid[:, j] & (a[:, j] > 0) & (a[:, j] < 1)
+        nearest = torch.where((a[:, j] >= 1).view(b, 1, 1, 1), last, first)
+        frame = torch.where(valid[:, j].view(b, 1, 1, 1), nearest, torch.full_like(nearest, 0.5))
+        if between.any():
+            pick = between.nonzero()[:, 0]
+            moved = interpolator.interpolate(first[pick], last[pick], a[pick, j].float())
+            frame = frame.index_copy(0, pick, moved.to(frame.dtype))
+        out[:, :, j] = torch.where(masked.view(b, 1, 1, 1), frame, clip[:, :, j])
+    return out
+
+
+BASES = ("linear", "flow")
+
+
+def network_base(kind: str, clip: torch.Tensor, mask: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """The network's ``base`` input in [-1, 1]: :func:`linear_base` or :func:`flow_base` (``kind``)
+    of ``clip`` ``(B,3,T,H,W)`` in [0, 1]."""
+    if kind == "linear":
+        return linear_base(clip * 2 - 1, mask, tau)
+    return flow_base(clip, mask, tau) * 2 - 1
 
 
 def load_network(weights, device: torch.device, dtype: torch.dtype) -> MiVIDNet:
@@ -391,7 +461,7 @@ class MiVID(Interpolator):
         p = self.params
         x = clip * 2 - 1
         visible = torch.where(mask.bool(), torch.zeros_like(x), x)
-        base = linear_base(x, mask, tau)
+        base = network_base(self.network.config.base, clip, mask, tau)
         timestep_dtype = torch.long
 
         def denoise(z, t):

@@ -79,7 +79,7 @@ class MiVIDRecipe(NetworkRecipe):
     def step_loss(self, net: nn.Module, loss: nn.Module, batch: dict, rng: np.random.Generator,
                   progress: float = 0.0):
         """One training forward: ``(total, terms, {})`` (see the module docstring)."""
-        from ..models.mivid import linear_base
+        from ..models.mivid import network_base
         from .mivid_masking import hybrid_mask
 
         windows = batch["frames"]
@@ -107,7 +107,7 @@ class MiVIDRecipe(NetworkRecipe):
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         z = schedule.q_sample(x0, t, noise, mask)
         visible = torch.where(mask.bool(), torch.zeros_like(x0), x0)
-        base = linear_base(x0, mask, tau)
+        base = network_base(net.config.base, clips, mask, tau)
         output = net(z, visible, base, mask, tau, t)
         x0_hat, _ = schedule.split(z, output.float(), t, clip=None)
         total, terms = loss(output, schedule.target(x0, noise, t), x0_hat, x0, mask, schedule.abar(t, x0).view(b))

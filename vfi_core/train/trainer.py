@@ -247,11 +247,19 @@ class Trainer:
 
         card = read_model_card(path)
         wanted = self.recipe.architecture(self.net)
-        if card.get("architecture") != wanted:
-            raise InputError(f"--init-from {path}: its architecture ({card.get('architecture')}) differs from the "
-                             f"config's ({wanted}); set the config's architecture to the model card's")
-        state = load_state_dict(path)
-        self.net.load_state_dict({k: v.float() for k, v in state.items()})
+        theirs = card.get("architecture") or {}
+        # the config may change what does not shape a tensor (e.g. mivid's base estimate): a fine-tune
+        state = {k: v.float() for k, v in load_state_dict(path).items()}
+        own = self.net.state_dict()
+        if theirs.get("class") != wanted["class"] or state.keys() != own.keys() \
+                or any(state[k].shape != own[k].shape for k in own):
+            raise InputError(f"--init-from {path}: its architecture ({theirs}) does not fit the config's "
+                             f"({wanted}); set the config's architecture to the model card's")
+        changed = sorted(k for k in wanted["config"] if theirs.get("config", {}).get(k) != wanted["config"][k])
+        if changed:
+            print(f"vfi train: --init-from {path.name}: the config changes {', '.join(changed)}; "
+                  f"every tensor fits", flush=True)
+        self.net.load_state_dict(state)
 
     def _tensorboard(self):
         if not self.config["log"]["tensorboard"]:
