@@ -28,7 +28,8 @@ def add_parser(sub) -> None:
     init = p.add_mutually_exclusive_group()
     init.add_argument("--init-from-shipped", action="store_true",
                       help="start from the committed weights in vfi_core/weights (a new run)")
-    init.add_argument("--init-from", metavar="FILE", help="start from this exported .safetensors (with its .json card)")
+    init.add_argument("--init-from", metavar="FILE", help="start from this exported .safetensors (with its .json card); "
+                      "the config's architecture may differ only where no tensor changes shape")
     p.add_argument("--steps", type=int, help="override the config's optim.steps (e.g. to extend a run)")
     p.add_argument("--workers", type=int, help="processes making batches ahead of the GPU (overrides data.workers; "
                    "0 makes them in the training process)")

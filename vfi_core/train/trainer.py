@@ -165,7 +165,8 @@ class Trainer:
         data: data specs (:mod:`vfi_core.train.data`).
         run_dir: the run directory (default ``runs/<name>``).
         resume: continue from the checkpoint in ``run_dir`` (its config and data must match).
-        init_from: a weight file (exported, with its model card) to start a fresh run from.
+        init_from: a weight file (exported, with its model card) to start a fresh run from; the config's
+            architecture may differ from the card's only where no tensor changes shape (a fine-tune).
         device: ``None``/"auto", "cpu", "cuda"...
         steps: override ``optim.steps`` (e.g. to extend a resumed run).
         workers: override ``data.workers`` (how batches are made does not change them: a run may
