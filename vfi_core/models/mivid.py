@@ -33,13 +33,16 @@ long side is at most ``work_side`` (224: 854x480 -> 224x126, padded to 224x128);
 full-resolution result is the *guide* estimate at full size corrected by the diffusion's
 low-frequency difference to it::
 
-    out = G + upsample(x_low - downsample(G))
+    out = G + gate * upsample(x_low - downsample(G))
 
 where ``G`` is the ``guide`` parameter: ``flow-asb`` (the training-free flow interpolator: sharp
 full-resolution detail moved by optical flow; default) or ``blend`` (the linear blend, no flow).
 The diffusion decides content and motion at low resolution, the guide supplies the detail the low
-resolution lacks. Inputs no larger than ``work_side`` are generated at full size (the guide then
-only starts the refinement when ``strength`` < 1). The shipped weights (``configs/mivid_cpu.json``,
+resolution lacks. ``gate`` is 1 with ``correct=everywhere``; with ``correct=unsure`` it is how
+unsure the guide is (one minus flow-asb's confidence map, brought to the working resolution and
+back): the upsampled correction cannot move a sharp edge, only add a soft copy of the difference,
+so where the guide's motion holds it is better left alone. Inputs no larger than ``work_side`` are
+generated at full size (the guide then only starts the refinement when ``strength`` < 1). The shipped weights (``configs/mivid_cpu.json``,
 widths 24/48/96, 736 k parameters) trained on 64-px crops of frames scaled to a 224-px long side,
 the working size's own scale; ``configs/mivid.json`` (widths 32/64/128, 128-px crops) is the GPU
 recipe.
@@ -419,6 +422,10 @@ class MiVID(Interpolator):
             Param("guide", str, "flow-asb", "Full-resolution estimate the low-resolution diffusion corrects "
                   "(and the start of refinement): flow-asb (optical flow) or blend (linear).",
                   choices=("flow-asb", "blend")),
+            Param("correct", str, "everywhere", "Where the diffusion may change the guide: everywhere, or only "
+                  "where the guide is unsure (flow-asb's confidence map: its two warped frames disagree or "
+                  "neither frame sees the pixel), keeping the guide's sharp detail where its motion holds.",
+                  choices=("everywhere", "unsure")),
         ),
     )
 
@@ -435,17 +442,21 @@ class MiVID(Interpolator):
         self.progress: Callable[[int, int], None] | None = None   # progress(done, total) per denoising step
 
     # -- guide --------------------------------------------------------------------------------------
-    def _guide(self, first: torch.Tensor, last: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
-        """``(B,N,3,H,W)`` full-size estimates at ``times`` ``(B,N)``."""
+    def _guide(self, first: torch.Tensor, last: torch.Tensor, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Full-size estimates at ``times`` ``(B,N)``: ``(B,N,3,H,W)``, and how unsure the guide is of
+        each pixel, ``(B,N,1,H,W)`` in [0, 1] (flow-asb: one minus its confidence map; the blend
+        knows nothing of motion, so it is unsure everywhere)."""
         tt = times[..., None, None, None].to(first.dtype)
         if self.params["guide"] == "blend":
-            return (1 - tt) * first[:, None] + tt * last[:, None]
+            frames = (1 - tt) * first[:, None] + tt * last[:, None]
+            return frames, torch.ones_like(frames[:, :, :1])
         if self._flow_asb is None:
             from .. import registry
             self._flow_asb = registry.load("flow-asb", device=self.device)
-        frames = [self._flow_asb._interpolate(first, last, times[:, n].float()).frame
-                  for n in range(times.shape[1])]
-        return torch.stack(frames, 1).to(first.dtype)
+        results = [self._flow_asb._interpolate(first, last, times[:, n].float()) for n in range(times.shape[1])]
+        frames = torch.stack([r.frame for r in results], 1).to(first.dtype)
+        unsure = 1 - torch.stack([r.confidence for r in results], 1).to(first.dtype)
+        return frames, unsure
 
     # -- generation --------------------------------------------------------------------------------
     def generate(self, clip: torch.Tensor, mask: torch.Tensor, tau: torch.Tensor, init: torch.Tensor | None = None,
@@ -483,7 +494,7 @@ class MiVID(Interpolator):
         generated in one pass of a clip ``[first, N frames, last]``."""
         b, _, h, w = first.shape
         n = times.shape[1]
-        guide = self._guide(first, last, times)                                   # (B,N,3,H,W)
+        guide, unsure = self._guide(first, last, times)                           # (B,N,3|1,H,W)
         wh, ww = self._work_size(h, w)
         ph, pw = -wh % SIZE_MULTIPLE, -ww % SIZE_MULTIPLE
 
@@ -498,12 +509,12 @@ class MiVID(Interpolator):
         mask[:, :, 1:-1] = 1
         init = clip if self.params["strength"] < 1 else None
         out = self.generate(clip, mask, tau, init)[:, :, 1:-1].transpose(1, 2)            # (B,N,3,h,w)
-        out = out[..., :wh, :ww].clamp(0, 1)
-        if (wh, ww) == (h, w):
-            return out
-        # full size: the guide corrected by the diffusion's low-frequency difference to it
-        correction = out.flatten(0, 1) - guide_small[..., :wh, :ww].flatten(0, 1)
-        return guide + _resize(correction, (h, w)).view(b, n, 3, h, w)
+        out = out[..., :wh, :ww].clamp(0, 1).flatten(0, 1)
+        # the guide corrected by the diffusion's difference to it (at full size its low frequencies)
+        correction = _resize(out - guide_small[..., :wh, :ww].flatten(0, 1), (h, w))
+        if self.params["correct"] == "unsure":   # the gate at the correction's own resolution
+            correction = correction * _resize(_resize(unsure.flatten(0, 1), (wh, ww)), (h, w))
+        return (guide + correction.view(b, n, 3, h, w)).clamp(0, 1)
 
     def _interpolate(self, frame0, frame1, t) -> Interpolation:
         return Interpolation(self._between(frame0, frame1, t.view(-1, 1))[:, 0])
