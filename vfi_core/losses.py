@@ -131,7 +131,8 @@ def census_loss(pred: torch.Tensor, target: torch.Tensor, patch: int = 7) -> tor
     return distance[..., r:-r, r:-r].mean()
 
 
-def _gaussian_window(size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
+def gaussian_window(size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
+    """``(size,)`` normalised 1D Gaussian in ``like``'s dtype and device."""
     x = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2
     g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
     return g / g.sum()
@@ -147,7 +148,7 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: floa
     """
     _check_pair(pred, target, "ssim", min_size=window)
     c = pred.shape[1]
-    g = _gaussian_window(window, sigma, pred)
+    g = gaussian_window(window, sigma, pred)
     wx = g.view(1, 1, 1, -1).expand(c, 1, 1, window)
     wy = g.view(1, 1, -1, 1).expand(c, 1, window, 1)
 
