@@ -182,12 +182,13 @@ def test_flow_base_network_runs_through_the_interpolator():
 def test_correction_only_where_the_guide_is_unsure():
     frame = _moving_texture(shift=0, size=96)[:, :, 0]      # a static scene: flow-asb is sure everywhere
     everywhere = MiVID.from_network(_net(), steps=4, strength=0.5).interpolate_window(frame, frame, count=2)
-    unsure = MiVID.from_network(_net(), steps=4, strength=0.5, correct="unsure").interpolate_window(frame, frame, count=2)
+    gated = MiVID.from_network(_net(), steps=4, strength=0.5, correct="unsure")
+    unsure = gated.interpolate_window(frame, frame, count=2)
     assert (everywhere - frame[:, None]).abs().max() > 1e-3   # the (untrained) diffusion changes the guide...
     torch.testing.assert_close(unsure, frame[:, None].expand_as(unsure), atol=1e-5, rtol=0)   # ...not here
     blend = MiVID.from_network(_net(), steps=4, strength=0.5, guide="blend")
-    gated = MiVID.from_network(_net(), steps=4, strength=0.5, guide="blend", correct="unsure")
-    assert torch.equal(blend.interpolate_window(frame, frame, 2), gated.interpolate_window(frame, frame, 2))
+    blend_gated = MiVID.from_network(_net(), steps=4, strength=0.5, guide="blend", correct="unsure")
+    assert torch.equal(blend.interpolate_window(frame, frame, 2), blend_gated.interpolate_window(frame, frame, 2))
 
 
 def test_correction_low_pass_keeps_the_mean_and_damps_the_finest_detail():

@@ -11,11 +11,12 @@ clip ``z_t`` (visible frames clean), the visible frames ``(1-M) x0``, a base est
 frame (visible frames as they are; masked ones from the nearest visible frames before and after,
 ``architecture.base``: their time-weighted blend, :func:`linear_base`, or ``flow-asb``'s
 interpolation of them, :func:`flow_base`, which hands the network motion instead of a cross-fade
-to correct; the same function at training and inference, at the working size) and the mask. Output: the noise ``eps`` (or ``v``,
-``architecture.prediction``: ``eps`` is the paper's and the default; ``v`` stays well scaled at
-both ends of the schedule and is there for the case it trains better in few-step sampling; the
-model card records which one a weight file uses). The diffusion lives in [-1, 1] (``x = 2 * frame - 1``); visible frames
-are never noised (:mod:`vfi_core.models.mivid_schedule`).
+to correct; the same function at training and inference, at the working size) and the mask.
+Output: the noise ``eps`` (or ``v``, ``architecture.prediction``: ``eps`` is the paper's and the
+default; ``v`` stays well scaled at both ends of the schedule and is there for the case it trains
+better in few-step sampling; the model card records which one a weight file uses). The diffusion
+lives in [-1, 1] (``x = 2 * frame - 1``); visible frames are never noised
+(:mod:`vfi_core.models.mivid_schedule`).
 
 Inference modes:
 
@@ -54,8 +55,9 @@ Speed on this 2-core CPU (torch 2.13, float32, channels-last, guide flow-asb), 8
 7-frame protocol in window mode (five frames from frames 1 and 7 in one pass), with the shipped
 weights on both threads: defaults (20 DDIM steps, strength 0.15, so 3 network evaluations) 0.69 s
 per frame, flow-asb's guide and the flow base included (``vfi export --bench`` over the five DAVIS
-validation sequences, medians 0.63-0.77 s per sequence). Time grows with the evaluations (``steps * strength``) and the frames in the clip (3 in
-pair mode, 7 in window mode); ``docs/TRAINING.md`` has the steps sweep (strength 1) in seconds.
+validation sequences, medians 0.63-0.77 s per sequence). Time grows with the evaluations
+(``steps * strength``) and the frames in the clip (3 in pair mode, 7 in window mode);
+``docs/TRAINING.md`` has the steps sweep (strength 1) in seconds.
 """
 from __future__ import annotations
 
@@ -291,11 +293,11 @@ class MiVIDNet(nn.Module):
 
 
 def _neighbours(mask: torch.Tensor, tau: torch.Tensor):
-    """For each frame ``j`` of a clip, the nearest visible frames before and after it and the
-    time-weight of the later one: ``(i_prev, i_next, a)``, each ``(B,T)``. A frame with visible
-    frames on one side only takes that side alone (``a`` 0 or 1); with none, ``valid`` is False.
+    """For each frame ``j`` of a clip, the nearest visible frames before and after it, the
+    time-weight of the later one and whether any frame is visible: ``(i_prev, i_next, a, valid)``,
+    each ``(B,T)``. A frame with visible frames on one side only has that frame as both (``a`` 0).
 
-    Args: mask ``(B,1,T,1,1)`` (1 masked), tau ``(B,T)``. Returns ``(i_prev, i_next, a, valid)``.
+    Args: mask ``(B,1,T,1,1)`` (1 masked), tau ``(B,T)``.
     """
     b, t = tau.shape
     visible = mask.view(b, t) < 0.5
