@@ -287,6 +287,18 @@ def test_recipe_cuts_clips_with_real_times_and_runs_a_step():
                                      "t": torch.rand(2)}, np.random.default_rng(0))
 
 
+def test_recipe_gives_a_flow_base_network_the_flow_base_of_its_visible_frames():
+    net, recipe, seen = _net(base="flow").train(), MiVIDRecipe(), []
+    net.register_forward_pre_hook(lambda module, args: seen.append(args))
+    windows = _moving_texture(shift=2, steps=9, size=32).transpose(1, 2).expand(2, 9, 3, 32, 32).contiguous()
+    total, _, _ = recipe.step_loss(net, recipe.loss({"perceptual": 0}), {"frames": windows}, np.random.default_rng(1))
+    assert torch.isfinite(total)
+    _, visible, base, mask, tau, _ = seen[0]
+    # the base reads only visible frames, so it can be rebuilt from what the network was shown
+    torch.testing.assert_close(base, network_base("flow", (visible + 1) / 2, mask, tau))
+    assert not torch.allclose(base, network_base("linear", (visible + 1) / 2, mask, tau))
+
+
 def test_loss_config_and_missing_perceptual_features(monkeypatch):
     with pytest.raises(InputError, match="unknown"):
         MiVIDLossConfig.from_dict({"lpips": 1})
