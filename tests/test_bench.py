@@ -303,7 +303,8 @@ def test_sweep_plot_draws_a_point_per_report(tmp_path, capsys):
     paths = []
     for steps, (psnr, sec) in {10: (30.0, 1.0), 50: (31.5, 4.0)}.items():
         paths.append(tmp_path / f"steps-{steps}.json")
-        paths[-1].write_text(json.dumps({"name": f"steps-{steps}", "overall": {"psnr": psnr, "ssim": 0.9, "sec": sec}}))
+        paths[-1].write_text(json.dumps({"name": f"steps-{steps}", "sets": {},
+                                         "overall": {"psnr": psnr, "ssim": 0.9, "sec": sec}}))
     out = tmp_path / "sweep.png"
     assert sweep_plot.main([*map(str, paths), "--labels", "10", "50", "--out", str(out)]) == 0
     assert "| 50 | 4.000 | 31.5000 | 0.9000 |" in capsys.readouterr().out

@@ -10,12 +10,13 @@ distance against its median seconds per frame.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
+    from vfi_core.bench import load_report
+    from vfi_core.errors import InputError
     from vfi_core.train.plot import plot_sweep
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -23,7 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labels", nargs="+", help="a label per report (default: the report names)")
     ap.add_argument("--out", required=True, help="the PNG to write")
     args = ap.parse_args(argv)
-    reports = [json.loads(Path(p).read_text()) for p in args.reports]
+    try:
+        reports = [load_report(p) for p in args.reports]
+    except InputError as exc:
+        ap.error(str(exc))
     labels = args.labels or [r["name"] for r in reports]
     if len(labels) != len(reports):
         ap.error(f"{len(labels)} labels for {len(reports)} reports")

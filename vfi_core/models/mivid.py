@@ -352,28 +352,23 @@ def flow_base(clip: torch.Tensor, mask: torch.Tensor, tau: torch.Tensor) -> torc
 
     interpolator = registry.load("flow-asb", device=clip.device)
     i_prev, i_next, a, valid = _neighbours(mask, tau)
-    with torch.no_grad(), torch.autocast(clip.device.type, enabled=False):
-        return _flow_base(interpolator, clip.float(), mask, i_prev, i_next, a, valid).to(clip.dtype)
-
-
-def _flow_base(interpolator, clip, mask, i_prev, i_next, a, valid) -> torch.Tensor:
     b, _, t = clip.shape[:3]
     rows = torch.arange(b, device=clip.device)
-    out = clip.clone()
-    for j in range(t):
-        masked = mask[:, 0, j, 0, 0] > 0.5
-        if not masked.any():
-            continue
-        first, last = clip[rows, :, i_prev[:, j]], clip[rows, :, i_next[:, j]]
-        between = valid[:, j] & (a[:, j] > 0) & (a[:, j] < 1)
-        nearest = torch.where((a[:, j] >= 1).view(b, 1, 1, 1), last, first)
-        frame = torch.where(valid[:, j].view(b, 1, 1, 1), nearest, torch.full_like(nearest, 0.5))
-        if between.any():
-            pick = between.nonzero()[:, 0]
-            moved = interpolator.interpolate(first[pick], last[pick], a[pick, j].float())
-            frame = frame.index_copy(0, pick, moved.to(frame.dtype))
-        out[:, :, j] = torch.where(masked.view(b, 1, 1, 1), frame, clip[:, :, j])
-    return out
+    out = clip.float().clone()   # the caller's clip stays as it is
+    with torch.no_grad(), torch.autocast(clip.device.type, enabled=False):
+        for j in range(t):
+            masked = mask[:, 0, j, 0, 0] > 0.5
+            if not masked.any():
+                continue
+            # one-sided neighbours are the same frame twice: that frame; none visible: mid-gray
+            first, last = out[rows, :, i_prev[:, j]], out[rows, :, i_next[:, j]]
+            frame = torch.where(valid[:, j].view(b, 1, 1, 1), first, torch.full_like(first, 0.5))
+            between = (i_prev[:, j] != i_next[:, j]).nonzero()[:, 0]
+            if len(between):
+                moved = interpolator.interpolate(first[between], last[between], a[between, j].float())
+                frame = frame.index_copy(0, between, moved)
+            out[:, :, j] = torch.where(masked.view(b, 1, 1, 1), frame, out[:, :, j])
+    return out.to(clip.dtype)
 
 
 BASES = ("linear", "flow")
@@ -467,14 +462,14 @@ class MiVID(Interpolator):
         self.progress: Callable[[int, int], None] | None = None   # progress(done, total) per denoising step
 
     # -- guide --------------------------------------------------------------------------------------
-    def _guide(self, first: torch.Tensor, last: torch.Tensor, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _guide(self, first: torch.Tensor, last: torch.Tensor,
+               times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Full-size estimates at ``times`` ``(B,N)``: ``(B,N,3,H,W)``, and how unsure the guide is of
-        each pixel, ``(B,N,1,H,W)`` in [0, 1] (flow-asb: one minus its confidence map; the blend
-        knows nothing of motion, so it is unsure everywhere)."""
+        each pixel, ``(B,N,1,H,W)`` in [0, 1] (flow-asb: one minus its confidence map), or ``None``
+        for the blend, which knows nothing of motion and so is unsure everywhere."""
         tt = times[..., None, None, None].to(first.dtype)
         if self.params["guide"] == "blend":
-            frames = (1 - tt) * first[:, None] + tt * last[:, None]
-            return frames, torch.ones_like(frames[:, :, :1])
+            return (1 - tt) * first[:, None] + tt * last[:, None], None
         if self._flow_asb is None:
             from .. import registry
             self._flow_asb = registry.load("flow-asb", device=self.device)
@@ -539,7 +534,7 @@ class MiVID(Interpolator):
         correction = out - guide_small[..., :wh, :ww].flatten(0, 1)
         if (wh, ww) != (h, w):
             correction = _resize(_low_pass(correction, CORRECTION_SIGMA), (h, w))
-        if self.params["correct"] == "unsure":   # the gate at the correction's own resolution
+        if self.params["correct"] == "unsure" and unsure is not None:   # gated at the correction's resolution
             correction = correction * _resize(_resize(unsure.flatten(0, 1), (wh, ww)), (h, w))
         return (guide + correction.view(b, n, 3, h, w)).clamp(0, 1)
 
