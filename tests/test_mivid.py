@@ -192,11 +192,11 @@ def test_correction_only_where_the_guide_is_unsure():
 
 
 def test_correction_low_pass_keeps_the_mean_and_damps_the_finest_detail():
-    from vfi_core.models.mivid import _low_pass
+    from vfi_core.ops.filters import gaussian_blur   # the correction's low-pass
     flat = torch.full((1, 3, 9, 12), 0.3)
-    torch.testing.assert_close(_low_pass(flat, 1.0), flat)
+    torch.testing.assert_close(gaussian_blur(flat, 1.0), flat)
     checker = (torch.arange(12)[None, :] + torch.arange(9)[:, None]) % 2 * 1.0 - 0.5   # the working size's Nyquist
-    damped = _low_pass(checker.expand(1, 3, 9, 12).contiguous(), 1.0)
+    damped = gaussian_blur(checker.expand(1, 3, 9, 12).contiguous(), 1.0)
     assert damped.shape == (1, 3, 9, 12) and damped[..., 3:-3, 3:-3].abs().max() < 0.05
 
 

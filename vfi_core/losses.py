@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import InputError
+from .ops.filters import gaussian_blur
 
 __all__ = ["CensusLoss", "CharbonnierLoss", "GradientLoss", "LaplacianL1Loss", "SSIMLoss",
            "census_loss", "charbonnier", "gradient_loss", "laplacian_l1", "ssim", "ssim_loss"]
@@ -131,13 +132,6 @@ def census_loss(pred: torch.Tensor, target: torch.Tensor, patch: int = 7) -> tor
     return distance[..., r:-r, r:-r].mean()
 
 
-def gaussian_window(size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
-    """``(size,)`` normalised 1D Gaussian in ``like``'s dtype and device."""
-    x = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2
-    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
-    return g / g.sum()
-
-
 def ssim(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5,
          data_range: float = 1.0) -> torch.Tensor:
     """Mean SSIM over valid (unpadded) windows and channels, per image: ``(B,)``.
@@ -147,13 +141,9 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: floa
     Needs ``H, W >= window``.
     """
     _check_pair(pred, target, "ssim", min_size=window)
-    c = pred.shape[1]
-    g = gaussian_window(window, sigma, pred)
-    wx = g.view(1, 1, 1, -1).expand(c, 1, 1, window)
-    wy = g.view(1, 1, -1, 1).expand(c, 1, window, 1)
 
     def blur(z: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.conv2d(z, wx, groups=c), wy, groups=c)
+        return gaussian_blur(z, sigma, window, pad=False)
 
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     mx, my = blur(pred), blur(target)

@@ -73,6 +73,7 @@ from ..config import ModelConfig
 from ..errors import InputError
 from ..frames import as_time_tensor, check_frame_pair, crop_to
 from ..interpolator import Interpolation, Interpolator
+from ..ops.filters import gaussian_blur
 from ..registry import ModelDescriptor, Param, register
 from .mivid_schedule import PREDICTIONS, SAMPLERS, SCHEDULES, NoiseSchedule, sample
 
@@ -407,18 +408,6 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 CORRECTION_SIGMA = 1.0
 
 
-def _low_pass(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur of ``(N,C,H,W)`` with edge replication."""
-    from ..losses import gaussian_window
-
-    radius = max(1, round(3 * sigma))
-    c = x.shape[1]
-    g = gaussian_window(2 * radius + 1, sigma, x)
-    x = F.pad(x, (radius,) * 4, mode="replicate")
-    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
 class MiVID(Interpolator):
     descriptor = ModelDescriptor(
         name="mivid",
@@ -533,7 +522,7 @@ class MiVID(Interpolator):
         # the guide corrected by the diffusion's difference to it (at full size its low frequencies)
         correction = out - guide_small[..., :wh, :ww].flatten(0, 1)
         if (wh, ww) != (h, w):
-            correction = _resize(_low_pass(correction, CORRECTION_SIGMA), (h, w))
+            correction = _resize(gaussian_blur(correction, CORRECTION_SIGMA), (h, w))
         if self.params["correct"] == "unsure" and unsure is not None:   # gated at the correction's resolution
             correction = correction * _resize(_resize(unsure.flatten(0, 1), (wh, ww)), (h, w))
         return (guide + correction.view(b, n, 3, h, w)).clamp(0, 1)
