@@ -87,6 +87,8 @@ class PerVFIConfig(ModelConfig):
         widths: encoder channels at 1/2, 1/4, 1/8 of the input size.
         motion: "learned" (DIS + learned residual refiner, part of the weights) or "dis".
         dis_preset, dis_max_side: DIS preset, and the longer side of the frames it runs on (never upscaled).
+        dis_global_motion: start DIS from the frames' dominant translation (a camera pan) instead of
+            zero (:func:`~vfi_core.ops.flow.global_shift`).
         refiner_width: channels of the learned motion refiner.
         deform_points: sampling points ``K`` per pixel of the deformable alignment (1..16).
         mask_width: channels ``C`` of the Adaptive Dilation Module's expansion.
@@ -104,6 +106,7 @@ class PerVFIConfig(ModelConfig):
     motion: str = "learned"
     dis_preset: str = "medium"
     dis_max_side: int = 640
+    dis_global_motion: bool = True
     refiner_width: int = 24
     deform_points: int = 9
     mask_width: int = 8
@@ -153,14 +156,15 @@ class MotionEstimator(nn.Module):
 
 
 class DISMotion(MotionEstimator):
-    def __init__(self, preset: str = "medium", max_side: int = 640):
+    def __init__(self, preset: str = "medium", max_side: int = 640, global_motion: bool = True):
         super().__init__()
-        self.preset, self.max_side = preset, max_side
+        self.preset, self.max_side, self.global_motion = preset, max_side, global_motion
 
     def dis(self, frame0: torch.Tensor, frame1: torch.Tensor) -> torch.Tensor:
         """``(B,4,H,W)`` DIS flows ``F01, F10`` (no gradient) at the input size, computed on the frames
-        capped to ``max_side`` (:func:`~vfi_core.ops.flow.capped_dis`)."""
-        flows = capped_dis(frame0, frame1, self.preset, self.max_side)
+        capped to ``max_side`` (:func:`~vfi_core.ops.flow.capped_dis`), started from the frames'
+        dominant translation when ``global_motion``."""
+        flows = capped_dis(frame0, frame1, self.preset, self.max_side, self.global_motion)
         return resize_flow(flows, frame0.shape[-2:]).to(frame0.dtype)
 
     def _dis_pair(self, frame0, frame1, dis_flows):
@@ -174,8 +178,8 @@ class DISMotion(MotionEstimator):
 class LearnedMotion(DISMotion):
     """DIS plus a learned residual at 1/4 size from both frames, both flows and their warp errors."""
 
-    def __init__(self, preset: str = "medium", max_side: int = 640, width: int = 24):
-        super().__init__(preset, max_side)
+    def __init__(self, preset: str = "medium", max_side: int = 640, global_motion: bool = True, width: int = 24):
+        super().__init__(preset, max_side, global_motion)
         self.width = width
         self.refiner = nn.Sequential(_conv(12, width), _conv(width, width, 2), _conv(width, width),
                                      nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
@@ -296,9 +300,10 @@ class PerVFINet(nn.Module):
         self.config = config
         c = config.widths
         if config.motion == "learned":
-            self.motion = LearnedMotion(config.dis_preset, config.dis_max_side, config.refiner_width)
+            self.motion = LearnedMotion(config.dis_preset, config.dis_max_side, config.dis_global_motion,
+                                        config.refiner_width)
         else:
-            self.motion = DISMotion(config.dis_preset, config.dis_max_side)
+            self.motion = DISMotion(config.dis_preset, config.dis_max_side, config.dis_global_motion)
         self.encoder = nn.ModuleList([
             nn.Sequential(_conv(3, c[0], 2), _conv(c[0], c[0])),
             nn.Sequential(_conv(c[0], c[1], 2), _conv(c[1], c[1])),

@@ -5,7 +5,9 @@ Pipeline, for an output time ``t`` between ``I0`` and ``I1`` (``I-1`` and ``I2``
 
 1. Motion prior: bidirectional DIS flow ``F01``, ``F10`` (:class:`~vfi_core.ops.flow.DISFlow`, refined
    down to the finest pyramid level) on the frames downscaled so that their longer side is at most
-   ``dis_max_side``, turned into two hypotheses of the backward flows from t (``base_motion``
+   ``dis_max_side``, started from the frames' dominant translation (``dis_global_motion``,
+   :func:`~vfi_core.ops.flow.global_shift`: DIS alone loses fast camera pans over fine texture),
+   turned into two hypotheses of the backward flows from t (``base_motion``
    "splat-linear", as flow-asb): the flow reversed by softmax splatting
    (:func:`~vfi_core.ops.motion.splatted_motion`) and Super SloMo's linear approximation
    (:func:`~vfi_core.ops.motion.linear_motion`). The network only learns residuals around them,
@@ -68,6 +70,8 @@ class SVMVConfig(ModelConfig):
         flow_prior: "dis" (classical DIS flow as initial motion) or "none" (learned from zero).
         dis_preset: DIS preset of the prior (refined to full resolution of the resized frames).
         dis_max_side: the prior is computed on the frames downscaled to this longer side (never upscaled).
+        dis_global_motion: start DIS from the frames' dominant translation (a camera pan) instead of
+            zero (:func:`~vfi_core.ops.flow.global_shift`).
         base_motion: the motion the network refines: "linear" (Super SloMo's approximation from the
             prior flows) or "splat-linear" (two hypotheses, as flow-asb: the flow reversed by softmax
             splatting, and the linear approximation; ensemble members alternate between them and the
@@ -87,6 +91,7 @@ class SVMVConfig(ModelConfig):
     flow_prior: str = "dis"
     dis_preset: str = "medium"
     dis_max_side: int = 640
+    dis_global_motion: bool = True
     confidence_scale: float = 0.05
     hidden: int = 8
     base_motion: str = "splat-linear"
@@ -137,7 +142,8 @@ def dis_prior(frame0: torch.Tensor, frame1: torch.Tensor, config: SVMVConfig) ->
     """
     if config.flow_prior == "none":
         return frame0.new_zeros(frame0.shape[0], 4, *capped_size(*frame0.shape[-2:], config.dis_max_side))
-    return capped_dis(frame0, frame1, config.dis_preset, config.dis_max_side).to(frame0.dtype)
+    return capped_dis(frame0, frame1, config.dis_preset, config.dis_max_side,
+                      config.dis_global_motion).to(frame0.dtype)
 
 
 def repeats_outer_frames(frames: torch.Tensor) -> bool:

@@ -10,6 +10,48 @@ import torch.nn.functional as F
 DIS_PRESETS = ("ultrafast", "fast", "medium")
 
 
+def _shift_errors(a: torch.Tensor, b: torch.Tensor, rx: int, ry: int) -> torch.Tensor:
+    """``(2ry+1, 2rx+1)`` mean ``|a(p) - b(p + d)|`` for every shift ``d`` up to ``(rx, ry)``, over the
+    pixels where both are defined (``a``, ``b`` ``(H,W)``): ``b`` padded with NaN outside the frame
+    and unfolded into one window per shift, for small frames (the memory is one frame per shift)."""
+    h, w = a.shape
+    padded = F.pad(b[None, None], (rx, rx, ry, ry), value=float("nan"))[0, 0]
+    return (padded.unfold(0, h, 1).unfold(1, w, 1) - a).abs().nanmean((-2, -1))
+
+
+def _shift_error(a: torch.Tensor, b: torch.Tensor, dx: int, dy: int) -> float:
+    """Mean ``|a(p) - b(p + (dx, dy))|`` over the pixels where both are defined; ``a``, ``b`` ``(H,W)``."""
+    h, w = a.shape
+    y0, y1, x0, x1 = max(0, -dy), min(h, h - dy), max(0, -dx), min(w, w - dx)
+    return float((a[y0:y1, x0:x1] - b[y0 + dy:y1 + dy, x0 + dx:x1 + dx]).abs().mean())
+
+
+def global_shift(gray0: torch.Tensor, gray1: torch.Tensor, search_fraction: float = 0.3) -> tuple[int, int]:
+    """The dominant translation ``(dx, dy)`` in pixels from ``gray0`` to ``gray1`` (both ``(H,W)``):
+    ``gray0(p) ~ gray1(p + d)`` on most of the frame, e.g. a camera pan.
+
+    Exhaustive search of the mean absolute difference on a pyramid: every shift up to
+    ``search_fraction`` of the size at the coarsest level (about 1/16 of the frame, at least 16 px
+    on its shorter side), then +-1 pixel at each finer level down to full size, so the result is
+    exact to a pixel. Area averaging at the coarse levels also hides fine
+    periodic texture (a wire fence) that makes local matching alias.
+    """
+    levels = [torch.stack((gray0, gray1)).float()[:, None]]
+    while levels[-1].shape[-1] > gray0.shape[-1] / 16 and min(levels[-1].shape[-2:]) >= 32:
+        levels.append(F.avg_pool2d(levels[-1], 2))
+    top = levels[-1][:, 0]
+    rx, ry = (max(1, int(search_fraction * n)) for n in (top.shape[-1], top.shape[-2]))
+    index = int(_shift_errors(top[0], top[1], rx, ry).argmin())  # the first minimum in (dy, dx) order
+    dx, dy = index % (2 * rx + 1) - rx, index // (2 * rx + 1) - ry
+    level = len(levels) - 1
+    while level > 0:
+        level -= 1
+        a, b = levels[level][:, 0]
+        dx, dy = min(((2 * dx + i, 2 * dy + j) for j in (-1, 0, 1) for i in (-1, 0, 1)),
+                     key=lambda d: _shift_error(a, b, *d))
+    return dx * 2 ** level, dy * 2 ** level
+
+
 def _gray_uint8(frames: torch.Tensor) -> np.ndarray:
     # ITU-R BT.601 luma, as cv2.COLOR_RGB2GRAY
     weights = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float32, device=frames.device).view(1, 3, 1, 1)
@@ -23,24 +65,46 @@ class DISFlow:
     Args:
         preset: "ultrafast", "fast" or "medium" (OpenCV's presets).
         finest_scale: the finest pyramid level DIS refines (0 = full resolution); ``None`` keeps the preset's.
+        global_motion: start DIS from the frames' dominant translation (:func:`global_shift`)
+            instead of zero.
+
+    Why ``global_motion``: DIS's coarse-to-fine search only corrects a few pixels
+    per level, so a fast camera pan over fine texture (a fence in front of a running dog, DAVIS
+    libby) can leave the whole background at the wrong motion; started from the pan, DIS corrects
+    the objects that move differently instead. Where the shift is zero, the flows are plain DIS's.
     """
 
-    def __init__(self, preset: str = "medium", finest_scale: int | None = None):
+    def __init__(self, preset: str = "medium", finest_scale: int | None = None, global_motion: bool = False):
         import cv2  # imported here: importing vfi_core must stay cheap
 
         if preset not in DIS_PRESETS:
             raise ValueError(f"DIS preset must be one of {DIS_PRESETS}, got {preset!r}")
         code = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                 "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}[preset]
-        self._dis = cv2.DISOpticalFlow_create(code)
+        # OpenCV starts from the flow it is given (and writes the result into it). A call without
+        # one after a call with one differs from the same call on a fresh object, and a zero start
+        # differs from none, so started calls get an object of their own
+        self._dis, self._started = (cv2.DISOpticalFlow_create(code) for _ in range(2))
         if finest_scale is not None:
-            self._dis.setFinestScale(int(finest_scale))
+            for dis in (self._dis, self._started):
+                dis.setFinestScale(int(finest_scale))
+        self.global_motion = global_motion
 
     def __call__(self, frame0: torch.Tensor, frame1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Flows ``(F01, F10)``, each ``(B,2,H,W)`` float32 in pixels on ``frame0``'s device."""
         g0, g1 = _gray_uint8(frame0), _gray_uint8(frame1)
-        f01 = np.stack([self._dis.calc(a, b, None) for a, b in zip(g0, g1)])
-        f10 = np.stack([self._dis.calc(b, a, None) for a, b in zip(g0, g1)])
+        f01, f10 = [], []
+        for a, b in zip(g0, g1):
+            shift = global_shift(torch.from_numpy(a), torch.from_numpy(b)) if self.global_motion else (0, 0)
+            if shift == (0, 0):
+                f01.append(self._dis.calc(a, b, None))
+                f10.append(self._dis.calc(b, a, None))
+            else:
+                start = np.empty((*a.shape, 2), np.float32)
+                start[..., 0], start[..., 1] = shift
+                f01.append(self._started.calc(a, b, start.copy()))
+                f10.append(self._started.calc(b, a, -start))
+        f01, f10 = np.stack(f01), np.stack(f10)
         to_t = lambda f: torch.from_numpy(f).permute(0, 3, 1, 2).to(frame0.device)  # noqa: E731
         return to_t(f01), to_t(f10)
 
@@ -48,14 +112,14 @@ class DISFlow:
 _estimators = threading.local()  # one OpenCV object per thread and setting: they are not thread-safe
 
 
-def dis_estimator(preset: str = "medium", finest_scale: int | None = None) -> DISFlow:
-    """A :class:`DISFlow` for ``(preset, finest_scale)``, made once per thread (and per process: data
-    workers make their own) and reused: models never hold the OpenCV object, which cannot be
-    deep-copied or pickled."""
+def dis_estimator(preset: str = "medium", finest_scale: int | None = None, global_motion: bool = False) -> DISFlow:
+    """A :class:`DISFlow` for these settings, made once per thread (and per process: data workers
+    make their own) and reused: models never hold the OpenCV object, which cannot be deep-copied or
+    pickled."""
     cache = _estimators.__dict__.setdefault("cache", {})
-    key = (preset, finest_scale)
+    key = (preset, finest_scale, global_motion)
     if key not in cache:
-        cache[key] = DISFlow(preset, finest_scale)
+        cache[key] = DISFlow(preset, finest_scale, global_motion)
     return cache[key]
 
 
@@ -66,10 +130,10 @@ def capped_size(h: int, w: int, max_side: int) -> tuple[int, int]:
 
 
 def capped_dis(frame0: torch.Tensor, frame1: torch.Tensor, preset: str = "medium",
-               max_side: int = 640) -> torch.Tensor:
+               max_side: int = 640, global_motion: bool = False) -> torch.Tensor:
     """``(B,4,h,w)`` DIS flows ``F01, F10`` (float32, no gradient) on the frames area-downscaled to
     :func:`capped_size`, refined down to that grid's full resolution (``finest_scale`` 0), in pixels
-    of that grid.
+    of that grid; ``global_motion``: started from the dominant translation (:class:`DISFlow`).
 
     Capping the size instead of scaling by a fixed factor keeps small frames (Vimeo's 448x256) at
     full detail while bounding the cost at 720p and above.
@@ -79,5 +143,5 @@ def capped_dis(frame0: torch.Tensor, frame1: torch.Tensor, preset: str = "medium
     pair = torch.cat((frame0, frame1)).detach().float()
     if size != (h, w):
         pair = F.interpolate(pair, size=size, mode="area")
-    f01, f10 = dis_estimator(preset, finest_scale=0)(pair[:b], pair[b:])
+    f01, f10 = dis_estimator(preset, 0, global_motion)(pair[:b], pair[b:])
     return torch.cat((f01, f10), 1)

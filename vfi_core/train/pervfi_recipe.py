@@ -39,7 +39,8 @@ class PerVFIRecipe(NetworkRecipe):
         from ..models.pervfi import DISMotion
 
         frames = batch["frames"]
-        flows = DISMotion(architecture.dis_preset, architecture.dis_max_side).dis(frames[:, 1], frames[:, 2])
+        flows = DISMotion(architecture.dis_preset, architecture.dis_max_side,
+                          architecture.dis_global_motion).dis(frames[:, 1], frames[:, 2])
         return {**batch, "dis_flows": flows}
 
     def step_loss(self, net: nn.Module, loss: nn.Module, batch: dict, rng: np.random.Generator,
