@@ -106,7 +106,7 @@ class FlowASB(Interpolator):
         params=(
             Param("flow_preset", str, "medium", "DIS optical flow preset: faster or more accurate motion.",
                   choices=DIS_PRESETS),
-            Param("global_motion", bool, True, "Start the flow from the frame's dominant motion (a camera "
+            Param("global_motion", bool, True, "Start the flow from the frames' dominant motion (a camera "
                   "pan): follows fast pans over fine texture that plain DIS loses."),
             Param("asymmetry", float, 0.0, "0 mixes both frames where both are visible; 1 takes the nearer "
                   "frame alone (sharpest, never ghosts).", min=0.0, max=1.0, step=0.05),
