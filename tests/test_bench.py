@@ -271,7 +271,8 @@ def test_cli_model_run(tmp_path, capsys):
                  "--out", str(tmp_path / "out"), "--name", "run"]) == 0
     report = json.loads((tmp_path / "out" / "run.json").read_text())
     assert report["source"]["model"] == "flow-asb" and report["overall"]["n"] == 1
-    assert 0 < report["overall"]["ssim"] <= 1 and report["memory"]["peak_rss_mb"] > 0
+    # the manifest's frames are independent noise, so SSIM is near 0 and of either sign
+    assert -1 <= report["overall"]["ssim"] <= 1 and report["memory"]["peak_rss_mb"] > 0
 
 
 @pytest.mark.parametrize("argv, message", [
