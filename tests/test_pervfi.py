@@ -138,6 +138,26 @@ def test_quasi_binary_mask_is_bounded_and_sparse_on_a_synthetic_occlusion():
     assert float((noisy - clean).abs().max()) <= 1.01e-3
 
 
+def test_estimate_keeps_the_primary_frame_where_the_other_is_out_of_view():
+    """A pan 8 px to the right: at t = 1/2 the left 4 columns are new (out of view in frame 0, so
+    frame 1 fills them) and the right 4 are out of view in frame 1 (frame 0 alone, even inside the
+    mask's dilation halo, where frame 1's border would otherwise be smeared in)."""
+    g = torch.Generator().manual_seed(0)
+    scene = torch.rand(1, 3, 16, 32, generator=g)
+    f0, f1 = scene[..., 8:24], scene[..., 0:16]  # content at x in frame 0 is at x + 8 in frame 1
+    flows = torch.zeros(1, 4, 16, 16)
+    flows[:, 0], flows[:, 2] = 8.0, -8.0
+    net = _net()
+    with torch.no_grad():  # a halo that reaches across the whole (small) frame
+        for p in net.dilate.parameters():
+            p.copy_(p.abs() + 0.1)
+        cond = net.condition(f0, f1, torch.tensor([0.5]), motion="dis", dis_flows=flows)
+    mask = cond.mask[0, 0]
+    assert float(mask[:, :3].min()) > 0.95
+    assert float(mask[:, 8:12].min()) > 0.5  # the halo
+    assert float(mask[:, 13:].abs().max()) == 0.0
+
+
 def test_adaptive_mask_ablation_is_unconstrained():
     """mask_mode="adaptive" (Table 3 "Adaptive"): biased layers, an even blend at the start, and
     once its bias moves, non-zero far from any occlusion (no sparsity constraint)."""

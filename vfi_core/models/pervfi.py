@@ -35,7 +35,8 @@ Pipeline, for frames ``I0``, ``I1`` and a time ``t``:
    - blending (eq. 9): ``f_t^l = f_{t,A}^l (1 - M~^l) + f_{t,B}^l M~^l``.
 4. Blended-warp estimate at full size: ``A`` softmax-splatted (``Z`` upsampled), ``B`` backward-warped
    by the refined alignment flow, blended by the upsampled level-0 mask (and by the full-size
-   occlusion, so splatting holes always take ``B``).
+   occlusion, so splatting holes always take ``B``), except where ``B``'s sample falls outside ``B``
+   and ``A``'s content arrived: ``A`` alone there (flow-asb's out-of-view rule).
 5. Conditional normalizing flow (sec. 3.2, :mod:`vfi_core.models.pervfi_flow`): 3 blocks of ``K``
    steps model the residual ``I_t - estimate`` given conditions built from ``f_t^l``, the estimate
    and the mask at each level (residual formulation: the flow spends its capacity on what warping
@@ -71,7 +72,7 @@ from ..config import ModelConfig
 from ..errors import InputError
 from ..interpolator import Interpolation, Interpolator
 from ..ops.flow import DIS_PRESETS, capped_dis
-from ..ops.warp import average_splat, backward_warp, fill_holes, resize_flow, softmax_splat
+from ..ops.warp import average_splat, backward_warp, fill_holes, outside_frame, resize_flow, softmax_splat
 from ..registry import ModelDescriptor, Param, register
 from .pervfi_flow import ConditionalFlow, squeeze2
 
@@ -385,9 +386,13 @@ class PerVFINet(nn.Module):
         # the full-size blended-warp estimate
         z_full = F.interpolate(z0, size=(h, w), mode="bilinear", align_corners=False)
         splat_a, coverage = softmax_splat(a, ta * f_ab, z_full)
-        warp_b = backward_warp(bb, resize_flow(flows[0], (h, w)))
+        flow_b = resize_flow(flows[0], (h, w))
+        warp_b = backward_warp(bb, flow_b)
         occluded = (coverage < self.config.occlusion_threshold).to(dtype)
         mask = torch.maximum(F.interpolate(masks[0], size=(h, w), mode="bilinear", align_corners=False), occluded)
+        # where B's sample falls outside B (out of view there) and A's content arrived, A alone: the
+        # border replication of backward warping would smear B's edge in (fast pans on small frames)
+        mask = mask * (1 - outside_frame(flow_b) * (1 - occluded))
         estimate = splat_a * (1 - mask) + warp_b * mask
         pooled = (squeeze2(estimate), F.avg_pool2d(estimate, 4), F.avg_pool2d(estimate, 8))
         conds = [layer(torch.cat((f, p, m), 1)) for layer, f, p, m in zip(self.cond, blended, pooled, masks)]
