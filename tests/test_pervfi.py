@@ -140,8 +140,8 @@ def test_quasi_binary_mask_is_bounded_and_sparse_on_a_synthetic_occlusion():
 
 def test_estimate_keeps_the_primary_frame_where_the_other_is_out_of_view():
     """A pan 8 px to the right: at t = 1/2 the left 4 columns are new (out of view in frame 0, so
-    frame 1 fills them) and the right 4 are out of view in frame 1 (frame 0 alone, even inside the
-    mask's dilation halo, where frame 1's border would otherwise be smeared in)."""
+    frame 1 fills them) and the rightmost ones are out of view in frame 1 (frame 0 alone, even inside
+    the mask's dilation halo, where frame 1's border would otherwise be smeared in)."""
     g = torch.Generator().manual_seed(0)
     scene = torch.rand(1, 3, 16, 32, generator=g)
     f0, f1 = scene[..., 8:24], scene[..., 0:16]  # content at x in frame 0 is at x + 8 in frame 1
