@@ -9,7 +9,9 @@ from vfi_core import registry
 from vfi_core.cli import main
 from vfi_core.errors import InputError
 from vfi_core.models.svmv import SVMV, SVMVNet
+from vfi_core.registry import WEIGHTS_DIR
 from vfi_core.train import Trainer, export_run, load_config
+from vfi_core.train.export import _lineage
 
 CONFIG = {
     "name": "tiny", "seed": 3,
@@ -116,3 +118,11 @@ def test_worker_processes_make_the_same_batches(tmp_path):
     pooled = Trainer("svmv", workers, ["synthetic"], run_dir=tmp_path / "b", show_progress=False)
     pooled.train()
     assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
+
+
+def test_lineage_names_a_shipped_starting_point_by_its_package_path(tmp_path):
+    shipped = _lineage(str(WEIGHTS_DIR / "svmv.safetensors"))
+    assert shipped["file"] == "vfi_core/weights/svmv.safetensors"
+    assert shipped["training"]["steps"] > 0  # the shipped card's own record
+    elsewhere = tmp_path / "w.safetensors"
+    assert _lineage(str(elsewhere)) == {"file": str(elsewhere), "training": None}

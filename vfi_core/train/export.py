@@ -33,7 +33,15 @@ def _lineage(init_from: str | None) -> dict | None:
         return None
     card_path = Path(init_from).with_suffix(".json")
     history = json.loads(card_path.read_text()).get("training") if card_path.is_file() else None
-    return {"file": init_from, "training": history}
+    return {"file": _portable(init_from), "training": history}
+
+
+def _portable(path: str) -> str:
+    """A shipped weight file as ``vfi_core/weights/<file>``, so a card names no machine's path."""
+    resolved = Path(path).resolve()
+    if resolved.parent == WEIGHTS_DIR:
+        return f"vfi_core/weights/{resolved.name}"
+    return path
 
 
 def export_run(run_dir: str | Path, out_dir: str | Path = WEIGHTS_DIR, name: str | None = None,
