@@ -40,7 +40,7 @@ def _portable(path: str) -> str:
     """A shipped weight file as ``vfi_core/weights/<file>``, so a card names no machine's path."""
     resolved = Path(path).resolve()
     if resolved.parent == WEIGHTS_DIR:
-        return f"vfi_core/weights/{resolved.name}"
+        return resolved.relative_to(WEIGHTS_DIR.parents[1]).as_posix()
     return path
 
 
