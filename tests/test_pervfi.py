@@ -58,12 +58,13 @@ def test_registered_with_declared_params():
     assert desc.size_multiple == 8 and not desc.supports_half
     temp = desc.param("temperature")
     assert (temp.default, temp.min, temp.max, temp.step) == (0.3, 0.0, 1.0, 0.05)
-    assert desc.param("motion").choices == ("learned", "dis") and desc.param("motion").default == "learned"
+    assert desc.param("motion").choices == ("auto", "dis", "raft", "raft-dis") and desc.param("motion").default == "auto"
+    assert desc.param("refine_motion").kind is bool and desc.param("refine_motion").default is True
     assert desc.param("seed").kind is int
     with pytest.raises(ParameterError):
         desc.resolve_params({"temperature": 1.5})
     with pytest.raises(ParameterError):
-        desc.resolve_params({"motion": "raft"})
+        desc.resolve_params({"motion": "learned"})
 
 
 def test_flow_encode_decode_round_trip_float32():
@@ -179,7 +180,7 @@ def test_adaptive_mask_ablation_is_unconstrained():
 
 
 def test_temperature_zero_is_deterministic_and_seeds_reproduce():
-    model = PerVFI.from_network(_net(), temperature=0.0, motion="dis")
+    model = PerVFI.from_network(_net(), temperature=0.0, refine_motion=False, motion="dis")
     f0, f1, _ = _moving_square()
     zero = model.interpolate(f0, f1, 0.3)
     model.set_params(seed=123)
@@ -200,19 +201,21 @@ def test_temperature_zero_is_deterministic_and_seeds_reproduce():
 
 def test_odd_sizes_batches_and_motion_choice():
     net = _net()
-    model = PerVFI.from_network(net, motion="learned")
+    model = PerVFI.from_network(net, refine_motion=True, motion="dis")
     g = torch.Generator().manual_seed(3)
     f0, f1 = torch.rand(2, 3, 37, 53, generator=g), torch.rand(2, 3, 37, 53, generator=g)
     out = model.interpolate_with_confidence(f0, f1, torch.tensor([0.25, 0.8]))
     assert out.frame.shape == (2, 3, 37, 53) and out.confidence.shape == (2, 1, 37, 53)
     assert 0 <= float(out.frame.min()) and float(out.frame.max()) <= 1
     assert 0 <= float(out.confidence.min()) and float(out.confidence.max()) <= 1
-    model.set_params(motion="dis")
+    model.set_params(refine_motion=False)
     assert not torch.equal(model.interpolate(f0, f1, 0.5), model.interpolate(f0, f1, 0.45))
     dis_only = PerVFINet({**TINY, "motion": "dis"})
-    with pytest.raises(InputError, match="motion=dis"):
-        PerVFI.from_network(dis_only, motion="learned")
-    assert PerVFI.from_network(dis_only).params["motion"] == "dis"
+    with pytest.raises(InputError, match="refine_motion=false"):
+        PerVFI.from_network(dis_only, refine_motion=True)
+    assert PerVFI.from_network(dis_only).params["refine_motion"] is False
+    with pytest.raises(InputError, match="refine_motion=false"):
+        PerVFI.from_network(dis_only).set_params(refine_motion=True)
     with pytest.raises(InputError):
         net.condition(f0[..., :36, :52], f1[..., :36, :52], torch.tensor([0.5, 0.5]))  # 52 is not a multiple of 8
     with pytest.raises(InputError):

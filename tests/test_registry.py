@@ -59,9 +59,11 @@ def test_set_params_validates_and_applies():
         model.set_params(dilation=-1)
 
 
-def test_half_precision_is_refused_for_models_without_it():
-    with pytest.raises(InputError, match="half precision"):
-        vfi_core.load("flow-asb", dtype="float16")
+def test_half_precision_is_refused_for_models_without_it_and_on_the_cpu():
+    with pytest.raises(InputError, match="does not support half precision"):
+        vfi_core.load("mivid", dtype="float16")
+    with pytest.raises(InputError, match="half precision is for GPUs"):
+        vfi_core.load("flow-asb", dtype="float16", device="cpu")
 
 
 def test_unavailable_device_is_an_error_not_a_fallback():

@@ -33,6 +33,7 @@ class Interpolator:
         self.dtype = dtype
         self.params = dict(params)
         self.weights = weights
+        self._check_motion(self.params)
 
     @classmethod
     def from_network(cls, network: torch.nn.Module, device=None, **params) -> "Interpolator":
@@ -49,8 +50,17 @@ class Interpolator:
 
     def set_params(self, **params) -> None:
         """Change declared parameters without reloading; each is validated against its range."""
-        for key, value in params.items():
-            self.params[key] = self.descriptor.param(key).validate(value)
+        values = {key: self.descriptor.param(key).validate(value) for key, value in params.items()}
+        self._check_motion(values)
+        self.params.update(values)
+
+    @staticmethod
+    def _check_motion(params: dict) -> None:
+        """A RAFT motion choice without the RAFT weights fails here, before any work, in one line."""
+        if "motion" in params:
+            from .flow import resolve_motion
+
+            resolve_motion(params["motion"])
 
     @torch.inference_mode()
     def interpolate_with_confidence(self, frame0: torch.Tensor, frame1: torch.Tensor, t) -> Interpolation:

@@ -169,7 +169,7 @@ def load(name: str | None = None, device=None, dtype=None, weights: str | Path |
     desc = get_descriptor(name or default_model_name())
     values = desc.resolve_params(params)
     dev = resolve_device(device)
-    dt = resolve_dtype(dtype, supports_half=desc.supports_half, model=desc.name)
+    dt = resolve_dtype(dtype, supports_half=desc.supports_half, model=desc.name, device=dev)
     weight_path = None
     if desc.weight_file is not None:
         from .weights import find_weights

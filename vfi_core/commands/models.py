@@ -11,6 +11,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ..flow import raft_weights
     from ..registry import default_model_name, list_models
 
     default = default_model_name()
@@ -21,6 +22,10 @@ def run(args) -> int:
         info["weights_present"] = desc.weight_file is None or path is not None
         info["default"] = desc.name == default
         rows.append(info)
+    raft = raft_weights.status()
+    for info in rows:
+        if any(p["name"] == "motion" for p in info["params"]):
+            info["raft_weights"] = raft
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -37,4 +42,6 @@ def run(args) -> int:
             rng = f"one of {', '.join(p['choices'])}" if "choices" in p else \
                 f"{p.get('min')}..{p.get('max')}" if "min" in p else p["type"]
             print(f"    --param {p['name']}=<{p['type']}>  default {p['default']}, {rng}: {p['help']}")
+    print("RAFT motion weights (official, BSD-3-Clause): "
+          + "; ".join(f"{variant} {state}" for variant, state in raft.items()))
     return 0

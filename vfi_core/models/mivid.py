@@ -72,6 +72,7 @@ from torch import nn
 from ..config import ModelConfig
 from ..errors import InputError
 from ..frames import as_time_tensor, check_frame_pair, crop_to
+from ..flow import motion_param
 from ..interpolator import Interpolation, Interpolator
 from ..ops.filters import gaussian_blur
 from ..registry import ModelDescriptor, Param, register
@@ -351,7 +352,8 @@ def flow_base(clip: torch.Tensor, mask: torch.Tensor, tau: torch.Tensor) -> torc
     """
     from .. import registry
 
-    interpolator = registry.load("flow-asb", device=clip.device)
+    # DIS motion, as in training: the network learnt from this base
+    interpolator = registry.load("flow-asb", device=clip.device, motion="dis")
     i_prev, i_next, a, valid = _neighbours(mask, tau)
     b, _, t = clip.shape[:3]
     rows = torch.arange(b, device=clip.device)
@@ -431,6 +433,7 @@ class MiVID(Interpolator):
             Param("guide", str, "flow-asb", "Full-resolution estimate the low-resolution diffusion corrects "
                   "(and the start of refinement): flow-asb (optical flow) or blend (linear).",
                   choices=("flow-asb", "blend")),
+            motion_param(),
             Param("correct", str, "everywhere", "Where the diffusion may change the guide: everywhere, or only "
                   "where the guide is unsure (flow-asb's confidence map: its two warped frames disagree or "
                   "neither frame sees the pixel), keeping the guide's sharp detail where its motion holds.",
@@ -461,7 +464,8 @@ class MiVID(Interpolator):
             return (1 - tt) * first[:, None] + tt * last[:, None], None
         if self._flow_asb is None:
             from .. import registry
-            self._flow_asb = registry.load("flow-asb", device=self.device)
+            self._flow_asb = registry.load("flow-asb", device=self.device, motion=self.params["motion"])
+        self._flow_asb.set_params(motion=self.params["motion"])
         results = [self._flow_asb._interpolate(first, last, times[:, n].float()) for n in range(times.shape[1])]
         frames = torch.stack([r.frame for r in results], 1).to(first.dtype)
         unsure = 1 - torch.stack([r.confidence for r in results], 1).to(first.dtype)

@@ -4,11 +4,12 @@
 
 Pipeline, for frames ``I0``, ``I1`` and a time ``t``:
 
-1. Motion (:class:`MotionEstimator`, config ``motion`` / parameter ``motion``): bidirectional DIS flow
-   ``F01``, ``F10`` on the frames downscaled to ``dis_max_side`` at most (``dis``: the DIS preset
-   refined to full resolution of that grid, :func:`~vfi_core.ops.flow.capped_dis`), optionally corrected by a small
-   learned residual refiner at 1/4 size trained jointly with the rest (``learned``; zero-initialised,
-   so it starts as DIS). No peer weights are involved.
+1. Motion: bidirectional flow ``F01``, ``F10`` from the core's estimator (the ``motion`` parameter,
+   :mod:`vfi_core.flow`: DIS, RAFT, or DIS started from RAFT, as the paper's frozen pretrained
+   estimator) on the frames downscaled to ``dis_max_side`` at most, refined to full resolution of
+   that grid; optionally corrected by a small learned residual refiner at 1/4 size trained jointly
+   with the rest (``refine_motion``; config ``motion="learned"``; zero-initialised, so it starts as
+   the estimate). Training computes DIS flows (:class:`DISMotion`).
 2. Primary frame: PerVFI takes frame 0 as the primary (forward-warped) side and frame 1 as the
    complementary (aligned) side. Here the nearer frame is primary: an item with ``t > 1/2`` is run
    as ``(I1, I0, 1 - t)``. Below, ``A`` is the primary frame, ``B`` the other, ``t`` the time from A.
@@ -70,6 +71,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..errors import InputError
+from ..flow import MotionEstimator, PairFlows, capped_flows, motion_param
 from ..interpolator import Interpolation, Interpolator
 from ..ops.flow import DIS_PRESETS, capped_dis
 from ..ops.warp import average_splat, backward_warp, fill_holes, outside_frame, resize_flow, softmax_splat
@@ -143,7 +145,7 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 # -- motion ----------------------------------------------------------------------------------------
-class MotionEstimator(nn.Module):
+class MotionModule(nn.Module):
     """Bidirectional motion ``(F01, F10)``, each ``(B,2,H,W)`` in pixels at the input size.
 
     :class:`DISMotion` is classical DIS (no weights); :class:`LearnedMotion` adds a learned residual
@@ -156,7 +158,7 @@ class MotionEstimator(nn.Module):
         raise NotImplementedError
 
 
-class DISMotion(MotionEstimator):
+class DISMotion(MotionModule):
     def __init__(self, preset: str = "medium", max_side: int = 640, global_motion: bool = True):
         super().__init__()
         self.preset, self.max_side, self.global_motion = preset, max_side, global_motion
@@ -420,9 +422,11 @@ class PerVFINet(nn.Module):
         return self.flow.encode(frame - cond.estimate, cond.conds)
 
     def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor, temperature: float = 0.0,
-                generator: torch.Generator | None = None, motion: str | None = None) -> tuple[torch.Tensor, Condition]:
-        """Sample the frame at ``t`` at ``temperature``: ``(frame, condition)``."""
-        cond = self.condition(frame0, frame1, t, motion)
+                generator: torch.Generator | None = None, motion: str | None = None,
+                dis_flows: torch.Tensor | None = None) -> tuple[torch.Tensor, Condition]:
+        """Sample the frame at ``t`` at ``temperature``: ``(frame, condition)``; ``motion`` and
+        ``dis_flows`` as :meth:`condition`."""
+        cond = self.condition(frame0, frame1, t, motion, dis_flows)
         return self.decode(cond, self.sample_latents(cond, temperature, generator)), cond
 
 
@@ -446,8 +450,9 @@ class PerVFI(Interpolator):
         params=(
             Param("temperature", float, 0.3, "Sampling temperature of the flow decoder: 0 is deterministic "
                   "and smoothest, higher adds generated detail (and noise).", min=0.0, max=1.0, step=0.05),
-            Param("motion", str, "learned", "Motion estimator: DIS refined by the model's learned layers, "
-                  "or classical DIS alone.", choices=MOTIONS),
+            motion_param(),
+            Param("refine_motion", bool, True, "Correct the estimated motion with the model's learned "
+                  "refiner (weights trained with one)."),
             Param("seed", int, 0, "Seed of the latent noise: the same seed gives the same frames.",
                   min=0, max=2**31 - 1, step=1),
         ),
@@ -458,15 +463,32 @@ class PerVFI(Interpolator):
         if network is None:
             network = load_network(self.weights, self.device, self.dtype)
         self.network = network.to(device=self.device, dtype=self.dtype).eval()
-        if self.params["motion"] == "learned" and not network.has_learned_motion:
-            raise InputError("pervfi: these weights have no learned motion refiner; use motion=dis")
+        if self.params["refine_motion"] and not network.has_learned_motion:
+            raise InputError("pervfi: these weights have no learned motion refiner; use refine_motion=false")
+        self._flows = PairFlows()
 
     @classmethod
     def from_network(cls, network: PerVFINet, device=None, **params) -> "PerVFI":
-        """As :meth:`Interpolator.from_network`; weights without a learned refiner default to ``motion=dis``."""
-        if "motion" not in params and not network.has_learned_motion:
-            params["motion"] = "dis"
+        """As :meth:`Interpolator.from_network`; weights without a learned refiner default to
+        ``refine_motion=False``."""
+        if "refine_motion" not in params and not network.has_learned_motion:
+            params["refine_motion"] = False
         return super().from_network(network, device, **params)
+
+    def set_params(self, **params) -> None:
+        if "refine_motion" in params and self.descriptor.param("refine_motion").validate(params["refine_motion"]) \
+                and not self.network.has_learned_motion:
+            raise InputError("pervfi: these weights have no learned motion refiner; use refine_motion=false")
+        super().set_params(**params)
+
+    def flows(self, frame0: torch.Tensor, frame1: torch.Tensor) -> torch.Tensor:
+        """``(B,4,H,W)`` flows ``F01, F10`` of the ``motion`` parameter at the input size, computed on
+        the frames capped to the config's ``dis_max_side``; kept for every t of the same pair."""
+        cfg = self.network.config
+        estimator = MotionEstimator(self.params["motion"], cfg.dis_preset, 0, cfg.dis_global_motion)
+        return self._flows.get(frame0, frame1, lambda: resize_flow(
+            capped_flows(frame0, frame1, estimator, cfg.dis_max_side), frame0.shape[-2:]).to(frame0.dtype),
+            key=estimator)
 
     def _interpolate(self, frame0, frame1, t) -> Interpolation:
         generator = torch.Generator(device=self.device).manual_seed(self.params["seed"])
@@ -474,7 +496,8 @@ class PerVFI(Interpolator):
         self.network.eval()
         try:
             frame, cond = self.network(frame0, frame1, t, self.params["temperature"], generator,
-                                       self.params["motion"])
+                                       "learned" if self.params["refine_motion"] else "dis",
+                                       self.flows(frame0, frame1))
         finally:
             self.network.train(was_training)
         confidence = 1 - 4 * cond.mask * (1 - cond.mask)

@@ -6,7 +6,10 @@ Pipeline, for an output time ``t`` between ``I0`` and ``I1`` (``I-1`` and ``I2``
 1. Motion prior: bidirectional DIS flow ``F01``, ``F10`` (:class:`~vfi_core.ops.flow.DISFlow`, refined
    down to the finest pyramid level) on the frames downscaled so that their longer side is at most
    ``dis_max_side``, started from the frames' dominant translation (``dis_global_motion``,
-   :func:`~vfi_core.ops.flow.global_shift`: DIS alone loses fast camera pans over fine texture),
+   :func:`~vfi_core.ops.flow.global_shift`: DIS alone loses fast camera pans over fine texture);
+   at inference the ``motion`` parameter starts DIS from RAFT's flow instead (:mod:`vfi_core.flow`,
+   the default where the RAFT weights are installed: +0.34 dB on gap-2 and +0.26 dB on gap-1
+   windows of training-allowed DAVIS video, docs/results.md). The prior is
    turned into two hypotheses of the backward flows from t (``base_motion``
    "splat-linear", as flow-asb): the flow reversed by softmax splatting
    (:func:`~vfi_core.ops.motion.splatted_motion`) and Super SloMo's linear approximation
@@ -49,6 +52,7 @@ from ..config import ModelConfig
 from ..errors import InputError
 from ..frames import as_time_tensor, check_frame_pair, crop_to, pad_to_multiple
 from ..interpolator import Interpolation, Interpolator
+from ..flow import MotionEstimator, PairFlows, capped_flows, motion_param
 from ..ops.flow import DIS_PRESETS, capped_dis, capped_size
 from ..ops.motion import linear_motion, splatted_motion
 from ..ops.warp import backward_warp, outside_frame, resize_flow
@@ -354,10 +358,11 @@ class SVMV(Interpolator):
         summary="Learned motion volumes (SVMV): DIS prior, ensembles of M offsets per pixel, variance-based confidence.",
         arbitrary_t=True,
         size_multiple=16,
-        supports_half=False,
+        supports_half=True,   # the motion estimator (RAFT) in half precision, the network float32
         weight_file="svmv.safetensors",
         gives_confidence=True,
         params=(
+            motion_param(),
             Param("ensemble", int, 4, "Offset approximations per pixel and frame (M): more is smoother "
                   "and slower.", min=ENSEMBLE_RANGE[0], max=ENSEMBLE_RANGE[1], step=1),
         ),
@@ -366,8 +371,11 @@ class SVMV(Interpolator):
     def __init__(self, *, network: SVMVNet | None = None, **kwargs):
         super().__init__(**kwargs)
         if network is None:
-            network = load_network(self.weights, self.device, self.dtype)
-        self.network = network.to(device=self.device, dtype=self.dtype).eval()
+            network = load_network(self.weights, self.device, torch.float32)
+        # under half precision only the motion estimator (RAFT) runs in float16: this network is
+        # small, and its warps need float32 sampling grids
+        self.network = network.to(device=self.device, dtype=torch.float32).eval()
+        self._flows = PairFlows()
         if self.params["ensemble"] > network.config.ensemble_max:
             raise InputError(f"svmv: ensemble {self.params['ensemble']} exceeds the weights' "
                              f"ensemble_max {network.config.ensemble_max}")
@@ -375,8 +383,21 @@ class SVMV(Interpolator):
     def _interpolate(self, frame0, frame1, t) -> Interpolation:
         return self._run(stack_frames(frame0, frame1), t)
 
+    def prior(self, frame0: torch.Tensor, frame1: torch.Tensor) -> torch.Tensor | None:
+        """The network's motion prior from the ``motion`` parameter's estimator (on the config's
+        ``dis_max_side`` grid, DIS settings from the config), kept for every t of the same pair;
+        ``None`` for weights trained without a prior."""
+        cfg = self.network.config
+        if cfg.flow_prior == "none":
+            return None
+        estimator = MotionEstimator(self.params["motion"], cfg.dis_preset, 0, cfg.dis_global_motion)
+        return self._flows.get(frame0, frame1, lambda: capped_flows(frame0, frame1, estimator, cfg.dis_max_side)
+                               .to(frame0.dtype), key=estimator)
+
     def _run(self, frames: torch.Tensor, t: torch.Tensor) -> Interpolation:
-        out = self.network(frames, t, ensemble=self.params["ensemble"])
+        prior = self.prior(frames[:, 1], frames[:, 2])
+        out = self.network(frames.float(), t.float(), ensemble=self.params["ensemble"],
+                           prior=None if prior is None else prior.float())
         return Interpolation(out.frame, out.confidence)
 
     @torch.inference_mode()

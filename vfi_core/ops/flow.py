@@ -85,29 +85,53 @@ class DISFlow:
         # OpenCV starts from the flow it is given (and writes the result into it). A call without
         # one after a call with one differs from the same call on a fresh object, and a zero start
         # differs from none, so started calls get an object of their own
+        self._code, self._finest_scale = code, None if finest_scale is None else int(finest_scale)
         self._dis = cv2.DISOpticalFlow_create(code)
         self._started = cv2.DISOpticalFlow_create(code) if global_motion else None
+        self._global_motion = global_motion
         if finest_scale is not None:
             for dis in filter(None, (self._dis, self._started)):
                 dis.setFinestScale(int(finest_scale))
 
-    def __call__(self, frame0: torch.Tensor, frame1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Flows ``(F01, F10)``, each ``(B,2,H,W)`` float32 in pixels on ``frame0``'s device."""
+    def __call__(self, frame0: torch.Tensor, frame1: torch.Tensor,
+                 start: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flows ``(F01, F10)``, each ``(B,2,H,W)`` float32 in pixels on ``frame0``'s device.
+
+        ``start``: flows ``(F01, F10)`` of the same shape to start DIS from (e.g. a learned
+        estimate), instead of zero or the dominant translation. DIS resamples them to its coarsest
+        level and refines from there.
+        """
         g0, g1 = _gray_uint8(frame0), _gray_uint8(frame1)
+        if start is not None:
+            s01, s10 = (s.detach().float().permute(0, 2, 3, 1).contiguous().cpu().numpy() for s in start)
         f01, f10 = [], []
-        for a, b in zip(g0, g1):
-            shift = (0, 0) if self._started is None else global_shift(torch.from_numpy(a), torch.from_numpy(b))
+        for i, (a, b) in enumerate(zip(g0, g1)):
+            if start is not None:
+                dis = self._started_object()
+                f01.append(dis.calc(a, b, s01[i].copy()))
+                f10.append(dis.calc(b, a, s10[i].copy()))
+                continue
+            shift = (0, 0) if not self._global_motion else global_shift(torch.from_numpy(a), torch.from_numpy(b))
             if shift == (0, 0):
                 f01.append(self._dis.calc(a, b, None))
                 f10.append(self._dis.calc(b, a, None))
             else:
-                start = np.empty((*a.shape, 2), np.float32)
-                start[..., 0], start[..., 1] = shift
-                f01.append(self._started.calc(a, b, start.copy()))
-                f10.append(self._started.calc(b, a, -start))
+                start_flow = np.empty((*a.shape, 2), np.float32)
+                start_flow[..., 0], start_flow[..., 1] = shift
+                f01.append(self._started.calc(a, b, start_flow.copy()))
+                f10.append(self._started.calc(b, a, -start_flow))
         f01, f10 = np.stack(f01), np.stack(f10)
         to_t = lambda f: torch.from_numpy(f).permute(0, 3, 1, 2).to(frame0.device)  # noqa: E731
         return to_t(f01), to_t(f10)
+
+    def _started_object(self):
+        if self._started is None:
+            import cv2
+
+            self._started = cv2.DISOpticalFlow_create(self._code)
+            if self._finest_scale is not None:
+                self._started.setFinestScale(self._finest_scale)
+        return self._started
 
 
 _estimators = threading.local()  # one OpenCV object per thread and setting: they are not thread-safe

@@ -1,0 +1,172 @@
+"""Motion estimation shared by every interpolator: one declared choice, ``motion``.
+
+- ``dis``: OpenCV DIS (:class:`~vfi_core.ops.flow.DISFlow`), started from the frames' dominant
+  translation where the model asks for it. Photometrically precise on small motion; its
+  coarse-to-fine search loses large displacements.
+- ``raft``: RAFT (:mod:`vfi_core.flow.raft`, the official weights) on the frames downscaled to
+  ``raft_max_side``, upsampled. Follows large motion; smooth, so less precise on small motion.
+- ``raft-dis``: DIS started from RAFT's flow instead of zero: RAFT finds the large displacements,
+  DIS refines them to its photometric precision.
+- ``auto`` (the default): ``raft-dis`` where the RAFT weights are installed, else ``dis``, with a
+  warning naming the install command.
+
+RAFT runs on the frames' device and dtype, once per pair: callers keep the flows of a pair for all
+its t.
+"""
+from __future__ import annotations
+
+import threading
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..ops.flow import capped_size, dis_estimator
+from ..registry import Param
+from . import raft_weights
+
+MOTIONS = ("auto", "dis", "raft", "raft-dis")
+# RAFT's working size, and its iterations alone and as DIS's start, chosen on training-allowed frames
+# (docs/results.md): 427 px gained 0.05 dB over 320 for 1.8x RAFT's time; as a start, 12 iterations
+# gained nothing over 6
+RAFT_MAX_SIDE = 320
+RAFT_ITERATIONS = 12
+RAFT_START_ITERATIONS = 6
+
+
+def motion_param(default: str = "auto") -> Param:
+    """The ``motion`` parameter, declared once for every model that estimates motion."""
+    return Param("motion", str, default,
+                 "Motion estimator: dis (classical, fast, precise on small motion), raft (learned, follows "
+                 "large motion), raft-dis (RAFT's flow refined by DIS), auto (raft-dis when the RAFT "
+                 "weights are installed, else dis).", choices=MOTIONS)
+
+
+_warned = False
+
+
+def resolve_motion(motion: str) -> str:
+    """The estimator ``motion`` stands for: ``auto`` becomes ``raft-dis`` or ``dis`` (warning once).
+    Raises the one-line :class:`~vfi_core.flow.raft_weights.RAFTWeightsMissing` for an explicit RAFT
+    choice without the weights."""
+    global _warned
+    if motion not in MOTIONS:
+        from ..errors import ParameterError
+
+        raise ParameterError(f"motion must be one of {', '.join(MOTIONS)}, got {motion!r}")
+    if motion == "auto":
+        if raft_weights.available("large"):
+            return "raft-dis"
+        if not _warned:
+            _warned = True
+            warnings.warn(f"motion=auto uses DIS alone: the RAFT weights are not installed "
+                          f"(`{raft_weights.INSTALL_COMMAND}` adds them)", stacklevel=2)
+        return "dis"
+    if motion != "dis":
+        raft_weights.verified_path("large")
+    return motion
+
+
+_models: dict[tuple, torch.nn.Module] = {}
+_models_lock = threading.Lock()
+
+
+def raft_model(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+               variant: str = "large") -> torch.nn.Module:
+    """The official RAFT ``variant`` on ``device``/``dtype``, in eval mode, loaded once per process."""
+    from .raft import RAFT, VARIANTS
+
+    key = (variant, str(torch.device(device)), dtype)
+    with _models_lock:
+        if key not in _models:
+            net = RAFT(VARIANTS[variant])
+            net.load_state_dict(raft_weights.load_state_dict(variant), strict=True)
+            _models[key] = net.eval().requires_grad_(False).to(device=device, dtype=dtype)
+        return _models[key]
+
+
+def raft_flows(frame0: torch.Tensor, frame1: torch.Tensor, size: tuple[int, int], *,
+               max_side: int = RAFT_MAX_SIDE, iterations: int = RAFT_ITERATIONS,
+               variant: str = "large", cancel=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """RAFT's ``(F01, F10)`` for ``(B,3,H,W)`` frames, computed on them area-downscaled to
+    ``max_side`` and returned bilinearly resized to ``size`` ``(h, w)``, in pixels of that size
+    (float32, frames' device)."""
+    b, _, h, w = frame0.shape
+    work = capped_size(h, w, max_side)
+    pair = torch.cat((frame0, frame1))
+    if work != (h, w):
+        pair = F.interpolate(pair.float(), size=work, mode="area").to(frame0.dtype)
+    net = raft_model(frame0.device, frame0.dtype, variant)
+    with torch.inference_mode():
+        f01, f10 = net.bidirectional(pair[:b], pair[b:], iterations, cancel=cancel)
+    flows = torch.cat((f01, f10), 1).float()
+    if tuple(size) != work:
+        flows = F.interpolate(flows, size=size, mode="bilinear", align_corners=False)
+        scale = flows.new_tensor([size[1] / work[1], size[0] / work[0]] * 2).view(1, 4, 1, 1)
+        flows = flows * scale
+    return flows[:, :2].clone(), flows[:, 2:].clone()
+
+
+@dataclass(frozen=True)
+class MotionEstimator:
+    """Bidirectional flow ``(F01, F10)`` at the frames' size, for one resolved ``motion`` choice.
+
+    Args:
+        motion: one of :data:`MOTIONS` (``auto`` is resolved here).
+        dis_preset, dis_finest_scale, global_motion: DIS's settings (:class:`~vfi_core.ops.flow.DISFlow`);
+            ``global_motion`` applies to ``dis`` alone (RAFT's start replaces it in ``raft-dis``).
+        raft_max_side, raft_iterations: RAFT's working size and update iterations (``None``:
+            :data:`RAFT_ITERATIONS` for ``raft``, :data:`RAFT_START_ITERATIONS` for ``raft-dis``).
+    """
+
+    motion: str = "auto"
+    dis_preset: str = "medium"
+    dis_finest_scale: int | None = None
+    global_motion: bool = True
+    raft_max_side: int = RAFT_MAX_SIDE
+    raft_iterations: int | None = None
+
+    def __call__(self, frame0: torch.Tensor, frame1: torch.Tensor, cancel=None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(F01, F10)``, each ``(B,2,H,W)`` float32 in pixels on ``frame0``'s device."""
+        kind = resolve_motion(self.motion)
+        if kind == "dis":
+            return dis_estimator(self.dis_preset, self.dis_finest_scale, self.global_motion)(frame0, frame1)
+        iterations = self.raft_iterations or (RAFT_ITERATIONS if kind == "raft" else RAFT_START_ITERATIONS)
+        start = raft_flows(frame0, frame1, tuple(frame0.shape[-2:]), max_side=self.raft_max_side,
+                           iterations=iterations, cancel=cancel)
+        if kind == "raft":
+            return start
+        return dis_estimator(self.dis_preset, self.dis_finest_scale, False)(frame0, frame1, start=start)
+
+
+class PairFlows:
+    """The flows of the last frame pair, kept for every t of that pair (a sequence asks for several
+    t of one pair in a row). The pair is copied: callers may reuse their tensors for the next one."""
+
+    def __init__(self):
+        self._last: tuple | None = None
+
+    def get(self, frame0: torch.Tensor, frame1: torch.Tensor, compute, key=None):
+        """``compute()``'s result for this pair and ``key`` (the settings it depends on), computed once."""
+        last = self._last
+        if last is not None and last[2] == key and last[0].shape == frame0.shape \
+                and torch.equal(last[0], frame0) and torch.equal(last[1], frame1):
+            return last[3]
+        value = compute()
+        self._last = (frame0.clone(), frame1.clone(), key, value)
+        return value
+
+
+def capped_flows(frame0: torch.Tensor, frame1: torch.Tensor, estimator: MotionEstimator,
+                 max_side: int = 640) -> torch.Tensor:
+    """``(B,4,h,w)`` flows ``F01, F10`` (float32, no gradient) of ``estimator`` on the frames
+    area-downscaled to :func:`~vfi_core.ops.flow.capped_size` ``max_side``, in pixels of that grid."""
+    b, _, h, w = frame0.shape
+    size = capped_size(h, w, max_side)
+    pair = torch.cat((frame0, frame1)).detach()
+    if size != (h, w):
+        pair = F.interpolate(pair.float(), size=size, mode="area").to(frame0.dtype)
+    f01, f10 = estimator(pair[:b], pair[b:])
+    return torch.cat((f01, f10), 1)
