@@ -25,7 +25,7 @@ import torch
 
 from ..errors import InputError, VFIError
 from ..frames import from_numpy, split_alpha, to_numpy_uint8
-from ..pipeline import OutputFrame, TimedFrame
+from ..timing import OutputFrame, TimedFrame
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 

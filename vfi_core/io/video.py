@@ -45,7 +45,7 @@ import av
 import numpy as np
 
 from ..errors import InputError, VFIError
-from ..pipeline import OutputFrame, TimedFrame
+from ..timing import NTSC_DECIMALS, OutputFrame, TimedFrame
 from .images import array_to_frame, frame_to_array
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".gif")
@@ -201,8 +201,6 @@ def _standard_rate(rate: Fraction) -> Fraction:
     Containers with coarse time bases (Matroska and WebM count in milliseconds) only give a rate
     measured from rounded timestamps, e.g. 19001/317 for 60000/1001.
     """
-    from ..pipeline import NTSC_DECIMALS
-
     for candidate in (Fraction(round(rate)), *NTSC_DECIMALS.values()):
         if candidate and abs(rate / candidate - 1) < Fraction(1, 20000):
             return candidate
