@@ -36,6 +36,22 @@ def check_frame_pair(frame0: torch.Tensor, frame1: torch.Tensor) -> None:
         raise InputError(f"frames of {frame0.shape[3]}x{frame0.shape[2]} are too small to interpolate")
 
 
+def check_image_pair(pred: torch.Tensor, target: torch.Tensor, what: str, min_size: int = 1) -> None:
+    """Raise :class:`InputError` unless both are ``(B,C,H,W)`` float tensors of one shape with ``H, W >=
+    min_size``; messages start with ``what`` (the name of the loss or metric that checks)."""
+    for name, x in (("pred", pred), ("target", target)):
+        if not isinstance(x, torch.Tensor):
+            raise InputError(f"{what}: {name} must be a torch.Tensor, got {type(x).__name__}")
+        if x.ndim != 4:
+            raise InputError(f"{what}: {name} must have shape (B,C,H,W), got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise InputError(f"{what}: {name} must be a float tensor, got {x.dtype}")
+    if pred.shape != target.shape:
+        raise InputError(f"{what}: pred {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
+    if min(pred.shape[-2:]) < min_size:
+        raise InputError(f"{what}: needs H and W of at least {min_size}, got {pred.shape[-1]}x{pred.shape[-2]}")
+
+
 def as_time_tensor(t, batch: int, device: torch.device) -> torch.Tensor:
     """Return ``t`` as a float32 tensor of shape ``(batch,)`` in [0, 1].
 

@@ -15,7 +15,8 @@ function                  module                       what it measures
 :func:`gradient_loss`     :class:`GradientLoss`        L1 between horizontal/vertical differences
 ========================  ===========================  ==========================================
 
-Warping and splatting (differentiable) live in :mod:`vfi_core.ops.warp`.
+Warping and splatting (differentiable) live in :mod:`vfi_core.ops.warp`; :func:`ssim`, which the
+quality metrics share, in :mod:`vfi_core.ops.ssim` (it is importable from here too).
 """
 from __future__ import annotations
 
@@ -24,24 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import InputError
-from .ops.filters import gaussian_blur
+from .frames import check_image_pair
+from .ops.ssim import ssim
 
 __all__ = ["CensusLoss", "CharbonnierLoss", "GradientLoss", "LaplacianL1Loss", "SSIMLoss",
            "census_loss", "charbonnier", "gradient_loss", "laplacian_l1", "ssim", "ssim_loss"]
-
-
-def _check_pair(pred: torch.Tensor, target: torch.Tensor, loss: str, min_size: int = 1) -> None:
-    for name, x in (("pred", pred), ("target", target)):
-        if not isinstance(x, torch.Tensor):
-            raise InputError(f"{loss}: {name} must be a torch.Tensor, got {type(x).__name__}")
-        if x.ndim != 4:
-            raise InputError(f"{loss}: {name} must have shape (B,C,H,W), got {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise InputError(f"{loss}: {name} must be a float tensor, got {x.dtype}")
-    if pred.shape != target.shape:
-        raise InputError(f"{loss}: pred {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
-    if min(pred.shape[-2:]) < min_size:
-        raise InputError(f"{loss}: needs H and W of at least {min_size}, got {pred.shape[-1]}x{pred.shape[-2]}")
 
 
 def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
@@ -54,7 +42,7 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> 
         pred, target: ``(B,C,H,W)`` float.
         eps: smoothing constant, in the units of the inputs.
     """
-    _check_pair(pred, target, "charbonnier")
+    check_image_pair(pred, target, "charbonnier")
     return torch.sqrt((pred - target) ** 2 + eps * eps).mean()
 
 
@@ -94,7 +82,7 @@ def laplacian_l1(pred: torch.Tensor, target: torch.Tensor, levels: int = 5) -> t
     """
     if levels < 1:
         raise InputError(f"laplacian_l1: levels must be at least 1, got {levels}")
-    _check_pair(pred, target, "laplacian_l1", min_size=2 ** (levels - 1))
+    check_image_pair(pred, target, "laplacian_l1", min_size=2 ** (levels - 1))
     diff = laplacian_pyramid(pred - target, levels)  # the pyramid is linear: pyr(a) - pyr(b) = pyr(a - b)
     return sum(level.abs().mean() for level in diff)
 
@@ -125,33 +113,11 @@ def census_loss(pred: torch.Tensor, target: torch.Tensor, patch: int = 7) -> tor
     """
     if patch < 3 or patch % 2 == 0:
         raise InputError(f"census_loss: patch must be odd and at least 3, got {patch}")
-    _check_pair(pred, target, "census_loss", min_size=patch)
+    check_image_pair(pred, target, "census_loss", min_size=patch)
     d = _census_transform(pred, patch) - _census_transform(target, patch)
     distance = (d * d / (0.1 + d * d)).mean(dim=1, keepdim=True)
     r = patch // 2
     return distance[..., r:-r, r:-r].mean()
-
-
-def ssim(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5,
-         data_range: float = 1.0) -> torch.Tensor:
-    """Mean SSIM over valid (unpadded) windows and channels, per image: ``(B,)``.
-
-    The definition of :func:`vfi_core.metrics.ssim_uint8` (Gaussian ``window x window`` with
-    ``sigma``, K1=0.01, K2=0.03), differentiable and on float inputs with ``data_range``.
-    Needs ``H, W >= window``.
-    """
-    _check_pair(pred, target, "ssim", min_size=window)
-
-    def blur(z: torch.Tensor) -> torch.Tensor:
-        return gaussian_blur(z, sigma, window, pad=False)
-
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mx, my = blur(pred), blur(target)
-    sxx = blur(pred * pred) - mx * mx
-    syy = blur(target * target) - my * my
-    sxy = blur(pred * target) - mx * my
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return s.mean(dim=(1, 2, 3))
 
 
 def ssim_loss(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5,
@@ -173,7 +139,7 @@ def gradient_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     Args:
         pred, target: ``(B,C,H,W)`` float, ``H, W >= 2``.
     """
-    _check_pair(pred, target, "gradient_loss", min_size=2)
+    check_image_pair(pred, target, "gradient_loss", min_size=2)
     d = pred - target
     dx = d[..., :, 1:] - d[..., :, :-1]
     dy = d[..., 1:, :] - d[..., :-1, :]

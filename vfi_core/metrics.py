@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .ops.ssim import ssim
+
 
 def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB between two uint8 ``(H,W,C)`` images; ``inf`` when identical."""
@@ -20,8 +22,6 @@ def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
 
 def ssim_uint8(a: np.ndarray, b: np.ndarray) -> float:
     """SSIM between two uint8 ``(H,W,C)`` images (definition in the module docstring), in float64."""
-    from .losses import ssim
-
     x = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].double()
     y = torch.from_numpy(np.ascontiguousarray(b)).permute(2, 0, 1)[None].double()
     return float(ssim(x, y, data_range=255.0)[0])
