@@ -2,7 +2,7 @@
 import argparse
 import sys
 
-from vfi_core.commands.app import add_app_options, run
+from gradio_app.command import add_app_options, run
 
 
 def main(argv: list[str] | None = None) -> int:

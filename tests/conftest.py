@@ -31,7 +31,9 @@ def moving_square(h: int, w: int, x0: int, y0: int, size: int = 12, seed: int = 
 @pytest.fixture(scope="module")
 def app_url():
     """The Gradio app, launched for one test module (the tests that use it skip without gradio)."""
-    gradio_app = pytest.importorskip("gradio_app")
+    pytest.importorskip("gradio")  # gradio_app itself imports Gradio on first use only
+    import gradio_app
+
     demo = gradio_app.launch(prevent_thread_lock=True, quiet=True)
     yield demo.local_url
     demo.close()

@@ -1,6 +1,12 @@
 """The `vfi` command line. Each subcommand lives in :mod:`vfi_core.commands` and registers itself
 through ``add_parser(subparsers)``, setting ``run(args) -> int`` as its handler.
 
+Other installed packages add subcommands without vfi_core knowing them: an entry point in the
+``vfi.commands`` group, named after the subcommand, names such an ``add_parser`` (the web app
+declares ``app = "gradio_app.command:add_parser"`` in pyproject.toml, so `vfi app` exists once the
+project is installed; reinstall after changing the declaration). A subcommand that fails to load is
+left out with a warning; the built-in ones cannot be replaced.
+
 A user's mistake (any :class:`~vfi_core.errors.VFIError`) prints one line and exits 2; Ctrl-C
 exits 130 after the command has cleaned up; anything else is a bug and keeps its traceback.
 """
@@ -8,11 +14,23 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 
 from .errors import Cancelled, VFIError
 
-COMMANDS = ("interpolate", "models", "bench", "train", "export", "app")
+COMMANDS = ("interpolate", "models", "bench", "train", "export")
+ENTRY_POINT_GROUP = "vfi.commands"
+
+
+def plugin_commands() -> dict[str, importlib.metadata.EntryPoint]:
+    """The subcommands installed packages declare (``vfi.commands`` entry points), by name; names
+    of built-in commands are ignored, and of two declarations of one name the first found counts."""
+    found: dict[str, importlib.metadata.EntryPoint] = {}
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if entry_point.name not in COMMANDS:
+            found.setdefault(entry_point.name, entry_point)
+    return found
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"vfi_core.commands.{name}").add_parser(sub)
+    for name, entry_point in sorted(plugin_commands().items()):
+        try:
+            add_parser = entry_point.load()
+        except Exception as exc:  # one broken package must not take the other commands down
+            print(f"vfi: warning: command {name!r} ({entry_point.value}) could not be loaded: {exc}",
+                  file=sys.stderr)
+            continue
+        add_parser(sub)
     return parser
 
 

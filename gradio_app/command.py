@@ -1,9 +1,15 @@
-"""`vfi app`: serve the Gradio web app (needs the `gradio` extra: pip install -e ".[gradio]")."""
+"""`vfi app` and `python -m gradio_app`: serve the Gradio web app (needs the `gradio` extra:
+pip install -e ".[gradio]").
+
+The `vfi` command finds :func:`add_parser` through the ``vfi.commands`` entry point that
+pyproject.toml declares, so vfi_core never imports the app. Importing this module is cheap: Gradio
+is imported when the command runs.
+"""
 from __future__ import annotations
 
 import argparse
 
-from ..errors import VFIError
+from vfi_core.errors import VFIError
 
 
 def add_app_options(parser: argparse.ArgumentParser) -> None:
@@ -24,9 +30,11 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     try:
-        import gradio_app
+        from .app import launch
     except ImportError as exc:
         raise VFIError(f"the web app needs gradio ({exc}): pip install -e \".[gradio]\"") from None
-    limits = gradio_app.Limits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
-    gradio_app.launch(limits, server_name=args.host, server_port=args.port, concurrency=args.concurrency)
+    from .job import Limits
+
+    limits = Limits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
+    launch(limits, server_name=args.host, server_port=args.port, concurrency=args.concurrency)
     return 0
