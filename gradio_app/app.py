@@ -57,15 +57,22 @@ class CancelRequests:
                 del self._flags[session]
 
 
+# A range with more positions than this (a seed's) is typed in a number box, not dragged on a slider.
+_MAX_SLIDER_STEPS = 10_000
+
+
 def model_control(model: ModelDescriptor, param: Param):
-    """The Gradio input for one declared parameter: slider for ranged numbers, dropdown for choices."""
+    """The Gradio input for one declared parameter: slider for ranged numbers (a number box for very
+    wide ranges such as seeds), dropdown for choices."""
     common = dict(label=param.name.replace("_", " "), info=param.help, elem_id=f"param-{model.name}-{param.name}")
     if param.kind is bool:
         return gr.Checkbox(value=param.default, **common)
     if param.choices is not None:
         return gr.Dropdown(choices=list(param.choices), value=param.default, **common)
-    if param.kind in (int, float) and param.min is not None and param.max is not None:
-        step = param.step or (1 if param.kind is int else (param.max - param.min) / 100)
+    step = param.step or (1 if param.kind is int else None)
+    ranged = param.kind in (int, float) and param.min is not None and param.max is not None
+    if ranged and (step is None or (param.max - param.min) / step <= _MAX_SLIDER_STEPS):
+        step = step or (param.max - param.min) / 100
         return gr.Slider(minimum=param.min, maximum=param.max, step=step, value=param.default, **common)
     if param.kind in (int, float):
         return gr.Number(value=param.default, precision=0 if param.kind is int else None,

@@ -69,7 +69,7 @@ def test_ctrl_c_leaves_no_partial_file(clip, tmp_path, monkeypatch, capsys):
 
 
 def test_sigterm_cancels_a_real_process_cleanly(tmp_path):
-    """A separate `vfi` process killed with SIGTERM mid-run exits 130 and leaves only its input."""
+    """A separate `vfi` process killed with SIGTERM mid-run exits 143 and leaves only its input."""
     import signal
     import subprocess
     import sys
@@ -82,5 +82,5 @@ def test_sigterm_cancels_a_real_process_cleanly(tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "interrupted" in err
+    assert proc.returncode == 143 and "terminated" in err
     assert [p.name for p in tmp_path.iterdir()] == ["in.mp4"]

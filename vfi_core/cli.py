@@ -7,8 +7,9 @@ declares ``app = "gradio_app.command:add_parser"`` in pyproject.toml, so `vfi ap
 project is installed; reinstall after changing the declaration). A subcommand that fails to load is
 left out with a warning; the built-in ones cannot be replaced.
 
-A user's mistake (any :class:`~vfi_core.errors.VFIError`) prints one line and exits 2; Ctrl-C
-exits 130 after the command has cleaned up; anything else is a bug and keeps its traceback.
+A user's mistake (any :class:`~vfi_core.errors.VFIError`, or options the parser refuses) prints one
+line and exits 2; Ctrl-C exits 130 and SIGTERM 143 after the command has cleaned up; anything else is
+a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import importlib
 import importlib.metadata
 import sys
 
-from .errors import Cancelled, VFIError
+from .errors import Cancelled, Terminated, VFIError
 
 COMMANDS = ("interpolate", "models", "bench", "train", "export")
 ENTRY_POINT_GROUP = "vfi.commands"
@@ -33,10 +34,18 @@ def plugin_commands() -> dict[str, importlib.metadata.EntryPoint]:
     return found
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a mistake in the options as one line, like every other user error, instead of the
+    usage block; ``--help`` still shows it. Subcommand parsers are of this class too."""
+
+    def error(self, message: str):
+        self.exit(2, f"vfi: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="vfi", description="Video frame interpolation for creators.")
+    parser = _Parser(prog="vfi", description="Video frame interpolation for creators.")
     parser.add_argument("--version", action="version", version=f"vfi {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
@@ -59,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     except Cancelled:
         print("vfi: cancelled", file=sys.stderr)
         return 130
+    except Terminated:
+        print("vfi: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("vfi: interrupted", file=sys.stderr)
         return 130

@@ -8,6 +8,9 @@ from .errors import InputError
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
            "fp16": torch.float16, "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 
+# Device types that run models here; torch also names others (meta: shapes only, no data).
+_COMPUTE_TYPES = ("cpu", "cuda", "mps")
+
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """Return the device to run on: the one asked for, else CUDA, then MPS, then CPU.
@@ -24,6 +27,8 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise InputError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from exc
+    if dev.type not in _COMPUTE_TYPES:
+        raise InputError(f"device {str(device)!r} cannot run a model: use auto, cpu, cuda, cuda:N or mps")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {device!r} was asked for but CUDA is not available here")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():

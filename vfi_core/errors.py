@@ -32,3 +32,8 @@ class WeightsError(VFIError):
 
 class Cancelled(VFIError):
     """The user cancelled a running job."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop (SIGTERM). Like Ctrl-C it unwinds through every cleanup, so
+    nothing is left half-written; the CLI then exits 143 (128 + SIGTERM), as a killed process does."""

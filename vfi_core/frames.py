@@ -13,6 +13,8 @@ output is cropped back. Callers never pad.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -21,7 +23,8 @@ from .errors import InputError
 
 
 def check_frame_pair(frame0: torch.Tensor, frame1: torch.Tensor) -> None:
-    """Raise :class:`InputError` unless both are ``(B,3,H,W)`` float tensors of one shape."""
+    """Raise :class:`InputError` unless both are ``(B,3,H,W)`` float tensors of one shape, with at least
+    one frame, holding data (not ``meta``), finite and in [0, 1]."""
     for name, x in (("frame0", frame0), ("frame1", frame1)):
         if not isinstance(x, torch.Tensor):
             raise InputError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
@@ -30,10 +33,31 @@ def check_frame_pair(frame0: torch.Tensor, frame1: torch.Tensor) -> None:
         if not x.is_floating_point():
             raise InputError(f"{name} must be a float tensor in [0,1], got {x.dtype}; "
                              "convert uint8 frames with vfi_core.frames.from_numpy")
+        if x.device.type == "meta":
+            raise InputError(f"{name} is a meta tensor, which holds no pixel values; pass frames on the CPU or a GPU")
     if frame0.shape != frame1.shape:
         raise InputError(f"frames differ in shape: {tuple(frame0.shape)} vs {tuple(frame1.shape)}")
+    if frame0.shape[0] == 0:
+        raise InputError("the frames hold a batch of 0 frames; pass at least one frame pair, shape (B,3,H,W) with B >= 1")
     if frame0.shape[2] < 2 or frame0.shape[3] < 2:
         raise InputError(f"frames of {frame0.shape[3]}x{frame0.shape[2]} are too small to interpolate")
+    for name, x in (("frame0", frame0), ("frame1", frame1)):
+        _check_values(name, x)
+
+
+# Float rounding in a caller's conversion may overshoot [0, 1] by a hair; anything beyond this is a mistake.
+_RANGE_SLACK = 1e-3
+
+
+def _check_values(name: str, x: torch.Tensor) -> None:
+    """Refuse NaN, infinities and values outside [0, 1], in one pass (min and max: NaN propagates)."""
+    low, high = (float(v) for v in torch.aminmax(x.detach()))
+    if math.isnan(low) or math.isnan(high) or math.isinf(low) or math.isinf(high):
+        raise InputError(f"{name} contains NaN or infinite values; frames must be finite float RGB in [0, 1]")
+    if low < -_RANGE_SLACK or high > 1 + _RANGE_SLACK:
+        hint = "; divide 0-255 values by 255" if high > 1.5 else ""
+        raise InputError(f"{name} holds values from {low:.4g} to {high:.4g}; frames must be float RGB in [0, 1]"
+                         f"{hint} (or clamp them to [0, 1])")
 
 
 def check_image_pair(pred: torch.Tensor, target: torch.Tensor, what: str, min_size: int = 1) -> None:
@@ -57,7 +81,14 @@ def as_time_tensor(t, batch: int, device: torch.device) -> torch.Tensor:
 
     Accepts a tensor of shape ``(B,)``, a 0-d tensor or a Python number (broadcast to the batch).
     """
-    t = torch.as_tensor(t, dtype=torch.float32, device=device)
+    if isinstance(t, torch.Tensor) and t.device.type == "meta":
+        raise InputError("t is a meta tensor, which holds no values; pass a number or a (B,) tensor of times")
+    if isinstance(t, (str, bytes)):
+        raise InputError(f"t must be a number or a (B,) tensor of times in [0, 1], got the string {t!r}")
+    try:
+        t = torch.as_tensor(t, dtype=torch.float32, device=device)
+    except (TypeError, ValueError, RuntimeError):
+        raise InputError(f"t must be a number or a (B,) tensor of times in [0, 1], got {type(t).__name__}") from None
     if t.ndim == 0:
         t = t.expand(batch)
     if t.shape != (batch,):

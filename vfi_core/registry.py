@@ -8,17 +8,27 @@ from these declarations and load models only through :func:`load`.
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ModelNotFoundError, ParameterError
+from .errors import InputError, ModelNotFoundError, ParameterError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # Modules that register models when imported; imported on first use so that importing vfi_core
 # (and ComfyUI's start-up) stays cheap.
 _MODEL_MODULES = ("vfi_core.models.flow_asb", "vfi_core.models.svmv", "vfi_core.models.mivid",
                   "vfi_core.models.pervfi")
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether ``value`` is NaN or an infinity, as a number or as text ("nan", "-inf", "Infinity")."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return not math.isfinite(number)
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,8 @@ class Param:
 
     def validate(self, value: Any) -> Any:
         """Return ``value`` converted to ``kind``; raise :class:`ParameterError` if it does not fit."""
+        if self.kind in (int, float) and _non_finite(value):
+            raise ParameterError(f"parameter {self.name!r} must be a finite number{self._range()}, got {value!r}")
         try:
             if self.kind is bool:
                 if isinstance(value, str):
@@ -53,13 +65,18 @@ class Param:
                 value = int(value)
             else:
                 value = self.kind(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ParameterError(f"parameter {self.name!r} must be {self.kind.__name__}, got {value!r}") from None
         if self.choices is not None and value not in self.choices:
             raise ParameterError(f"parameter {self.name!r} must be one of {', '.join(self.choices)}; got {value!r}")
         if self.min is not None and value < self.min or self.max is not None and value > self.max:
             raise ParameterError(f"parameter {self.name!r} must lie in [{self.min}, {self.max}], got {value}")
         return value
+
+    def _range(self) -> str:
+        if self.min is None and self.max is None:
+            return ""
+        return f" in [{self.min}, {self.max}]"
 
     def to_dict(self) -> dict:
         d = {"name": self.name, "type": self.kind.__name__, "default": self.default, "help": self.help}
@@ -171,6 +188,9 @@ def load(name: str | None = None, device=None, dtype=None, weights: str | Path |
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, supports_half=desc.supports_half, model=desc.name, device=dev)
     weight_path = None
+    if desc.weight_file is None and weights is not None:
+        raise InputError(f"model {desc.name!r} takes no weights, but a weight file was given "
+                         f"({Path(weights).name}); leave it out, or pick a model that loads weights")
     if desc.weight_file is not None:
         from .weights import find_weights
         weight_path = find_weights(desc, weights, weight_dirs)

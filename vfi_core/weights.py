@@ -32,9 +32,16 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
     try:
-        return load_file(str(path), device="cpu")
+        state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"weight file {path} is corrupt or unreadable: {exc}") from None
+    bad = [name for name, tensor in state.items()
+           if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if bad:
+        raise WeightsError(f"weight file {path.name} holds NaN or infinite values ({len(bad)} of its {len(state)} "
+                           "tensors), so every output would be garbage; re-export the weights from a training run "
+                           "that did not diverge, or use the shipped ones")
+    return state
 
 
 def read_model_card(path: str | Path) -> dict:

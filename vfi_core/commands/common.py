@@ -5,6 +5,18 @@ import argparse
 
 from ..errors import ParameterError
 
+MAX_SEED = 2**63 - 1  # the largest seed torch's generators take
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {MAX_SEED} (2**63-1), got {text!r}")
+    return value
+
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="interpolator name (see `vfi models`; default: the suite's default)")
@@ -13,7 +25,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None, help="explicit .safetensors weight file for the model")
     parser.add_argument("--device", default=None, help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     parser.add_argument("--half", action="store_true", help="half precision (models that support it)")
-    parser.add_argument("--seed", type=int, default=None, help="seed for stochastic models (reproducible output)")
+    parser.add_argument("--seed", type=_seed, default=None, help="seed for stochastic models (reproducible output)")
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:

@@ -1,14 +1,15 @@
 """`vfi interpolate IN OUT`: raise the frame rate of a video file or a folder of frames.
 
 Streams the source through the model (:func:`vfi_core.pipeline.interpolate_file`) with a tqdm
-progress bar; Ctrl-C (or SIGTERM) cancels and leaves no partial output. Prints one line: the output path, its
-frame count and frame rate.
+progress bar; Ctrl-C (exit status 130) or SIGTERM (143) cancels and leaves no partial output. Prints
+one line: the output path, its frame count and frame rate.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from ..errors import InputError, Terminated
 from .common import add_model_options, load_model
 
 
@@ -27,6 +28,19 @@ def _tile(text: str) -> int | str:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected auto, 0 (off) or a tile size in pixels, got {text!r}") from None
+
+
+def _crf(text: str) -> int:
+    """``--crf``: an integer in the widest range an encoder takes (VP9's 0-63); the writer holds
+    H.264 to its own 0-51."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= 63:
+        raise argparse.ArgumentTypeError(f"expected an integer quality, 0-51 for H.264 (.mp4, .mov, .mkv) or "
+                                         f"0-63 for VP9 (.webm), got {text!r}")
+    return value
 
 
 def add_parser(sub) -> None:
@@ -53,15 +67,15 @@ def add_parser(sub) -> None:
                    help="tile frames that do not fit in memory: auto (default), 0 (never) or a tile size")
     p.add_argument("--tile-overlap", type=int, default=64, metavar="PX", help="overlap between tiles (default 64)")
     p.add_argument("--batch-size", type=int, default=None, help="pairs per model call (default 1 on CPU, 4 on GPU)")
-    p.add_argument("--crf", type=int, default=None, help="quality: H.264 0-51 (default 18), VP9 0-63 (default 30)")
+    p.add_argument("--crf", type=_crf, default=None, help="quality: H.264 0-51 (default 18), VP9 0-63 (default 30)")
     p.add_argument("--preset", default=None, help="x264 preset, ultrafast..veryslow (default medium)")
     p.add_argument("--no-audio", action="store_true", help="leave the source's audio out")
     add_model_options(p)
     p.set_defaults(run=run)
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+def _terminate(signum, frame):
+    raise Terminated
 
 
 def run(args) -> int:
@@ -87,7 +101,14 @@ def run(args) -> int:
     folder_fps = parse_fps(args.input_fps) if args.input_fps is not None else None
     model = load_model(args)
     if Path(args.input).exists():  # like `mkdir -p`, but never for a job that cannot start
-        Path(args.output).resolve().parent.mkdir(parents=True, exist_ok=True)
+        parent = Path(args.output).resolve().parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            blocked = isinstance(exc, (FileExistsError, NotADirectoryError))
+            reason = "a file is in the way of that folder" if blocked else exc.strerror or str(exc)
+            raise InputError(f"cannot create the output folder {parent}: {reason}; "
+                             "choose an output in a folder you can write to") from None
     bars: list[tqdm] = []  # opened on the first frame, so errors found before any work print alone
 
     def progress(done: int, total: int | None) -> None:
@@ -98,9 +119,9 @@ def run(args) -> int:
     def show_warning(message, category, filename, lineno, file=None, line=None):
         tqdm.write(f"vfi: warning: {message}")
 
-    # SIGTERM cancels like Ctrl-C, so a killed job also removes its partial output.
+    # SIGTERM cancels like Ctrl-C, so a killed job also removes its partial output (exit status 143).
     on_main_thread = threading.current_thread() is threading.main_thread()
-    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
+    previous_sigterm = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     with warnings.catch_warnings():
         warnings.showwarning = show_warning
         try:

@@ -110,6 +110,18 @@ class ImageFolderReader:
         """Nothing to release; present so that every reader closes the same way."""
 
 
+def check_output_parent(path: Path) -> None:
+    """Raise :class:`InputError` unless the folder that will hold ``path`` exists and is writable."""
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise InputError(f"cannot write {path}: {parent} is a file, not a folder; choose another output")
+    if not parent.is_dir():
+        raise InputError(f"output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {path}: the folder {parent} is not writable; choose an output in a folder "
+                         "you can write to")
+
+
 class PngSequenceWriter:
     """Writes output frames as ``000000.png``... into ``folder``, atomically (temporary folder, renamed).
 
@@ -121,12 +133,13 @@ class PngSequenceWriter:
         self.path = Path(folder)
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise InputError(f"{self.path} already exists and is not an empty folder; choose a new folder")
-        parent = self.path.parent
-        if not parent.is_dir():
-            raise InputError(f"output folder {parent} does not exist")
+        check_output_parent(self.path)
         self.alpha = alpha
         self.count = 0
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial", dir=parent))
+        try:
+            self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent))
+        except OSError as exc:
+            raise VFIError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 
     def write(self, frame: OutputFrame) -> None:
         image = frame_to_array(frame)

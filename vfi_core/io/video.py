@@ -46,7 +46,7 @@ import numpy as np
 
 from ..errors import InputError, VFIError
 from ..timing import NTSC_DECIMALS, OutputFrame, TimedFrame
-from .images import array_to_frame, frame_to_array
+from .images import array_to_frame, check_output_parent, frame_to_array
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".gif")
 # Audio codecs each output container accepts for copying packets unchanged.
@@ -212,9 +212,11 @@ def _has_alpha(fmt: av.VideoFormat) -> bool:
 
 
 def _mkstemp_beside(path: Path) -> Path:
-    if not path.parent.is_dir():
-        raise InputError(f"output folder {path.parent} does not exist")
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
+    check_output_parent(path)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     os.close(fd)
     return Path(name)
 
@@ -251,6 +253,10 @@ class VideoWriter:
             raise InputError(f"--preset applies to H.264 (.mp4, .mov, .mkv), not {self.kind}")
         if crf is not None and self.kind == ".gif":
             raise InputError("--crf does not apply to GIF output")
+        top = 63 if self.kind == ".webm" else 51
+        if crf is not None and not 0 <= crf <= top:
+            codec = "VP9" if self.kind == ".webm" else "H.264"
+            raise InputError(f"--crf {crf} is out of range: {codec} ({self.kind}) takes 0-{top} (lower is better quality)")
         self.fps = fps
         self.width, self.height = width, height
         self.count = 0

@@ -429,7 +429,8 @@ class MiVID(Interpolator):
                   "steps refine rather than hallucinate (0.15: the best of 0.15, 0.3 and 0.5 on the DAVIS "
                   "7-frame protocol with the shipped weights).",
                   min=0.05, max=1.0, step=0.05),
-            Param("seed", int, 0, "Seed of the sampling noise: the same seed gives the same frames.", min=0),
+            Param("seed", int, 0, "Seed of the sampling noise: the same seed gives the same frames.", min=0,
+                  max=2**63 - 1, step=1),
             Param("guide", str, "flow-asb", "Full-resolution estimate the low-resolution diffusion corrects "
                   "(and the start of refinement): flow-asb (optical flow) or blend (linear).",
                   choices=("flow-asb", "blend")),
