@@ -81,8 +81,11 @@ def interpolate_images(images: torch.Tensor, model, options: SequenceOptions, so
     count, height, width, channels = source.shape
     with_alpha = channels == 4
     channels_first = source.movedim(-1, 1)  # a view: [B,C,H,W]
-    rgb = (channels_first[i:i + 1, :3] for i in range(count))
-    alpha = (channels_first[i:i + 1, 3:] for i in range(count)) if with_alpha else None
+    # ComfyUI's IMAGE is [0, 1] by convention, but a resampling node upstream (bicubic, Lanczos)
+    # overshoots it slightly; ComfyUI's own save nodes clamp, so frames are clamped here, one at a
+    # time (the core refuses values outside [0, 1]; NaN stays NaN and is still refused)
+    rgb = (channels_first[i:i + 1, :3].clamp(0.0, 1.0) for i in range(count))
+    alpha = (channels_first[i:i + 1, 3:].clamp(0.0, 1.0) for i in range(count)) if with_alpha else None
     stream = interpolate_frames(frames_at_rate(rgb, source_fps, alpha), InterruptibleModel(model, cancel), options,
                                 source_fps, source_count=count, progress=progress,
                                 cancel=cancel)  # validates options

@@ -292,6 +292,17 @@ def test_bad_images_give_readable_errors(comfy, images, message):
         interpolate(flow_asb(comfy), images, scene_threshold=1.0)  # random frames: no cuts
 
 
+def test_images_slightly_outside_the_unit_range_are_clamped_and_nan_refused(comfy):
+    # a bicubic resize upstream overshoots [0, 1] a little: ComfyUI's convention is to clamp
+    images = frames(3, 16, 16) * 1.04 - 0.02
+    out, _, _ = interpolate(flow_asb(comfy), images, source_fps=12.5, scene_threshold=1.0)
+    assert 0 <= float(out.min()) and float(out.max()) <= 1
+    assert torch.equal(out[2], images[1].clamp(0, 1))
+    images[1, 3, 3, 0] = float("nan")
+    with pytest.raises(InputError, match="NaN"):
+        interpolate(flow_asb(comfy), images, scene_threshold=1.0)
+
+
 def test_interrupt_stops_within_one_model_call(comfy):
     vfi_model = flow_asb(comfy)
     calls = []

@@ -178,6 +178,8 @@ class _Signature(NamedTuple):
 def frame_signature(rgb: torch.Tensor) -> _Signature:
     """The small summary of a ``(1,3,H,W)`` frame the cut and duplicate measures compare."""
     thumb = F.interpolate(rgb.float(), size=(_THUMB, _THUMB), mode="area")[0]
+    if not bool(torch.isfinite(thumb).all()):  # the area average carries any NaN or infinity over
+        raise InputError("a frame contains NaN or infinite values; frames must be finite float RGB in [0, 1]")
     idx = (thumb.clamp(0, 1) * (_HIST_BINS - 1e-6)).long().flatten(1)
     hist = torch.zeros(3, _HIST_BINS).scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float32))
     return _Signature(thumb, hist / idx.shape[1])
