@@ -2,10 +2,11 @@
 
   vfi train MODEL --config configs/X.json --data SPEC [--data SPEC ...] [--run-dir runs/NAME] [--resume]
             [--init-from-shipped | --init-from FILE] [--steps N] [--workers N] [--device auto|cpu|cuda]
-            [--shared ../shared]
+            [--shared DIR]
 
 SPEC: `synthetic`, a crop pack (.npz from `vfi_core.data.pack_training_crops`), a video or a folder of
-frames (video/folders need --shared for the dev-benchmark exclusions). Ctrl-C saves a checkpoint;
+frames. Video and folder specs need --shared DIR: the folder holding data/dev/triplets.csv, whose
+frames (the dev benchmark's) training must exclude. Ctrl-C saves a checkpoint;
 the same command with --resume continues from it. See docs/TRAINING.md.
 """
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from pathlib import Path
 
 
 def add_parser(sub) -> None:
@@ -34,7 +34,9 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", type=int, help="processes making batches ahead of the GPU (overrides data.workers; "
                    "0 makes them in the training process)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
-    p.add_argument("--shared", default="../shared", help="folder with data/dev/triplets.csv (default: ../shared)")
+    p.add_argument("--shared", metavar="DIR", default=None,
+                   help="the folder holding data/dev/triplets.csv, whose frames training must exclude; "
+                   "needed only for video and folder data")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -49,7 +51,7 @@ def run(args) -> int:
         init_from = find_weights(registry.get_descriptor(args.model), None, ())
     trainer = Trainer(args.model, args.config, args.data, run_dir=args.run_dir, resume=args.resume,
                       init_from=init_from, device=args.device, steps=args.steps, workers=args.workers,
-                      shared_dir=args.shared if Path(args.shared).is_dir() else None,
+                      shared_dir=args.shared,
                       command=shlex.join(["vfi", *sys.argv[1:]]), show_progress=not args.quiet)
     row = trainer.train()
     dev = trainer.dev_log.rows[-1] if trainer.dev_log.rows else None

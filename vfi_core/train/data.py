@@ -104,9 +104,13 @@ class TrainingData:
         if path.suffix == ".npz":
             return _Source(spec, PackedCropDataset(path, mode="window", crop=self.crop, length=_ITEMS,
                                                    seed=self.seed), "window")
-        if shared_dir is None or not (Path(shared_dir) / "data" / "dev" / "triplets.csv").is_file():
+        if shared_dir is None:
             raise InputError(f"{spec}: training on video or folders needs the dev benchmark's exclusions: "
-                             "pass --shared DIR (the folder holding data/dev/triplets.csv)")
+                             "pass --shared DIR (the folder holding data/dev/triplets.csv, whose frames "
+                             "training must exclude)")
+        if not (Path(shared_dir) / "data" / "dev" / "triplets.csv").is_file():
+            raise InputError(f"{spec}: --shared {shared_dir} holds no data/dev/triplets.csv: pass --shared DIR "
+                             "(the folder holding data/dev/triplets.csv, whose frames training must exclude)")
         sources = open_sources([path], dev_benchmark_exclusions(shared_dir), max_side=max_side)
         return _Source(spec, WindowDataset(sources, window=_WINDOW, crop=self.crop, length=_ITEMS,
                                            seed=self.seed), "window")

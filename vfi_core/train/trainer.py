@@ -171,7 +171,8 @@ class Trainer:
         steps: override ``optim.steps`` (e.g. to extend a resumed run).
         workers: override ``data.workers`` (how batches are made does not change them: a run may
             resume with another value).
-        shared_dir: ``../shared`` (dev-benchmark exclusions for video/folder data).
+        shared_dir: the folder holding ``data/dev/triplets.csv``, whose frames training must exclude;
+            needed only for video/folder data (``None``: such specs are refused).
         command: the command line, recorded in the checkpoint and the model card.
         show_progress: tqdm progress bar on stderr.
     """
