@@ -1,6 +1,6 @@
 """Training data: real frame sources, datasets and packs, synthetic motion, the dev-benchmark split.
 
-Typical use (``shared`` is the repository's ``../shared``)::
+Typical use (``shared`` is the folder holding ``data/dev/triplets.csv`` and the dev footage)::
 
     from vfi_core.data import TripletDataset, dev_benchmark_exclusions, open_sources
     exclusions = dev_benchmark_exclusions(shared)

@@ -54,7 +54,7 @@ def dev_benchmark_exclusions(shared_dir: str | Path) -> Exclusions:
     and gt of every row) and the DAVIS validation sequences' folders.
 
     Args:
-        shared_dir: the shared folder holding ``data/dev/triplets.csv`` (the repository's ``../shared``).
+        shared_dir: the folder holding ``data/dev/triplets.csv`` (what ``vfi train --shared`` names).
     """
     dev = Path(shared_dir) / "data" / "dev"
     table = dev / "triplets.csv"

@@ -48,10 +48,10 @@ Pipeline, for frames ``I0``, ``I1`` and a time ``t``:
 Confidence: ``1 - 4 M~ (1 - M~)`` of the full-size mask: low where the blend is undecided.
 
 Size and compute (``configs/pervfi.json``: 735 k parameters, 1.4 MB in fp16). One 1280x720 frame,
-float32, ``motion=learned``, tau 0.3, on this project's 2-core CPU (shared, so the figures are the
+float32, ``motion=learned``, tau 0.3, on a 2-core x86_64 CPU (shared with other work, so the figures are the
 best of 3): 2.4 s with 1 thread, 1.55 s with 2 threads (DIS 0.08 s, motion refiner + blending +
 conditions 1.0 s, flow decoder 0.57 s) with DIS ultrafast at half size; with DIS medium capped at
-640 px (the shipped configuration since session 4: +0.6 dB on davis_gap2 and +3 dB on vimeo_gap3
+640 px (the shipped configuration; it alone gave +0.6 dB on davis_gap2 and +3 dB on vimeo_gap3
 untrained) 2.2 s with 2 threads (median of 3, ``bench.measure_speed``). Cheaper designs tried: the paper's 3x3 kernel (9
 deformable points) costs 3.4 s / 2.2 s, and on synthetic data (H100, batch 8, 128 px, 1000 steps)
 it trained no better than 4 points (dev PSNR at tau 0.3: 21.83 vs 21.89 dB; NLL 4.35 vs 4.33

@@ -17,7 +17,7 @@ Per step, from the step's random stream (so a resumed run repeats the same clips
 The trainer gives the recipe whole windows (``items = "window"``) and passes the training progress
 ``step / steps`` to :meth:`MiVIDRecipe.step_loss`.
 
-On the lent GPU, train it with the other models in one call: ``tools/gpu_train.sh``
+On a GPU, train it beside the other models in one command: ``tools/gpu_train.sh``
 (docs/TRAINING.md). The perceptual term reads ``runs/perceptual/vgg_relu3_3.safetensors``.
 """
 from __future__ import annotations

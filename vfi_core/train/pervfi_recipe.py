@@ -15,7 +15,7 @@ class PerVFIRecipe(NetworkRecipe):
     paper trains on RAFT and GMFlow flows drawn at random, and the ``motion=dis`` setting stays
     usable. The choice is drawn from the step's random stream (resumable).
 
-    On the lent GPU, train it with the other models in one call: ``tools/gpu_train.sh``
+    On a GPU, train it beside the other models in one command: ``tools/gpu_train.sh``
     (docs/TRAINING.md). The perceptual term reads ``runs/perceptual/vgg_relu3_3.safetensors``.
     """
 
