@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Several training runs side by side on one lent GPU (docs/TRAINING.md), each stopped by SIGINT
-# (the trainer saves a checkpoint) after SECONDS; each run directory comes back under $OUT as
-# NAME.tar.part-aa, -ab... (15 MiB pieces: the device returns files of at most 16 MiB).
+# Several `vfi train` runs side by side on one GPU (docs/TRAINING.md), for models too small to keep a
+# GPU busy alone: each run gets its own batch-making worker processes on the machine's CPU cores.
+# Each run is stopped by SIGINT after SECONDS (the trainer finishes its step and saves a resumable
+# checkpoint), then its run directory (less tb/) is tarred and split into 15 MiB pieces
+# $OUT/NAME.tar.part-aa, -ab, ... ($OUT defaults to out/gpu), so that it can be copied back from a
+# remote machine with a per-file size limit. Each run logs to runs/NAME.log, copied into runs/NAME/train.log.
 #   usage: tools/gpu_train.sh SECONDS 'NAME MODEL CONFIG WORKERS [vfi train options...]' ...
 #   e.g.   tools/gpu_train.sh 500 'svmv-gpu svmv configs/svmv.json 7 --data runs/packs/dev_9x128.npz --data synthetic'
-# Rejoin here: cat NAME.tar.part-* | tar -xf - -C runs
+# Needs: this checkout with torch installed, and whatever the runs read that git does not track
+# (crop packs under runs/packs/, runs/perceptual/ for PerVFI and MiVID; --resume needs runs/NAME).
+# Environment: PYTHON (default python3), DEVICE (default cuda), OUT (default out/gpu).
+# Rejoin the pieces: cat NAME.tar.part-* | tar -xf - -C runs
 set -u
 budget=$1; shift
-python=${PYTHON:-python3} device=${DEVICE:-cuda}  # PYTHON=.venv/bin/python DEVICE=cpu: a local dry run
+python=${PYTHON:-python3} device=${DEVICE:-cuda}  # PYTHON=.venv/bin/python DEVICE=cpu: a dry run on the CPU
 out=${OUT:-out/gpu}
 mkdir -p "$out" runs
 [ "$device" = cpu ] || nvidia-smi -L
