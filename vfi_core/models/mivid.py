@@ -51,13 +51,13 @@ flow base by ``configs/mivid_cpu_flow.json``) trained on 64-px crops of frames s
 long side, the working size's own scale; ``configs/mivid.json`` (widths 32/64/128, 128-px crops) is
 the GPU recipe.
 
-Speed on this 2-core CPU (torch 2.13, float32, channels-last, guide flow-asb), 854x480 input, the
+Speed on a 2-core x86_64 CPU (torch 2.13, float32, channels-last, guide flow-asb), 854x480 input, the
 7-frame protocol in window mode (five frames from frames 1 and 7 in one pass), with the shipped
 weights on both threads: defaults (20 DDIM steps, strength 0.15, so 3 network evaluations) 0.69 s
 per frame, flow-asb's guide and the flow base included (``vfi export --bench`` over the five DAVIS
 validation sequences, medians 0.63-0.77 s per sequence). Time grows with the evaluations
 (``steps * strength``) and the frames in the clip (3 in pair mode, 7 in window mode);
-``docs/TRAINING.md`` has the steps sweep (strength 1) in seconds.
+``docs/training_results.md`` has the steps sweep (strength 1) in seconds.
 """
 from __future__ import annotations
 
