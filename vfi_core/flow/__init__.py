@@ -28,7 +28,7 @@ from . import raft_weights
 
 MOTIONS = ("auto", "dis", "raft", "raft-dis")
 # RAFT's working size, and its iterations alone and as DIS's start, chosen on training-allowed frames
-# (docs/results.md): 427 px gained 0.05 dB over 320 for 1.8x RAFT's time; as a start, 12 iterations
+# (docs/results.md): 427 px gained 0.04 dB over 320 for 1.4x the time per frame; as a start, 12 iterations
 # gained nothing over 6
 RAFT_MAX_SIDE = 320
 RAFT_ITERATIONS = 12
