@@ -20,9 +20,9 @@ import warnings
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-from ..ops.flow import capped_size, dis_estimator
+from ..ops.flow import capped, dis_estimator
+from ..ops.warp import resize_flow
 from ..registry import Param
 from . import raft_weights
 
@@ -92,19 +92,13 @@ def raft_flows(frame0: torch.Tensor, frame1: torch.Tensor, size: tuple[int, int]
     """RAFT's ``(F01, F10)`` for ``(B,3,H,W)`` frames, computed on them area-downscaled to
     ``max_side`` and returned bilinearly resized to ``size`` ``(h, w)``, in pixels of that size
     (float32, frames' device)."""
-    b, _, h, w = frame0.shape
-    work = capped_size(h, w, max_side)
-    pair = torch.cat((frame0, frame1))
-    if work != (h, w):
-        pair = F.interpolate(pair.float(), size=work, mode="area").to(frame0.dtype)
     net = raft_model(frame0.device, frame0.dtype, variant)
-    with torch.inference_mode():
-        f01, f10 = net.bidirectional(pair[:b], pair[b:], iterations, cancel=cancel)
-    flows = torch.cat((f01, f10), 1).float()
-    if tuple(size) != work:
-        flows = F.interpolate(flows, size=size, mode="bilinear", align_corners=False)
-        scale = flows.new_tensor([size[1] / work[1], size[0] / work[0]] * 2).view(1, 4, 1, 1)
-        flows = flows * scale
+
+    def estimate(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.inference_mode():
+            return net.bidirectional(a, b, iterations, cancel=cancel)
+
+    flows = resize_flow(capped(frame0, frame1, estimate, max_side).float(), tuple(size))
     return flows[:, :2].clone(), flows[:, 2:].clone()
 
 
@@ -161,12 +155,7 @@ class PairFlows:
 
 def capped_flows(frame0: torch.Tensor, frame1: torch.Tensor, estimator: MotionEstimator,
                  max_side: int = 640) -> torch.Tensor:
-    """``(B,4,h,w)`` flows ``F01, F10`` (float32, no gradient) of ``estimator`` on the frames
-    area-downscaled to :func:`~vfi_core.ops.flow.capped_size` ``max_side``, in pixels of that grid."""
-    b, _, h, w = frame0.shape
-    size = capped_size(h, w, max_side)
-    pair = torch.cat((frame0, frame1)).detach()
-    if size != (h, w):
-        pair = F.interpolate(pair.float(), size=size, mode="area").to(frame0.dtype)
-    f01, f10 = estimator(pair[:b], pair[b:])
-    return torch.cat((f01, f10), 1)
+    """``(B,4,h,w)`` flows ``F01, F10`` (float32) of ``estimator`` on the frames area-downscaled to
+    :func:`~vfi_core.ops.flow.capped_size` ``max_side``, in pixels of that grid
+    (:func:`~vfi_core.ops.flow.capped`)."""
+    return capped(frame0, frame1, estimator, max_side)

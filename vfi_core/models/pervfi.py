@@ -463,8 +463,7 @@ class PerVFI(Interpolator):
         if network is None:
             network = load_network(self.weights, self.device, self.dtype)
         self.network = network.to(device=self.device, dtype=self.dtype).eval()
-        if self.params["refine_motion"] and not network.has_learned_motion:
-            raise InputError("pervfi: these weights have no learned motion refiner; use refine_motion=false")
+        self._check_refiner(self.params)
         self._flows = PairFlows()
 
     @classmethod
@@ -476,10 +475,12 @@ class PerVFI(Interpolator):
         return super().from_network(network, device, **params)
 
     def set_params(self, **params) -> None:
-        if "refine_motion" in params and self.descriptor.param("refine_motion").validate(params["refine_motion"]) \
-                and not self.network.has_learned_motion:
-            raise InputError("pervfi: these weights have no learned motion refiner; use refine_motion=false")
+        self._check_refiner({k: self.descriptor.param(k).validate(v) for k, v in params.items()})
         super().set_params(**params)
+
+    def _check_refiner(self, params: dict) -> None:
+        if params.get("refine_motion") and not self.network.has_learned_motion:
+            raise InputError("pervfi: these weights have no learned motion refiner; use refine_motion=false")
 
     def flows(self, frame0: torch.Tensor, frame1: torch.Tensor) -> torch.Tensor:
         """``(B,4,H,W)`` flows ``F01, F10`` of the ``motion`` parameter at the input size, computed on

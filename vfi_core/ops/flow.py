@@ -154,19 +154,24 @@ def capped_size(h: int, w: int, max_side: int) -> tuple[int, int]:
     return max(2, round(h * scale)), max(2, round(w * scale))
 
 
-def capped_dis(frame0: torch.Tensor, frame1: torch.Tensor, preset: str = "medium",
-               max_side: int = 640, global_motion: bool = False) -> torch.Tensor:
-    """``(B,4,h,w)`` DIS flows ``F01, F10`` (float32, no gradient) on the frames area-downscaled to
-    :func:`capped_size`, refined down to that grid's full resolution (``finest_scale`` 0), in pixels
-    of that grid; ``global_motion``: started from the dominant translation (:class:`DISFlow`).
+def capped(frame0: torch.Tensor, frame1: torch.Tensor, estimate, max_side: int) -> torch.Tensor:
+    """``(B,4,h,w)`` flows ``F01, F10`` of ``estimate(frame0, frame1) -> (F01, F10)`` run on the frames
+    area-downscaled to :func:`capped_size` (in the frames' dtype, no gradient), in pixels of that grid.
 
     Capping the size instead of scaling by a fixed factor keeps small frames (Vimeo's 448x256) at
     full detail while bounding the cost at 720p and above.
     """
     b, _, h, w = frame0.shape
     size = capped_size(h, w, max_side)
-    pair = torch.cat((frame0, frame1)).detach().float()
+    pair = torch.cat((frame0, frame1)).detach()
     if size != (h, w):
-        pair = F.interpolate(pair, size=size, mode="area")
-    f01, f10 = dis_estimator(preset, 0, global_motion)(pair[:b], pair[b:])
+        pair = F.interpolate(pair.float(), size=size, mode="area").to(frame0.dtype)
+    f01, f10 = estimate(pair[:b], pair[b:])
     return torch.cat((f01, f10), 1)
+
+
+def capped_dis(frame0: torch.Tensor, frame1: torch.Tensor, preset: str = "medium",
+               max_side: int = 640, global_motion: bool = False) -> torch.Tensor:
+    """:func:`capped` DIS flows (float32), refined down to the capped grid's full resolution
+    (``finest_scale`` 0); ``global_motion``: started from the dominant translation (:class:`DISFlow`)."""
+    return capped(frame0.float(), frame1.float(), dis_estimator(preset, 0, global_motion), max_side)
