@@ -9,11 +9,13 @@ Typical use (``shared`` is the folder holding ``data/dev/triplets.csv`` and the 
     triplets = TripletDataset(sources, crop=256, max_gap=4, seed=epoch)
 """
 from .datasets import PACK_LIMIT_BYTES, PackedCropDataset, TripletDataset, WindowDataset, pack_training_crops
+from .motion_pack import CropScoring, MotionCropDataset, pack_motion_crops
 from .sources import FolderSource, FrameSource, VideoSource, open_sources
 from .split import DAVIS_VALIDATION_SEQUENCES, Exclusions, dev_benchmark_exclusions
 from .synthetic import SyntheticMotion, SyntheticTripletDataset, SyntheticWindowDataset, procedural_texture
 
-__all__ = ["DAVIS_VALIDATION_SEQUENCES", "Exclusions", "FolderSource", "FrameSource", "PACK_LIMIT_BYTES",
+__all__ = ["CropScoring", "DAVIS_VALIDATION_SEQUENCES", "Exclusions", "FolderSource", "FrameSource",
+           "MotionCropDataset", "PACK_LIMIT_BYTES",
            "PackedCropDataset", "SyntheticMotion", "SyntheticTripletDataset", "SyntheticWindowDataset",
            "TripletDataset", "VideoSource", "WindowDataset", "dev_benchmark_exclusions", "open_sources",
-           "pack_training_crops", "procedural_texture"]
+           "pack_motion_crops", "pack_training_crops", "procedural_texture"]

@@ -6,6 +6,12 @@ states); its metadata carries the step. ``state.json`` holds the rest: step, opt
 groups, grad-scaler state, cumulative wall time, the commands, data and hardware of every session.
 Both are written to temporary files and renamed, the JSON last; a checkpoint whose two files
 disagree on the step is refused.
+
+Beside it, ``resume.safetensors`` + ``resume.json`` form the light state: the weights and EMA
+weights in float16 and the same JSON without the optimizer (about 4 bytes per parameter in all).
+A run that spans machines keeps only these (they are small enough to commit); resuming from them
+restores the weights, the step (so the schedule and the batch stream continue) and the history,
+and starts a fresh optimizer (:class:`~vfi_core.train.trainer.Trainer` warms its rate up again).
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import torch
 from ..errors import InputError
 
 STATE_TENSORS, STATE_JSON = "state.safetensors", "state.json"
+LIGHT_TENSORS, LIGHT_JSON = "resume.safetensors", "resume.json"
 
 
 def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, ema: torch.nn.Module,
@@ -45,37 +52,58 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, ema: torch
                                     "optim_state_keys": keys}, indent=1) + "\n")
     os.replace(tmp_tensors, run_dir / STATE_TENSORS)
     os.replace(tmp_json, run_dir / STATE_JSON)
+    light = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()
+             if k.startswith(("model.", "ema."))}
+    tmp_tensors, tmp_json = run_dir / f"{LIGHT_TENSORS}.tmp", run_dir / f"{LIGHT_JSON}.tmp"
+    save_file(light, str(tmp_tensors), metadata={"step": str(step)})
+    tmp_json.write_text(json.dumps({**info, "step": step}, indent=1) + "\n")
+    os.replace(tmp_tensors, run_dir / LIGHT_TENSORS)
+    os.replace(tmp_json, run_dir / LIGHT_JSON)
 
 
 def has_checkpoint(run_dir: Path) -> bool:
-    return (run_dir / STATE_JSON).is_file() and (run_dir / STATE_TENSORS).is_file()
+    """A full or a light checkpoint."""
+    return ((run_dir / STATE_JSON).is_file() and (run_dir / STATE_TENSORS).is_file()) or \
+        ((run_dir / LIGHT_JSON).is_file() and (run_dir / LIGHT_TENSORS).is_file())
 
 
 def read_checkpoint(run_dir: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """``(info, tensors)`` of the run directory's checkpoint; :class:`InputError` if missing or torn."""
+    """``(info, tensors)`` of the run directory's checkpoint; :class:`InputError` if missing or torn.
+
+    The full checkpoint when present, else the light one (``info["light"]`` true, tensors in float32).
+    """
     from safetensors import safe_open
     from safetensors.torch import load_file
 
     if not run_dir.is_dir():
         raise InputError(f"run directory {run_dir} does not exist: nothing to resume")
     if not has_checkpoint(run_dir):
-        raise InputError(f"run directory {run_dir} holds no checkpoint ({STATE_JSON} + {STATE_TENSORS})")
-    info = json.loads((run_dir / STATE_JSON).read_text())
-    with safe_open(str(run_dir / STATE_TENSORS), "pt") as handle:
+        raise InputError(f"run directory {run_dir} holds no checkpoint ({STATE_JSON} + {STATE_TENSORS}, "
+                         f"or {LIGHT_JSON} + {LIGHT_TENSORS})")
+    light = not ((run_dir / STATE_JSON).is_file() and (run_dir / STATE_TENSORS).is_file())
+    names = (LIGHT_JSON, LIGHT_TENSORS) if light else (STATE_JSON, STATE_TENSORS)
+    info = json.loads((run_dir / names[0]).read_text())
+    with safe_open(str(run_dir / names[1]), "pt") as handle:
         step = (handle.metadata() or {}).get("step")
     if step != str(info["step"]):
         raise InputError(f"checkpoint in {run_dir} is inconsistent (tensors at step {step}, JSON at {info['step']})")
-    return info, load_file(str(run_dir / STATE_TENSORS), device="cpu")
+    tensors = load_file(str(run_dir / names[1]), device="cpu")
+    if light:
+        tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    return {**info, "light": light}, tensors
 
 
 def restore(tensors: dict[str, torch.Tensor], info: dict, model: torch.nn.Module, ema: torch.nn.Module,
             optimizer: torch.optim.Optimizer) -> None:
-    """Load weights, EMA, optimizer and generator states saved by :func:`save_checkpoint`."""
+    """Load weights, EMA, optimizer and generator states saved by :func:`save_checkpoint` (a light
+    checkpoint: weights and EMA only; the optimizer stays as it is)."""
     def part(prefix: str) -> dict:
         return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
     model.load_state_dict(part("model."))
     ema.load_state_dict(part("ema."))
+    if info.get("light"):
+        return
     state = {int(i): {name: tensors[f"optim.{i}.{name}"] for name in names}
              for i, names in info["optim_state_keys"].items()}
     optimizer.load_state_dict({"state": state, "param_groups": info["param_groups"]})

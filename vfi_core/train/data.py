@@ -6,6 +6,9 @@ A data spec (``--data``, repeatable) is one of:
 - ``synthetic``: :class:`~vfi_core.data.SyntheticTripletDataset` scenes with exact motion: two-frame
   items with ground-truth flows (supervised);
 - a ``.npz`` pack from :func:`~vfi_core.data.pack_training_crops` (the way data travels to a GPU);
+- a ``.npz`` pack from :func:`~vfi_core.data.motion_pack.pack_motion_crops`: two-frame items chosen
+  where motion is large and occlusions are, with the motion estimator's flows (``flows``
+  ``(B,4,h,w)``) computed on the whole frames as at inference;
 - a video file or a folder of frames/sequences (opened with the dev benchmark's exclusions).
 
 Packs and video give windows of frames, cut into quadruplets ``I-1, I0, I1, I2`` at a gap ``k``
@@ -29,6 +32,7 @@ import torch
 
 from ..data import (PackedCropDataset, SyntheticTripletDataset, SyntheticWindowDataset, WindowDataset,
                     dev_benchmark_exclusions, open_sources)
+from ..data.motion_pack import MotionCropDataset, is_motion_pack
 from ..errors import InputError
 
 _ITEMS = 2**31 - 1  # dataset length: items are drawn by index from the step's random stream
@@ -101,6 +105,10 @@ class TrainingData:
         path = Path(spec)
         if not path.exists():
             raise InputError(f"training data not found: {spec} (use 'synthetic', a .npz pack, a video or a folder)")
+        if path.suffix == ".npz" and is_motion_pack(path):
+            if self.items == "window":
+                raise InputError(f"{spec}: a motion-crop pack holds triplets, not the windows this model trains on")
+            return _Source(spec, MotionCropDataset(path, crop=self.crop, length=_ITEMS, seed=self.seed), "motion")
         if path.suffix == ".npz":
             return _Source(spec, PackedCropDataset(path, mode="window", crop=self.crop, length=_ITEMS,
                                                    seed=self.seed), "window")
@@ -127,6 +135,8 @@ class TrainingData:
             item = source.dataset[int(index)]
             if self.items == "window":
                 item = {"frames": item["frames"]}
+            elif source.kind == "motion":
+                pass  # already a two-frame item with its flows
             elif source.kind == "synthetic":
                 item = {"frames": torch.stack((item["frame0"], item["frame0"], item["frame1"], item["frame1"])),
                         "gt": item["gt"], "t": item["t"], "four_frame": torch.tensor(False),

@@ -4,6 +4,7 @@ The card (``<name>.json`` beside ``<name>.safetensors``) records::
 
     {"name", "model", "architecture": {"class", "config"}, "parameters", "dtype": "float16",
      "training": {"config", "commands", "hardware", "data", "steps", "wall_time_s",
+                  "legs": [{"command", "hardware", "from_step", "to_step", "wall_time_s", "steps_per_hour"}],
                   "init_from": null or {"file", "training": that file's card's training record}},
      "dev": the last dev evaluation of the run (step, dev_loss, dev_psnr, dev_ssim, dev set),
      ["note": free text], ["bench": overall and per-set figures of `vfi bench` on --bench DATASET],
@@ -34,6 +35,26 @@ def _lineage(init_from: str | None) -> dict | None:
     card_path = Path(init_from).with_suffix(".json")
     history = json.loads(card_path.read_text()).get("training") if card_path.is_file() else None
     return {"file": _portable(init_from), "training": history}
+
+
+def _legs(info: dict) -> list[dict]:
+    """Each session of the run: its command, hardware, steps and seconds (and steps per hour)."""
+    sessions, legs = info["sessions"], []
+    for i, session in enumerate(sessions):
+        last = i + 1 == len(sessions)
+        to_step = info["step"] if last else sessions[i + 1]["from_step"]
+        start_wall = session.get("from_wall_time_s")
+        end_wall = info["wall_time_s"] if last else sessions[i + 1].get("from_wall_time_s")
+        leg = {"command": session["command"], "hardware": session["hardware"],
+               "from_step": session["from_step"], "to_step": to_step}
+        if start_wall is not None and end_wall is not None:
+            seconds = end_wall - start_wall
+            leg["wall_time_s"] = round(seconds, 1)
+            if seconds > 0:
+                leg["steps_per_hour"] = round(3600 * (to_step - session["from_step"]) / seconds)
+        if to_step > session["from_step"]:
+            legs.append(leg)
+    return legs
 
 
 def _portable(path: str) -> str:
@@ -82,6 +103,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path = WEIGHTS_DIR, name: str
             "training": {"config": config, "commands": [s["command"] for s in info["sessions"]],
                          "hardware": sorted({s["hardware"] for s in info["sessions"]}), "data": info["data"],
                          "steps": info["step"], "wall_time_s": round(info["wall_time_s"], 1),
+                         "legs": _legs(info),
                          "init_from": _lineage(info.get("init_from"))},
             "dev": dev, **({"note": note} if note else {}), "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     out_dir = Path(out_dir)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch import nn
 
 from .recipe_base import NetworkRecipe
@@ -10,10 +11,9 @@ from .recipe_base import NetworkRecipe
 class PerVFIRecipe(NetworkRecipe):
     """PerVFI: :class:`~vfi_core.train.pervfi_loss.PerVFILoss` on the network's condition.
 
-    With a learned motion refiner, a share ``dis_probability`` of the steps runs on DIS alone
-    (the refiner bypassed): the blending then learns to cope with both estimators' errors, as the
-    paper trains on RAFT and GMFlow flows drawn at random, and the ``motion=dis`` setting stays
-    usable. The choice is drawn from the step's random stream (resumable).
+    With a learned motion refiner, a share ``dis_probability`` of the steps runs on the estimated
+    motion alone (the refiner bypassed, ``refine_motion=false``): the blending then learns to cope
+    with both motions' errors, as the paper trains on RAFT and GMFlow flows drawn at random. The choice is drawn from the step's random stream (resumable).
 
     On a GPU, train it beside the other models in one command: ``tools/gpu_train.sh``
     (docs/TRAINING.md). The perceptual term reads ``runs/perceptual/vgg_relu3_3.safetensors``.
@@ -35,13 +35,22 @@ class PerVFIRecipe(NetworkRecipe):
         return PerVFILossWeights.terms()
 
     def prepare_batch(self, batch: dict, architecture) -> dict:
-        """Add the DIS flows (``"dis_flows"`` ``(B,4,h,w)``) where batches are made (data workers)."""
-        from ..models.pervfi import DISMotion
+        """Add the motion (``"dis_flows"`` ``(B,4,h,w)``) where batches are made (data workers): the
+        pack's flows when the batch carries them (a motion-crop pack, estimated on whole frames),
+        else the estimator of the ``motion`` parameter's default (RAFT refined by DIS where the RAFT
+        weights are installed) on the crops, as PerVFI runs it at inference."""
+        from ..flow import MotionEstimator, capped_flows, resolve_motion
+        from ..ops.warp import resize_flow
 
+        if "flows" in batch:
+            flows = batch.pop("flows")
+            return {**batch, "dis_flows": flows}
         frames = batch["frames"]
-        flows = DISMotion(architecture.dis_preset, architecture.dis_max_side,
-                          architecture.dis_global_motion).dis(frames[:, 1], frames[:, 2])
-        return {**batch, "dis_flows": flows}
+        estimator = MotionEstimator(resolve_motion("auto"), architecture.dis_preset, 0,
+                                    architecture.dis_global_motion)
+        with torch.no_grad():
+            flows = capped_flows(frames[:, 1], frames[:, 2], estimator, architecture.dis_max_side)
+        return {**batch, "dis_flows": resize_flow(flows, frames.shape[-2:])}
 
     def step_loss(self, net: nn.Module, loss: nn.Module, batch: dict, rng: np.random.Generator,
                   progress: float = 0.0):

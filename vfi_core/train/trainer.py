@@ -90,13 +90,20 @@ def load_config(path: str | Path | dict) -> dict:
     return config
 
 
-def learning_rate(config: dict, step: int) -> float:
-    """Linear warm-up to ``lr`` over ``warmup`` steps, then cosine decay to ``min_lr`` at ``steps``."""
+def learning_rate(config: dict, step: int, leg_start: int = 0) -> float:
+    """Linear warm-up to ``lr`` over ``warmup`` steps, then cosine decay to ``min_lr`` at ``steps``.
+
+    ``leg_start``: the step a fresh optimizer started at (a run resumed from its light state): the
+    rate is warmed up again over ``warmup`` steps from there.
+    """
     o = config["optim"]
     if step <= o["warmup"]:
         return o["lr"] * step / max(o["warmup"], 1)
     progress = min(1.0, (step - o["warmup"]) / max(o["steps"] - o["warmup"], 1))
-    return o["min_lr"] + 0.5 * (o["lr"] - o["min_lr"]) * (1 + math.cos(math.pi * progress))
+    rate = o["min_lr"] + 0.5 * (o["lr"] - o["min_lr"]) * (1 + math.cos(math.pi * progress))
+    if leg_start:
+        rate *= min(1.0, (step - leg_start) / max(o["warmup"], 1))
+    return rate
 
 
 def hardware(device: torch.device) -> str:
@@ -224,7 +231,7 @@ class Trainer:
         self.data = TrainingData(self.data_specs, d["crop"], d["batch_size"], self.config["seed"], d["weights"],
                                  d["two_frame_probability"], d["max_gap"], shared_dir, d["max_side"],
                                  items=getattr(self.recipe, "items", "quadruplet"))
-        self.step, self.wall_time = 0, 0.0
+        self.step, self.wall_time, self.leg_start = 0, 0.0, 0
         self.sessions: list[dict] = []
         self.init_from = str(init_from) if init_from is not None else None
         if info is not None:
@@ -233,7 +240,11 @@ class Trainer:
                 self.scaler.load_state_dict(info["scaler"])
             self.step, self.wall_time = info["step"], info["wall_time_s"]
             self.sessions, self.init_from = info["sessions"], info.get("init_from")
-        self.sessions.append({"command": command, "hardware": hardware(self.device), "from_step": self.step})
+            if info.get("light"):  # weights only: a fresh optimizer, warmed up again
+                self.leg_start = self.step
+        self.sessions.append({"command": command, "hardware": hardware(self.device), "from_step": self.step,
+                              "from_wall_time_s": round(self.wall_time, 1),
+                              **({"fresh_optimizer": True} if self.leg_start else {})})
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.json").write_text(json.dumps(self.config, indent=1) + "\n")
         keep = self.step if resume else None
@@ -290,7 +301,7 @@ class Trainer:
     def train_step(self, step: int, batch: dict | None = None) -> dict:
         """Run optimizer step ``step`` (1-based) on ``batch`` (made here when ``None``); return its log row."""
         start = time.perf_counter()
-        lr = learning_rate(self.config, step)
+        lr = learning_rate(self.config, step, self.leg_start)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         if batch is None:
