@@ -285,3 +285,33 @@ def test_cli_training_smoke_then_export_loads_back(tmp_path):
     (tmp_path / "w" / "pervfi.json").write_text("{}")
     with pytest.raises(WeightsError):
         registry.load("pervfi", device="cpu", weight_dirs=(tmp_path / "w",))
+
+
+def test_conditioning_on_the_other_frame_grows_from_weights_without_it(tmp_path, capsys):
+    """``condition_on_other`` appends inputs to the condition layers: a run started from weights
+    without them computes exactly what those weights did, then learns to use the new inputs."""
+    from safetensors.torch import save_file
+
+    from vfi_core.train import Trainer
+
+    config = json.loads(open("configs/pervfi_tiny.json").read())
+    config["loss"]["perceptual"] = 0.0
+    old = _net(seed=3)
+    save_file(old.state_dict(), tmp_path / "old.safetensors")
+    (tmp_path / "old.json").write_text(json.dumps({"architecture": {"class": "PerVFINet",
+                                                                    "config": old.config.to_dict()}}))
+    config["architecture"] = {**config["architecture"], **TINY, "condition_on_other": True}
+    trainer = Trainer("pervfi", config, ["synthetic"], run_dir=tmp_path / "run",
+                      init_from=tmp_path / "old.safetensors", show_progress=False)
+    assert "gained input channels" in capsys.readouterr().out
+    grown = trainer.net.eval()
+    assert grown.cond[0][0].weight.shape[1] == old.cond[0][0].weight.shape[1] + 12
+    f0, f1, _ = _moving_square()
+    with torch.no_grad():
+        a = PerVFI.from_network(old, temperature=0.3, seed=1).interpolate(f0, f1, 0.5)
+        b = PerVFI.from_network(grown, temperature=0.3, seed=1).interpolate(f0, f1, 0.5)
+    assert (a - b).abs().max() < 1e-5
+    with torch.no_grad():  # the new inputs are live: a non-zero weight on them changes the frame
+        grown.cond[0][0].weight[:, -12:] += 0.5
+        c = PerVFI.from_network(grown, temperature=0.3, seed=1).interpolate(f0, f1, 0.5)
+    assert (c - b).abs().max() > 1e-3

@@ -1,7 +1,7 @@
 """`vfi pack`: cut training crops from real video into one .npz that `vfi train --data` reads.
 
   vfi pack OUT.npz --shared DIR [--source PATH ...] [--kind motion|windows] [--crop PX] [--max-side PX]
-           [--pairs N --crops-per-pair N --gaps 1,2,3,4 --synthetic N --motion M]   (kind motion)
+           [--pairs N --crops-per-pair N --gaps 1,2,3,4 --synthetic N --motion M --device D]   (kind motion)
            [--windows N --max-stride N]                                           (kind windows)
 
 --shared DIR is the folder holding data/dev/triplets.csv: the dev benchmark's frames (and the DAVIS
@@ -53,6 +53,8 @@ def add_parser(sub) -> None:
     p.add_argument("--max-stride", type=int, default=2, help="windows: largest frame stride (default 2)")
     p.add_argument("--limit-mib", type=int, default=None,
                    help="refuse a larger file (default: 1024 for motion, 64 for windows)")
+    p.add_argument("--device", default="cpu",
+                   help="motion: where the estimator runs: cpu (default), auto, cuda, cuda:N, mps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -65,6 +67,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from ..data import dev_benchmark_exclusions, open_sources, pack_motion_crops, pack_training_crops
+    from ..device import resolve_device
     from ..errors import InputError
     from ..flow import MotionEstimator, resolve_motion
     from ..models.pervfi import PerVFIConfig
@@ -94,7 +97,8 @@ def run(args) -> int:
         info = pack_motion_crops(sources, args.out, estimator, crop=args.crop, pairs=args.pairs,
                                  crops_per_pair=args.crops_per_pair, gaps=args.gaps, synthetic=args.synthetic,
                                  max_side=config.dis_max_side, seed=args.seed, limit_bytes=(args.limit_mib or 1024) * 2**20,
-                                 progress=lambda done, total: bar.update(done - bar.n))
+                                 progress=lambda done, total: bar.update(done - bar.n),
+                                 device=resolve_device(args.device))
     print(f"wrote {args.out}: {info['items']} items of {args.crop}x{args.crop} from {len(info['sources'])} "
           f"sources; mean motion {info['mean_motion_px']:.1f} px, occluded {100 * info['mean_occluded']:.1f}%")
     print(json.dumps({k: info[k] for k in ("estimator", "gaps", "scoring")}))

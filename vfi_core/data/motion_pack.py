@@ -90,21 +90,24 @@ def _to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
 
 
-def _pair_flows(estimator, max_side: int, frame0: np.ndarray, frame1: np.ndarray) -> torch.Tensor:
-    """``(1,4,H,W)`` flows at the frames' size, as an interpolator computes them at inference."""
+def _pair_flows(estimator, max_side: int, frame0: np.ndarray, frame1: np.ndarray,
+                device: torch.device | None = None) -> torch.Tensor:
+    """``(1,4,H,W)`` float32 CPU flows at the frames' size, as an interpolator computes them at
+    inference; the estimator runs on ``device`` (default CPU)."""
     from ..flow import capped_flows
     from ..ops.warp import resize_flow
 
-    x0, x1 = _to_tensor(frame0), _to_tensor(frame1)
+    x0, x1 = _to_tensor(frame0).to(device), _to_tensor(frame1).to(device)
     with torch.no_grad():
-        return resize_flow(capped_flows(x0, x1, estimator, max_side), x0.shape[-2:])
+        return resize_flow(capped_flows(x0, x1, estimator, max_side), x0.shape[-2:]).float().cpu()
 
 
 def pack_motion_crops(sources: Iterable[FrameSource], out_path: str | Path, estimator, *, crop: int = 256,
                       pairs: int = 100, crops_per_pair: int = 3, gaps: tuple[int, ...] = (1, 2, 3, 4),
                       synthetic: int = 0, max_side: int = 640, seed: int = 0,
                       scoring: CropScoring = CropScoring(), limit_bytes: int = 1024 * 2**20,
-                      progress: Callable[[int, int], None] | None = None) -> dict:
+                      progress: Callable[[int, int], None] | None = None,
+                      device: torch.device | None = None) -> dict:
     """Write a pack of ``pairs * crops_per_pair + synthetic`` items (module docstring) to ``out_path``.
 
     Args:
@@ -115,6 +118,8 @@ def pack_motion_crops(sources: Iterable[FrameSource], out_path: str | Path, esti
         synthetic: synthetic scenes of ``crop`` px added (estimated the same way).
         limit_bytes: refuse to write a larger file.
         progress: called with ``(done, total)`` pairs.
+        device: where the estimator runs (default CPU); the pack is the same up to the estimator's
+            numerical differences between devices.
 
     Arrays: ``frame0``, ``frame1``, ``gt`` uint8 ``(n,h,w,3)``; ``t`` float32 ``(n,)``; ``flows``
     float16 ``(n,4,h,w)`` (``F01``, ``F10`` in pixels); ``gap`` uint8 (0 for synthetic); ``stats``
@@ -151,7 +156,7 @@ def pack_motion_crops(sources: Iterable[FrameSource], out_path: str | Path, esti
         a, b = runs[int(rng.integers(0, len(runs)))]
         first = int(rng.integers(a, b - 2 * gap))
         frame0, frame1 = source.read(first), source.read(first + 2 * gap)
-        flows = _pair_flows(estimator, max_side, frame0, frame1)
+        flows = _pair_flows(estimator, max_side, frame0, frame1, device)
         positions, weights, stats = crop_scores(flows[:, :2], flows[:, 2:], crop, scoring)
         chosen = rng.choice(len(positions), size=min(crops_per_pair, len(positions)), replace=False,
                             p=weights / weights.sum())
@@ -178,7 +183,7 @@ def pack_motion_crops(sources: Iterable[FrameSource], out_path: str | Path, esti
             item = scenes[s]
             images = [(item[key].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
                       for key in ("frame0", "frame1", "gt")]
-            flows = _pair_flows(estimator, max_side, images[0], images[1])
+            flows = _pair_flows(estimator, max_side, images[0], images[1], device)
             _, _, stats = crop_scores(flows[:, :2], flows[:, 2:], crop, CropScoring(stride=crop))
             arrays["frame0"][index], arrays["frame1"][index], arrays["gt"][index] = images
             arrays["t"][index] = float(item["t"])

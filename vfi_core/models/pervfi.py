@@ -101,6 +101,11 @@ class PerVFIConfig(ModelConfig):
         flow_steps: flow steps ``K`` per block of the generator.
         flow_hidden: coupling networks' width per block.
         cond_widths: condition channels per block.
+        condition_on_other: also condition the flow on the other frame's aligned warp (its
+            difference to the estimate, squeezed at level 0 and average-pooled below). The blended
+            features carry the non-primary frame only inside the mask, so without it the decoder
+            cannot use that frame where the primary one is merely inaccurate (small misalignments,
+            blur, lighting), which is where a time-weighted mix gains PSNR.
     """
 
     config_name = "pervfi"  # names the model in config errors (not a field: no annotation)
@@ -120,6 +125,7 @@ class PerVFIConfig(ModelConfig):
     flow_steps: int = 4
     flow_hidden: tuple[int, int, int] = (32, 48, 64)
     cond_widths: tuple[int, int, int] = (16, 32, 48)
+    condition_on_other: bool = False
 
     def __post_init__(self):
         for key in ("widths", "flow_hidden", "cond_widths"):
@@ -318,6 +324,8 @@ class PerVFINet(nn.Module):
                                                      adaptive=config.mask_mode == "adaptive")
                                     for w in c)
         extra = (12, 3, 3)  # the estimate squeezed (level 0) or average-pooled, per level
+        if config.condition_on_other:  # and the other frame's warp minus the estimate, the same way
+            extra = tuple(2 * e for e in extra)
         self.cond = nn.ModuleList(_conv(w + e + 1, cw) for w, e, cw in zip(c, extra, config.cond_widths))
         self.flow = ConditionalFlow(3, config.cond_widths, config.flow_hidden, config.flow_steps)
 
@@ -397,7 +405,12 @@ class PerVFINet(nn.Module):
         mask = mask * (1 - outside_frame(flow_b) * (1 - occluded))
         estimate = splat_a * (1 - mask) + warp_b * mask
         pooled = (squeeze2(estimate), F.avg_pool2d(estimate, 4), F.avg_pool2d(estimate, 8))
-        conds = [layer(torch.cat((f, p, m), 1)) for layer, f, p, m in zip(self.cond, blended, pooled, masks)]
+        inputs = [[f, p, m] for f, p, m in zip(blended, pooled, masks)]
+        if self.config.condition_on_other:  # appended last: weights without them extend with zeros
+            other = warp_b - estimate
+            for level, o in enumerate((squeeze2(other), F.avg_pool2d(other, 4), F.avg_pool2d(other, 8))):
+                inputs[level].append(o)
+        conds = [layer(torch.cat(x, 1)) for layer, x in zip(self.cond, inputs)]
         return Condition(estimate, conds, masks, mask)
 
     def sample_latents(self, cond: Condition, temperature: float,

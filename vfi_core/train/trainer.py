@@ -112,6 +112,24 @@ def hardware(device: torch.device) -> str:
     return f"cpu {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
+def _grow_inputs(state: dict, own: dict) -> list[str]:
+    """Widen in place the convolution weights of ``state`` that have fewer input channels than the
+    network's (a config that appends inputs to a layer), with zeros on the new channels; return
+    their names."""
+    grown = []
+    for key, value in list(state.items()):
+        target = own.get(key)
+        if target is None or value.shape == target.shape or value.ndim != 4:
+            continue
+        if value.shape[0] == target.shape[0] and value.shape[2:] == target.shape[2:] \
+                and value.shape[1] < target.shape[1]:
+            wide = torch.zeros_like(target, dtype=value.dtype)
+            wide[:, :value.shape[1]] = value
+            state[key] = wide
+            grown.append(key)
+    return grown
+
+
 class _CSVLog:
     """Append-only CSV with a fixed header; on resume, rows after the checkpoint's step are dropped."""
 
@@ -264,6 +282,7 @@ class Trainer:
         # the config may change what does not shape a tensor (e.g. mivid's base estimate): a fine-tune
         state = {k: v.float() for k, v in load_state_dict(path).items()}
         own = self.net.state_dict()
+        grown = _grow_inputs(state, own) if theirs.get("class") == wanted["class"] else []
         if theirs.get("class") != wanted["class"] or state.keys() != own.keys() \
                 or any(state[k].shape != own[k].shape for k in own):
             raise InputError(f"--init-from {path}: its architecture ({theirs}) does not fit the config's "
@@ -271,7 +290,10 @@ class Trainer:
         changed = sorted(k for k in wanted["config"] if theirs.get("config", {}).get(k) != wanted["config"][k])
         if changed:
             print(f"vfi train: --init-from {path.name}: the config changes {', '.join(changed)}; "
-                  f"every tensor fits", flush=True)
+                  + (f"{', '.join(grown)} gained input channels, started at zero (the network computes "
+                     "what the file's did)" if grown else "every tensor fits"), flush=True)
+        elif grown:
+            raise InputError(f"--init-from {path}: {', '.join(grown)} differ in shape but the config does not")
         self.net.load_state_dict(state)
 
     def _tensorboard(self):
