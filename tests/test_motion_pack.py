@@ -142,3 +142,21 @@ def test_cli_pack_checks_its_input(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["pack", str(tmp_path / "p.npz"), "--shared", str(tmp_path), "--gaps", "0,1"])
     assert "positive whole numbers" in capsys.readouterr().err
+
+
+def test_svmv_takes_a_motion_pack_flows_as_its_prior(tmp_path):
+    pack = tmp_path / "p.npz"
+    pack_motion_crops([MovingHalf()], pack, KnownMotion(), crop=32, pairs=2, crops_per_pair=2, gaps=(1,),
+                      scoring=CropScoring(stride=16))
+    config = json.loads(open("configs/svmv_tiny.json").read())
+    config["optim"] = {"steps": 2, "lr": 0.001, "min_lr": 0.001, "warmup": 1}
+    config["eval"]["every"] = 100
+    trainer = Trainer("svmv", config, [str(pack)], run_dir=tmp_path / "run", show_progress=False)
+    batch = trainer.data.batch(0)
+    flows = batch["flows"].clone()
+    prepared = trainer.recipe.prepare_batch(dict(batch), trainer.net.config)
+    assert "flows" not in prepared and torch.equal(prepared["prior"], flows)
+    dis = trainer.recipe.prepare_batch({k: v for k, v in batch.items() if k != "flows"}, trainer.net.config)
+    assert not torch.equal(dis["prior"], flows)  # without the pack's flows: DIS on the crops
+    trainer.train()
+    assert trainer.step == 2

@@ -33,11 +33,21 @@ class SVMVRecipe(NetworkRecipe):
         return ENSEMBLE_RANGE[0], min(ENSEMBLE_RANGE[1], net.config.ensemble_max)
 
     def prepare_batch(self, batch: dict, architecture) -> dict:
-        """Add the DIS motion prior (``"prior"``) to a batch; runs where batches are made (the data
-        workers on a GPU machine), so that OpenCV's flow never stalls the training step."""
+        """Add the motion prior (``"prior"``) to a batch; runs where batches are made (the data
+        workers on a GPU machine), so that OpenCV's flow never stalls the training step. A
+        motion-crop pack's batch carries the flows the ``motion`` parameter's default estimator
+        found on the whole frames, as at inference: they are the prior (at the DIS grid's size,
+        which a crop no larger than ``dis_max_side`` keeps). Other batches get DIS on the crops."""
         from ..models.svmv import dis_prior
+        from ..ops.flow import capped_size
+        from ..ops.warp import resize_flow
 
         frames = batch["frames"]
+        if "flows" in batch and architecture.flow_prior != "none":
+            flows = batch.pop("flows")
+            grid = capped_size(*frames.shape[-2:], architecture.dis_max_side)
+            return {**batch, "prior": resize_flow(flows, grid)}
+        batch.pop("flows", None)
         return {**batch, "prior": dis_prior(frames[:, 1], frames[:, 2], architecture)}
 
     def step_loss(self, net: nn.Module, loss: nn.Module, batch: dict, rng: np.random.Generator,
