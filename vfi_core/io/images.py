@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError, VFIError
+from ..files import publish
 from ..frames import from_numpy, split_alpha, to_numpy_uint8
 from ..timing import OutputFrame, TimedFrame
 
@@ -160,7 +161,7 @@ class PngSequenceWriter:
     def commit(self) -> Path:
         if self.path.exists():
             self.path.rmdir()
-        os.replace(self._tmp, self.path)
+        publish(self._tmp, self.path)
         return self.path
 
     def abort(self) -> None:

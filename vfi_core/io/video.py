@@ -45,6 +45,7 @@ import av
 import numpy as np
 
 from ..errors import InputError, VFIError
+from ..files import publish
 from ..timing import NTSC_DECIMALS, OutputFrame, TimedFrame
 from .images import array_to_frame, check_output_parent, frame_to_array
 
@@ -395,7 +396,7 @@ class VideoWriter:
             self._mux_audio_until(None)
             self._out.close()
             self._close_audio()
-            os.replace(self._tmp, self.path)
+            publish(self._tmp, self.path)
         except (OSError, av.error.FFmpegError) as exc:
             self.abort()
             raise _write_error(self.path, exc) from None

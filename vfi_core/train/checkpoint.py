@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
+from ..files import save_safetensors
 
 STATE_TENSORS, STATE_JSON = "state.safetensors", "state.json"
 LIGHT_TENSORS, LIGHT_JSON = "resume.safetensors", "resume.json"
@@ -30,8 +31,6 @@ LIGHT_TENSORS, LIGHT_JSON = "resume.safetensors", "resume.json"
 def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, ema: torch.nn.Module,
                     optimizer: torch.optim.Optimizer, info: dict) -> None:
     """Write the state after ``step`` optimizer steps; ``info`` is stored in the JSON as is."""
-    from safetensors.torch import save_file
-
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
     opt = optimizer.state_dict()
@@ -45,20 +44,17 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, ema: torch
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{i}"] = s
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp_tensors, tmp_json = run_dir / f"{STATE_TENSORS}.tmp", run_dir / f"{STATE_JSON}.tmp"
-    save_file(tensors, str(tmp_tensors), metadata={"step": str(step)})
-    tmp_json.write_text(json.dumps({**info, "step": step, "param_groups": opt["param_groups"],
-                                    "optim_state_keys": keys}, indent=1) + "\n")
-    os.replace(tmp_tensors, run_dir / STATE_TENSORS)
-    os.replace(tmp_json, run_dir / STATE_JSON)
     light = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()
              if k.startswith(("model.", "ema."))}
-    tmp_tensors, tmp_json = run_dir / f"{LIGHT_TENSORS}.tmp", run_dir / f"{LIGHT_JSON}.tmp"
-    save_file(light, str(tmp_tensors), metadata={"step": str(step)})
-    tmp_json.write_text(json.dumps({**info, "step": step}, indent=1) + "\n")
-    os.replace(tmp_tensors, run_dir / LIGHT_TENSORS)
-    os.replace(tmp_json, run_dir / LIGHT_JSON)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name, json_name, payload, record in (
+            (STATE_TENSORS, STATE_JSON, tensors,
+             {**info, "step": step, "param_groups": opt["param_groups"], "optim_state_keys": keys}),
+            (LIGHT_TENSORS, LIGHT_JSON, light, {**info, "step": step})):
+        tmp_json = run_dir / f"{json_name}.tmp"
+        tmp_json.write_text(json.dumps(record, indent=1) + "\n")
+        save_safetensors(payload, run_dir / name, metadata={"step": str(step)})  # temp file, then rename
+        os.replace(tmp_json, run_dir / json_name)
 
 
 def has_checkpoint(run_dir: Path) -> bool:

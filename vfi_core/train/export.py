@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
+from ..files import publish
 from ..registry import WEIGHTS_DIR, get_descriptor
 from .checkpoint import read_checkpoint
 
@@ -115,7 +116,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path = WEIGHTS_DIR, name: str
         size = tmp.stat().st_size
         tmp.unlink()
         raise InputError(f"the weights take {size / 2**20:.1f} MiB, over the 25 MB limit of shipped weights")
-    os.replace(tmp, weight_path)
+    publish(tmp, weight_path)
     card_path.write_text(json.dumps(card, indent=1) + "\n")
     if bench_dataset is not None:
         from .. import bench, registry
