@@ -268,6 +268,12 @@ def test_outputs_and_weights_get_the_umask_mode_not_a_private_one(clip, tmp_path
     writer.write(OutputFrame(torch.rand(1, 3, 8, 8), None))
     writer.commit()
     save_safetensors({"w": torch.zeros(2)}, tmp_path / "w.safetensors")
-    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir() if p.name != clip.name}
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
     assert modes == {"x2.mp4": 0o644, "frames": 0o755, "w.safetensors": 0o644}
     assert (folder / "000000.png").stat().st_mode & 0o777 == 0o644
+    kept = tmp_path / "kept"
+    kept.mkdir(mode=0o750)
+    writer = PngSequenceWriter(kept, alpha=False)
+    writer.write(OutputFrame(torch.rand(1, 3, 8, 8), None))
+    writer.commit()
+    assert kept.stat().st_mode & 0o777 == 0o750 and (kept / "000000.png").is_file()  # an existing folder keeps its mode

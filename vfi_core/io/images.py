@@ -159,9 +159,14 @@ class PngSequenceWriter:
         self.count += 1
 
     def commit(self) -> Path:
+        """Move the frames into place; an existing empty folder is replaced but keeps its mode."""
         if self.path.exists():
+            mode = self.path.stat().st_mode & 0o7777
             self.path.rmdir()
-        publish(self._tmp, self.path)
+            os.replace(self._tmp, self.path)
+            os.chmod(self.path, mode)
+        else:
+            publish(self._tmp, self.path)
         return self.path
 
     def abort(self) -> None:
