@@ -277,3 +277,44 @@ def test_outputs_and_weights_get_the_umask_mode_not_a_private_one(clip, tmp_path
     writer.write(OutputFrame(torch.rand(1, 3, 8, 8), None))
     writer.commit()
     assert kept.stat().st_mode & 0o777 == 0o750 and (kept / "000000.png").is_file()  # an existing folder keeps its mode
+
+
+def test_a_truncated_video_is_reported_with_both_counts(tmp_path, capsys):
+    """A file whose index (at the front) declares more frames than the file holds: a warning naming
+    both counts and the frames that are there, or with --strict a one-line error (exit 2)."""
+    from vfi_core.cli import main
+    from vfi_core.io import ShortVideoWarning
+
+    whole = tmp_path / "whole.mp4"
+    with av.open(str(whole), "w", options={"movflags": "faststart"}) as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.options = {"preset": "ultrafast"}
+        noise = np.random.default_rng(0).integers(0, 256, (20, 48, 64, 3), dtype=np.uint8)  # packets of ~2 kB
+        for image in noise:
+            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 3 // 5])
+    assert not [w for w in warnings_of(lambda: VideoReader(whole))]
+    with pytest.warns(ShortVideoWarning, match=r"declares 20 frames but holds \d+"):
+        reader = VideoReader(cut)
+    assert 0 < reader.count < 20 and len(list(reader.frames())) >= 1
+    with pytest.raises(InputError, match="declares 20 frames"):
+        VideoReader(cut, strict=True)
+    assert main(["interpolate", str(cut), str(tmp_path / "o.mp4"), "--model", "flow-asb", "-p", "motion=dis", "-m", "2", "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert "declares 20 frames" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o.mp4").exists() and leftovers(tmp_path) == []
+    assert main(["interpolate", str(cut), str(tmp_path / "o.mp4"), "--model", "flow-asb", "-p", "motion=dis", "-m", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "vfi: warning:" in captured.err + captured.out and (tmp_path / "o.mp4").is_file()
+
+
+def warnings_of(call):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    return caught

@@ -466,7 +466,7 @@ class FileResult:
 def interpolate_file(source: str | Path, destination: str | Path, model, options: SequenceOptions, *,
                      crf: int | None = None, preset: str | None = None, audio: bool = True,
                      folder_fps: Fraction | None = None, progress: ProgressFn | None = None,
-                     cancel: CancelFn | None = None) -> FileResult:
+                     cancel: CancelFn | None = None, strict: bool = False) -> FileResult:
     """Interpolate a video file or image folder into a video file or PNG folder, streaming.
 
     Args:
@@ -478,6 +478,7 @@ def interpolate_file(source: str | Path, destination: str | Path, model, options
         crf, preset: encoder quality settings (see :class:`vfi_core.io.video.VideoWriter`).
         audio: copy the source's audio (False leaves it out on purpose).
         progress, cancel: hooks, see :class:`InterpolatedStream`.
+        strict: a video holding fewer frames than its index declares is an error, not a warning.
     """
     import warnings
 
@@ -485,7 +486,7 @@ def interpolate_file(source: str | Path, destination: str | Path, model, options
 
     if Path(source).resolve() == Path(destination).resolve():
         raise InputError("the output must not overwrite the input")
-    reader = open_reader(source, folder_fps)
+    reader = open_reader(source, folder_fps, strict=strict)
     options.validate(reader.fps, reader.count)
     if reader.variable_rate and options.fps is None:
         warnings.warn(f"{Path(source).name} has a variable frame rate; a multiplier spaces frames evenly, "

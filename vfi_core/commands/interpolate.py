@@ -70,6 +70,9 @@ def add_parser(sub) -> None:
     p.add_argument("--crf", type=_crf, default=None, help="quality: H.264 0-51 (default 18), VP9 0-63 (default 30)")
     p.add_argument("--preset", default=None, help="x264 preset, ultrafast..veryslow (default medium)")
     p.add_argument("--no-audio", action="store_true", help="leave the source's audio out")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse a video holding fewer frames than it declares (truncated); default: warn and "
+                   "use the frames that are there")
     add_model_options(p)
     p.set_defaults(run=run)
 
@@ -126,7 +129,8 @@ def run(args) -> int:
         warnings.showwarning = show_warning
         try:
             result = interpolate_file(args.input, args.output, model, options, crf=args.crf, preset=args.preset,
-                                      audio=not args.no_audio, folder_fps=folder_fps, progress=progress)
+                                      audio=not args.no_audio, folder_fps=folder_fps, progress=progress,
+                                      strict=args.strict)
         finally:
             for bar in bars:
                 bar.close()

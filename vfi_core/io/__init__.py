@@ -12,19 +12,21 @@ from pathlib import Path
 
 from ..errors import InputError
 from .images import IMAGE_EXTENSIONS, ImageFolderReader, PngSequenceWriter
-from .video import VIDEO_EXTENSIONS, AudioDroppedWarning, VideoReader, VideoWriter
+from .video import VIDEO_EXTENSIONS, AudioDroppedWarning, ShortVideoWarning, VideoReader, VideoWriter
 
 DEFAULT_FOLDER_FPS = Fraction(25)
 
 
-def open_reader(path: str | Path, folder_fps: Fraction | None = None) -> VideoReader | ImageFolderReader:
-    """A reader for a video file or a folder of images (read at ``folder_fps``, default 25)."""
+def open_reader(path: str | Path, folder_fps: Fraction | None = None,
+                strict: bool = False) -> VideoReader | ImageFolderReader:
+    """A reader for a video file or a folder of images (read at ``folder_fps``, default 25);
+    ``strict``: a video holding fewer frames than it declares is an error (see :class:`VideoReader`)."""
     path = Path(path)
     if path.is_dir():
         return ImageFolderReader(path, folder_fps or DEFAULT_FOLDER_FPS)
     if folder_fps is not None:
         raise InputError("an input frame rate applies to image folders only; a video file has its own")
-    return VideoReader(path)
+    return VideoReader(path, strict=strict)
 
 
 def is_folder_output(path: str | Path) -> bool:
@@ -52,5 +54,5 @@ def open_writer(path: str | Path, fps: Fraction, width: int, height: int, *, alp
 
 
 __all__ = ["AudioDroppedWarning", "DEFAULT_FOLDER_FPS", "IMAGE_EXTENSIONS", "ImageFolderReader",
-           "PngSequenceWriter", "VIDEO_EXTENSIONS", "VideoReader", "VideoWriter", "is_folder_output",
+           "PngSequenceWriter", "ShortVideoWarning", "VIDEO_EXTENSIONS", "VideoReader", "VideoWriter", "is_folder_output",
            "open_reader", "open_writer"]

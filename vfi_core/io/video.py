@@ -66,6 +66,11 @@ class AudioDroppedWarning(UserWarning):
     """The output format carries no audio, so the source's audio is not in the output."""
 
 
+class ShortVideoWarning(UserWarning):
+    """The file holds fewer frames than its index declares (truncated or damaged): the frames that
+    are there are used."""
+
+
 def _open(path: Path) -> av.container.InputContainer:
     if not path.exists():
         raise InputError(f"{path} does not exist")
@@ -89,9 +94,16 @@ class AudioInfo:
 class VideoReader:
     """Frames of a video file as :class:`TimedFrame` s.
 
+    Args:
+        path: the video file.
+        strict: a file holding fewer frames than its index declares (a truncated download, say) is
+            an :class:`InputError`; by default a :class:`ShortVideoWarning` names both counts and
+            the frames that are there are used.
+
     Attributes:
         fps: the average frame rate as an exact Fraction.
         count: number of video packets (frames) found by the scan.
+        declared: the frame count the container's index declares (0 where it declares none).
         width, height: frame size; ``has_alpha``: frames carry alpha.
         start: time of the first frame in seconds; ``duration``: from the first frame's start to the
             last frame's end, in seconds.
@@ -99,13 +111,19 @@ class VideoReader:
         audio_streams: :class:`AudioInfo` of each audio stream.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, strict: bool = False):
         self.path = Path(path)
         container = _open(self.path)
         try:
             self._scan(container)
         finally:
             container.close()
+        if self.declared > self.count:
+            message = (f"{self.path.name} declares {self.declared} frames but holds {self.count} "
+                       "(truncated or damaged)")
+            if strict:
+                raise InputError(f"{message}; without --strict the {self.count} frames that are there are used")
+            warnings.warn(f"{message}: using those {self.count} frames", ShortVideoWarning, stacklevel=2)
 
     def _scan(self, container) -> None:
         if not container.streams.video:
@@ -141,6 +159,7 @@ class VideoReader:
             raise InputError(f"{self.path} has a video stream without frames")
         stamps.sort()
         self.count = len(stamps)
+        self.declared = int(stream.frames or 0)
         rate = stream.average_rate or stream.guessed_rate
         if rate is None and self.count > 1:
             rate = Fraction(self.count - 1) / ((stamps[-1] - stamps[0]) * time_base)
@@ -158,7 +177,8 @@ class VideoReader:
         container = _open(self.path)
         try:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            if self.declared <= self.count:  # frame threading drops the frames in flight at a cut-off packet
+                stream.thread_type = "AUTO"
             fmt = ("rgba64le" if self.high_depth else "rgba") if self.has_alpha else \
                 ("rgb48le" if self.high_depth else "rgb24")
             pending = None  # (image, time) waiting for the next frame's time to know its duration
@@ -182,13 +202,19 @@ class VideoReader:
             container.close()
 
     def _decode(self, container, stream) -> Iterator[av.VideoFrame]:
+        """Frames packet by packet. In a file known to be short (fewer frames than declared), a
+        cut-off packet that does not decode is skipped, and the frames before it still come out."""
+        decoder = stream.codec_context if self._alpha_decoder is None else \
+            av.CodecContext.create(self._alpha_decoder, "r")
         try:
-            if self._alpha_decoder is None:
-                yield from container.decode(stream)
-                return
-            decoder = av.CodecContext.create(self._alpha_decoder, "r")
-            for packet in container.demux(stream):
-                yield from decoder.decode(packet)
+            for packet in container.demux(stream):  # the last, empty packet flushes the decoder
+                try:
+                    yield from decoder.decode(packet)
+                except av.error.InvalidDataError:
+                    if self.declared <= self.count:
+                        raise
+            if self._alpha_decoder is not None:
+                yield from decoder.decode(None)
         except av.error.FFmpegError as exc:
             raise InputError(f"{self.path} is damaged or truncated: {exc.strerror or exc}") from None
 
