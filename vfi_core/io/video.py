@@ -213,8 +213,6 @@ class VideoReader:
                 except av.error.InvalidDataError:
                     if self.declared <= self.count:
                         raise
-            if self._alpha_decoder is not None:
-                yield from decoder.decode(None)
         except av.error.FFmpegError as exc:
             raise InputError(f"{self.path} is damaged or truncated: {exc.strerror or exc}") from None
 
