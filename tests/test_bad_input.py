@@ -260,3 +260,29 @@ def test_model_api_mistakes(case, message):
     with pytest.raises(InputError) as info:
         model.interpolate(frame0, frame1, t)
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize("name, params", [("flow-asb", {"motion": "dis"}), ("flow-asb", {"motion": "raft-dis"}),
+                                          ("svmv", {"motion": "dis"}), ("pervfi", {"motion": "dis"}),
+                                          ("mivid", {"steps": 1, "motion": "dis"})])
+def test_frames_under_the_flow_minimum_are_padded_for_every_model(name, params, tmp_path, capsys):
+    """OpenCV's DIS refuses frames with a side under 12 px; the flow pads them and crops back."""
+    if params.get("motion") == "raft-dis":
+        from vfi_core.flow import raft_weights
+        if raft_weights.find("large") is None:
+            pytest.skip("the RAFT weights are not installed")
+    model = registry.load(name, device="cpu", **params)
+    g = torch.Generator().manual_seed(0)
+    for size in ((8, 8), (16, 3), (3, 40), (11, 11)):
+        f0, f1 = torch.rand(1, 3, *size, generator=g), torch.rand(1, 3, *size, generator=g)
+        out = model.interpolate(f0, f1, 0.5)
+        assert out.shape == f0.shape and torch.isfinite(out).all()
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((10, 9, 3), 40 * i, np.uint8))
+    argv = ["interpolate", str(folder), str(tmp_path / "o.mp4"), "--model", name, "-m", "2"]
+    for key, value in params.items():
+        argv += ["-p", f"{key}={value}"]
+    code, err = run_cli(argv, capsys)
+    assert code == 0 and "Traceback" not in err and (tmp_path / "o.mp4").is_file()

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 DIS_PRESETS = ("ultrafast", "fast", "medium")
+DIS_MIN_SIDE = 12  # OpenCV's DIS refuses narrower frames (some under it pass, not all): they are padded
 
 
 def _shift_errors(a: torch.Tensor, b: torch.Tensor, rx: int, ry: int) -> torch.Tensor:
@@ -101,6 +102,12 @@ class DISFlow:
         estimate), instead of zero or the dominant translation. DIS resamples them to its coarsest
         level and refines from there.
         """
+        h, w = frame0.shape[-2:]
+        if min(h, w) < DIS_MIN_SIDE:  # edges replicated; the flows are cropped back
+            pad = lambda x: F.pad(x.float(), (0, max(0, DIS_MIN_SIDE - w), 0, max(0, DIS_MIN_SIDE - h)),  # noqa: E731
+                                  mode="replicate")
+            f01, f10 = self(pad(frame0), pad(frame1), None if start is None else (pad(start[0]), pad(start[1])))
+            return f01[..., :h, :w].contiguous(), f10[..., :h, :w].contiguous()
         g0, g1 = _gray_uint8(frame0), _gray_uint8(frame1)
         if start is not None:
             s01, s10 = (s.detach().float().permute(0, 2, 3, 1).contiguous().cpu().numpy() for s in start)
