@@ -17,6 +17,7 @@ from typing import Callable, NamedTuple
 import torch
 
 from vfi_core.errors import Cancelled, InputError
+from vfi_core.limits import WorkLimits
 from vfi_core.pipeline import SequenceOptions, SequenceStats, frames_at_rate, interpolate_frames
 
 
@@ -51,6 +52,7 @@ class InterruptibleModel:
     def __init__(self, model, cancel: Callable[[], bool] | None):
         self.model = model
         self.device = model.device
+        self.descriptor = getattr(model, "descriptor", None)  # its declared cost, for the work limits
         self.cancel = cancel
 
     def check_cancel(self) -> None:
@@ -64,6 +66,11 @@ class InterruptibleModel:
     def interpolate_with_confidence(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor):
         self.check_cancel()
         return self.model.interpolate_with_confidence(frame0, frame1, t)
+
+
+# a node cannot pass options: its refusals say how to get the work done instead
+NODE_LIMITS = WorkLimits(raise_with=("split the clip into shorter batches", "scale the frames down first",
+                                     "split the clip into shorter batches"))
 
 
 def interpolate_images(images: torch.Tensor, model, options: SequenceOptions, source_fps: Fraction, *,
@@ -88,8 +95,10 @@ def interpolate_images(images: torch.Tensor, model, options: SequenceOptions, so
     alpha = (channels_first[i:i + 1, 3:].clamp(0.0, 1.0) for i in range(count)) if with_alpha else None
     stream = interpolate_frames(frames_at_rate(rgb, source_fps, alpha), InterruptibleModel(model, cancel), options,
                                 source_fps, source_count=count, progress=progress,
-                                cancel=cancel)  # validates options
+                                cancel=cancel, limits=NODE_LIMITS)  # validates options
     total = options.output_count(count, source_fps)
+    # the outputs are held in memory (ComfyUI's IMAGE batch): checked before they are allocated
+    stream.check_limits(width, height, held_bytes=total * height * width * (channels + 1) * dtype.itemsize)
     out_images = torch.empty((total, height, width, channels), dtype=dtype, device=device)
     out_confidence = torch.empty((total, height, width), dtype=dtype, device=device)
     written = 0

@@ -25,6 +25,7 @@ from vfi_core import registry
 from vfi_core.errors import InputError
 from vfi_core.io import open_reader, open_writer
 from vfi_core.io.images import IMAGE_EXTENSIONS, PngSequenceWriter
+from vfi_core.limits import WorkLimits
 from vfi_core.pipeline import OutputFrame, SequenceOptions, SequenceStats, interpolate_file, parse_fps
 
 # Output formats the writer supports, with the label the app shows.
@@ -46,6 +47,14 @@ class Limits:
     max_upload_mb: int = 200
     max_seconds: float = 60.0
     max_pixels: int = 1920 * 1080
+    max_frames: int = 10_000
+    max_minutes: float = 20.0
+
+    def work_limits(self) -> WorkLimits:
+        """The core's bounds for this app's jobs: stricter than the command line's."""
+        elsewhere = "this app's limit; `vfi interpolate` takes more"
+        return WorkLimits(self.max_frames, self.max_pixels / 1e6, self.max_minutes / 60,
+                          raise_with=(elsewhere, elsewhere, elsewhere))
 
     def check(self, reader) -> None:
         """Raise :class:`InputError` for a source the app does not take."""
@@ -125,7 +134,7 @@ def run_job(source: Path, settings: JobSettings, limits: Limits, work: Path, *,
     if settings.output_format not in OUTPUT_FORMATS:
         raise InputError(f"output format {settings.output_format!r} is not one of {', '.join(OUTPUT_FORMATS)}")
     folder_fps = IMAGE_PAIR_FPS if source.is_dir() else None
-    reader = open_reader(source, folder_fps)
+    reader = open_reader(source, folder_fps, limits=limits.work_limits())
     limits.check(reader)
     options = SequenceOptions(multiplier=settings.multiplier,
                               fps=parse_fps(settings.fps) if settings.fps is not None else None,
@@ -142,7 +151,8 @@ def run_job(source: Path, settings: JobSettings, limits: Limits, work: Path, *,
         warnings.simplefilter("always")
         interpolation_started = time.perf_counter()
         result = interpolate_file(source, destination, model, options, audio=settings.keep_audio,
-                                  folder_fps=folder_fps, progress=progress, cancel=cancel)
+                                  folder_fps=folder_fps, progress=progress, cancel=cancel,
+                                  limits=limits.work_limits())
         interpolation_seconds = time.perf_counter() - interpolation_started
     notes += [str(w.message) for w in caught]
     playable = result.path if settings.output_format in BROWSER_PLAYABLE else \

@@ -117,6 +117,7 @@ def test_two_images_give_the_frames_between(client, tmp_path):
     ("bad parameter", "parameter 'asymmetry' must lie in"),
     ("missing weights", "needs .*safetensors, which is not in"),
     ("nothing", "upload a video, or two images"),
+    ("absurd rate", r"the output would have [\d,]+ frames, over the limit of 10,000 \(this app's limit; `vfi interpolate`"),
 ])
 def test_bad_input_is_one_message_and_the_app_keeps_serving(client, tiny_clip, tmp_path, monkeypatch, case, expected):
     settings = {}
@@ -135,7 +136,8 @@ def test_bad_input_is_one_message_and_the_app_keeps_serving(client, tiny_clip, t
         video = tiny_clip
         if case == "missing weights":   # the app runs in this process: hide the shipped weights from it
             monkeypatch.setattr("vfi_core.registry.WEIGHTS_DIR", tmp_path / "no-weights")
-        settings = {"bad parameter": {"model_params": {"asymmetry": 3.0}}, "missing weights": {"model": WEIGHTED}}[case]
+        settings = {"bad parameter": {"model_params": {"asymmetry": 3.0}}, "missing weights": {"model": WEIGHTED},
+                    "absurd rate": {"target_fps": "1e9"}}[case]
     with pytest.raises(AppError, match=expected) as caught:
         call(client, video, **settings)
     assert "Traceback" not in str(caught.value) and "\n" not in str(caught.value).strip()

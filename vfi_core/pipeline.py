@@ -56,6 +56,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import Cancelled, InputError, ParameterError
+from .limits import WorkLimits
 from .tiling import DEFAULT_OVERLAP, auto_tile_size, interpolate_tiled
 # the frame types and rate parsing live in .timing (shared with .io); importable from here as well
 from .timing import NTSC_DECIMALS, OutputFrame, TimedFrame, frames_at_rate, parse_fps  # noqa: F401
@@ -249,14 +250,20 @@ class InterpolatedStream:
             frames and ``t`` ``(B,)``, and a ``device`` attribute), e.g. from :func:`vfi_core.load`.
         options: timing, cuts, duplicates, tiling, batching.
         source_fps: the source's (average) frame rate; the duration of a last frame without one.
-        source_count: number of source frames if known (for progress and checking per-pair lists).
+        source_count: number of source frames if known (for progress, checking per-pair lists and
+            the planned output's size).
         progress: ``progress(done, total)`` after each source frame; ``cancel()`` between pairs.
+        limits: checked at the first frame, before any model call (:class:`~vfi_core.limits.WorkLimits`,
+            its defaults if None); ``estimated_seconds`` then holds the estimate, if the model declares
+            its cost.
     """
 
     def __init__(self, frames: Iterable[TimedFrame], model, options: SequenceOptions, source_fps: Fraction,
                  *, source_count: int | None = None, progress: ProgressFn | None = None,
-                 cancel: CancelFn | None = None):
+                 cancel: CancelFn | None = None, limits: WorkLimits | None = None):
         options.validate(source_fps, source_count)
+        self.limits = limits or WorkLimits()
+        self.estimated_seconds: float | None = None
         self.frames = frames
         self.model = model
         self.options = options
@@ -314,6 +321,7 @@ class InterpolatedStream:
             self.stats.source_frames = count
             if first is None:
                 self._check_size(frame, None, index)
+                self._check_limits(frame)
                 first = key = _Key(frame, frame_signature(frame.rgb), Fraction(0))
                 origin = frame.time
                 last, last_position = frame, Fraction(0)
@@ -366,6 +374,7 @@ class InterpolatedStream:
         for k in range(first_k, end_k):
             t = (k - a.position) / span
             self.stats.output_frames += 1
+            self.limits.check_count(self.stats.output_frames)
             if t == 0 or hold or cut:
                 yield from batcher.ready(a.frame)
             else:
@@ -373,6 +382,25 @@ class InterpolatedStream:
                 yield from batcher.request(a.frame, b.frame, t)
 
     # -- helpers --------------------------------------------------------------------------------
+    def _check_limits(self, frame: TimedFrame) -> None:
+        height, width = frame.rgb.shape[-2:]
+        self.check_limits(width, height)
+
+    def check_limits(self, width: int, height: int, held_bytes: int = 0) -> None:
+        """The job against :attr:`limits` for frames of this size (the stream calls it at its first
+        frame, before any model call; callers that know the size sooner may call it first, with the
+        ``held_bytes`` of outputs they will keep in memory)."""
+        planned = interpolated = None
+        if self.source_count is not None:
+            planned = self.options.output_count(self.source_count, self.source_fps)
+            interpolated = max(planned - self.source_count, 0)
+        descriptor = getattr(self.model, "descriptor", None)
+        device = torch.device(getattr(self.model, "device", "cpu")).type
+        cost = descriptor.seconds_per_megapixel.get(device) if descriptor is not None else None
+        self.estimated_seconds = self.limits.check(width=width, height=height, output_frames=planned,
+                                                   interpolated_frames=interpolated, seconds_per_megapixel=cost,
+                                                   device=device, held_bytes=held_bytes)
+
     def _check_cancel(self) -> None:
         if self.cancel is not None and self.cancel():
             raise Cancelled("cancelled by the user")
@@ -466,7 +494,8 @@ class FileResult:
 def interpolate_file(source: str | Path, destination: str | Path, model, options: SequenceOptions, *,
                      crf: int | None = None, preset: str | None = None, audio: bool = True,
                      folder_fps: Fraction | None = None, progress: ProgressFn | None = None,
-                     cancel: CancelFn | None = None, strict: bool = False) -> FileResult:
+                     cancel: CancelFn | None = None, strict: bool = False,
+                     limits: WorkLimits | None = None) -> FileResult:
     """Interpolate a video file or image folder into a video file or PNG folder, streaming.
 
     Args:
@@ -479,6 +508,8 @@ def interpolate_file(source: str | Path, destination: str | Path, model, options
         audio: copy the source's audio (False leaves it out on purpose).
         progress, cancel: hooks, see :class:`InterpolatedStream`.
         strict: a video holding fewer frames than its index declares is an error, not a warning.
+        limits: the job's bounds (:class:`~vfi_core.limits.WorkLimits`, its defaults if None),
+            checked before anything is decoded or written.
     """
     import warnings
 
@@ -486,7 +517,7 @@ def interpolate_file(source: str | Path, destination: str | Path, model, options
 
     if Path(source).resolve() == Path(destination).resolve():
         raise InputError("the output must not overwrite the input")
-    reader = open_reader(source, folder_fps, strict=strict)
+    reader = open_reader(source, folder_fps, strict=strict, limits=limits)
     options.validate(reader.fps, reader.count)
     if reader.variable_rate and options.fps is None:
         warnings.warn(f"{Path(source).name} has a variable frame rate; a multiplier spaces frames evenly, "
@@ -495,7 +526,8 @@ def interpolate_file(source: str | Path, destination: str | Path, model, options
         raise InputError("uneven per-pair multipliers change the timing, so the audio cannot stay in sync; "
                          "leave the audio out")
     stream = InterpolatedStream(reader.frames(), model, options, reader.fps, source_count=reader.count,
-                                progress=progress, cancel=cancel)
+                                progress=progress, cancel=cancel, limits=limits)
+    stream.check_limits(reader.width, reader.height)  # before the writer makes a file
     writer = open_writer(destination, stream.fps, reader.width, reader.height, alpha=reader.has_alpha,
                          crf=crf, preset=preset, audio_source=reader if audio else None)
     try:

@@ -98,6 +98,9 @@ class ModelDescriptor:
     weight_file: str | None = None
     params: tuple[Param, ...] = ()
     gives_confidence: bool = False
+    # seconds per megapixel of an interpolated frame, by device type: what the work limits estimate
+    # a job's time from (vfi_core.limits); measured at the default parameters, None where unmeasured
+    seconds_per_megapixel: dict[str, float] = field(default_factory=dict, compare=False)
     factory: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
 
     def param(self, name: str) -> Param:

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError, Terminated
+from ..limits import WorkLimits
 from .common import add_model_options, load_model
 
 
@@ -70,6 +71,13 @@ def add_parser(sub) -> None:
     p.add_argument("--crf", type=_crf, default=None, help="quality: H.264 0-51 (default 18), VP9 0-63 (default 30)")
     p.add_argument("--preset", default=None, help="x264 preset, ultrafast..veryslow (default medium)")
     p.add_argument("--no-audio", action="store_true", help="leave the source's audio out")
+    limits = p.add_argument_group("work limits (a job over one is refused before it starts)")
+    limits.add_argument("--max-frames", type=int, default=WorkLimits.max_frames, metavar="N",
+                        help=f"most output frames (default {WorkLimits.max_frames:,})")
+    limits.add_argument("--max-megapixels", type=float, default=WorkLimits.max_megapixels, metavar="MP",
+                        help=f"largest frame (default {WorkLimits.max_megapixels:g} megapixels)")
+    limits.add_argument("--max-hours", type=float, default=WorkLimits.max_hours, metavar="H",
+                        help=f"longest estimated run (default {WorkLimits.max_hours:g} h)")
     p.add_argument("--strict", action="store_true",
                    help="refuse a video holding fewer frames than it declares (truncated); default: warn and "
                    "use the frames that are there")
@@ -130,7 +138,8 @@ def run(args) -> int:
         try:
             result = interpolate_file(args.input, args.output, model, options, crf=args.crf, preset=args.preset,
                                       audio=not args.no_audio, folder_fps=folder_fps, progress=progress,
-                                      strict=args.strict)
+                                      strict=args.strict,
+                                      limits=WorkLimits(args.max_frames, args.max_megapixels, args.max_hours))
         finally:
             for bar in bars:
                 bar.close()

@@ -11,22 +11,30 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..errors import InputError
+from ..limits import WorkLimits
 from .images import IMAGE_EXTENSIONS, ImageFolderReader, PngSequenceWriter
 from .video import VIDEO_EXTENSIONS, AudioDroppedWarning, ShortVideoWarning, VideoReader, VideoWriter
 
 DEFAULT_FOLDER_FPS = Fraction(25)
 
 
-def open_reader(path: str | Path, folder_fps: Fraction | None = None,
-                strict: bool = False) -> VideoReader | ImageFolderReader:
-    """A reader for a video file or a folder of images (read at ``folder_fps``, default 25);
-    ``strict``: a video holding fewer frames than it declares is an error (see :class:`VideoReader`)."""
+def open_reader(path: str | Path, folder_fps: Fraction | None = None, strict: bool = False,
+                limits: WorkLimits | None = None) -> VideoReader | ImageFolderReader:
+    """A reader for a video file or a folder of images (read at ``folder_fps``, default 25).
+
+    ``strict``: a video holding fewer frames than it declares is an error (see :class:`VideoReader`).
+    ``limits`` (default :class:`~vfi_core.limits.WorkLimits`): frames over its size are refused from
+    the file's header, before anything is decoded.
+    """
     path = Path(path)
+    limits = limits or WorkLimits()
     if path.is_dir():
-        return ImageFolderReader(path, folder_fps or DEFAULT_FOLDER_FPS)
+        return ImageFolderReader(path, folder_fps or DEFAULT_FOLDER_FPS, limits)
     if folder_fps is not None:
         raise InputError("an input frame rate applies to image folders only; a video file has its own")
-    return VideoReader(path, strict=strict)
+    reader = VideoReader(path, strict=strict)
+    limits.check_image(reader.width, reader.height, f"the video {path.name}")
+    return reader
 
 
 def is_folder_output(path: str | Path) -> bool:

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
@@ -26,6 +27,7 @@ import torch
 from ..errors import InputError, VFIError
 from ..files import publish
 from ..frames import from_numpy, split_alpha, to_numpy_uint8
+from ..limits import WorkLimits
 from ..timing import OutputFrame, TimedFrame
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -61,8 +63,30 @@ def list_images(folder: Path) -> list[Path]:
                   key=_natural_key)
 
 
-def read_image(path: Path) -> np.ndarray:
-    """``(H,W)`` or ``(H,W,C)`` RGB(A) uint8/uint16 array of one image file; InputError if unreadable."""
+def image_header_size(path: Path) -> tuple[int, int | None] | None:
+    """``(width, height)`` from an image file's header, without decoding it; ``(pixels, None)`` for
+    an image over Pillow's own bound (its count only is reported); None if unrecognised."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.size
+    except Image.DecompressionBombError as exc:  # "Image size (N pixels) exceeds limit of ..."
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        return (int(found.group(1)) if found else 2 * (Image.MAX_IMAGE_PIXELS or 0) + 1, None)
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+
+
+def read_image(path: Path, limits: WorkLimits | None = None) -> np.ndarray:
+    """``(H,W)`` or ``(H,W,C)`` RGB(A) uint8/uint16 array of one image file; InputError if unreadable,
+    :class:`~vfi_core.limits.LimitError` if its header declares more than ``limits`` (default
+    :class:`~vfi_core.limits.WorkLimits`) allow, before anything is decoded."""
+    size = image_header_size(path)
+    if size is not None:
+        (limits or WorkLimits()).check_image(*size, what=path.name)
     data = np.fromfile(path, dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
@@ -80,17 +104,19 @@ class ImageFolderReader:
     """Frames of a folder of images at a constant frame rate ``fps``.
 
     ``count``, ``width``, ``height``, ``has_alpha`` describe it (from the first image); the reader
-    checks the folder has at least two images when it opens.
+    checks the folder has at least two images when it opens, and each image's declared size against
+    ``limits`` (default :class:`~vfi_core.limits.WorkLimits`) before decoding it.
     """
 
-    def __init__(self, folder: str | Path, fps: Fraction):
+    def __init__(self, folder: str | Path, fps: Fraction, limits: WorkLimits | None = None):
         self.path = Path(folder)
+        self.limits = limits
         self.files = list_images(self.path)
         if len(self.files) < 2:
             raise InputError(f"{self.path} holds {len(self.files)} image(s) ({', '.join(IMAGE_EXTENSIONS)}); "
                              "interpolation needs at least two")
         self.fps = fps
-        first = read_image(self.files[0])
+        first = read_image(self.files[0], limits)
         self.height, self.width = first.shape[:2]
         self.has_alpha = first.ndim == 3 and first.shape[2] in (2, 4)
         self.count = len(self.files)
@@ -101,7 +127,7 @@ class ImageFolderReader:
     def frames(self) -> Iterator[TimedFrame]:
         """The images as :class:`TimedFrame` s at ``i / fps``, each checked against the first's size."""
         for i, path in enumerate(self.files):
-            image = read_image(path)
+            image = read_image(path, self.limits)
             if image.shape[:2] != (self.height, self.width):
                 raise InputError(f"{path.name} is {image.shape[1]}x{image.shape[0]} but {self.files[0].name} "
                                  f"is {self.width}x{self.height}; all frames must have one size")

@@ -420,6 +420,7 @@ class MiVID(Interpolator):
         supports_half=False,
         weight_file="mivid.safetensors",
         gives_confidence=False,
+        seconds_per_megapixel={"cpu": 6.1},  # one CPU core (854x480); not yet timed on a GPU
         params=(
             Param("steps", int, 20, "Denoising steps: more is slower and can be sharper.", min=1, max=1000, step=1),
             Param("sampler", str, "ddim", "ddim: deterministic, good in few steps; ddpm: stochastic ancestral "

@@ -361,6 +361,7 @@ class SVMV(Interpolator):
         supports_half=True,   # the motion estimator (RAFT) in half precision, the network float32
         weight_file="svmv.safetensors",
         gives_confidence=True,
+        seconds_per_megapixel={"cpu": 5.0, "cuda": 0.04},  # one CPU core (854x480), one H200 (1080p)
         params=(
             motion_param(),
             Param("ensemble", int, 4, "Offset approximations per pixel and frame (M): more is smoother "
