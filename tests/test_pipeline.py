@@ -277,3 +277,30 @@ def test_forced_tiling_runs_through_the_pipeline():
     out, stream, _ = run(frames, SequenceOptions(multiplier=2, tile=64, tile_overlap=16, scene_threshold=None))
     assert stream.stats.tile == 64
     assert torch.allclose(out[1].rgb, (frames[0].rgb + frames[1].rgb) / 2, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, params", [("svmv", {"motion": "dis"}), ("mivid", {"steps": 4, "motion": "dis"}),
+                                          ("pervfi", {"motion": "dis"}), ("flow-asb", {"motion": "dis"})])
+def test_cancel_is_seen_inside_a_model_call(name, params):
+    """One pair, one model call: the pipeline's check between pairs never fires, the model's own do."""
+    from vfi_core import registry
+    from vfi_core.cancellation import check_cancelled
+    from vfi_core.errors import Cancelled
+    from vfi_core.pipeline import SequenceOptions, interpolate_frames
+    from vfi_core.timing import TimedFrame
+
+    calls = []
+
+    def cancel():
+        calls.append(1)
+        return len(calls) >= 2  # the pipeline's own check (before the pair) passes; the next one cancels
+
+    g = torch.Generator().manual_seed(0)
+    frames = [TimedFrame(torch.rand(1, 3, 32, 48, generator=g), None, Fraction(i, 25), Fraction(1, 25)) for i in range(2)]
+    model = registry.load(name, device="cpu", **params)
+    stream = interpolate_frames(iter(frames), model, SequenceOptions(multiplier=2, scene_threshold=None), Fraction(25),
+                                cancel=cancel)
+    with pytest.raises(Cancelled):
+        list(stream)
+    assert len(calls) == 2
+    check_cancelled()  # outside the job nothing is cancellable: no error

@@ -55,6 +55,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 import torch
 import torch.nn.functional as F
 
+from .cancellation import cancellable
 from .errors import Cancelled, InputError, ParameterError
 from .limits import WorkLimits
 from .tiling import DEFAULT_OVERLAP, auto_tile_size, interpolate_tiled
@@ -453,9 +454,10 @@ class InterpolatedStream:
     def _model_call(self, frame0, frame1, t) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The model's frames and confidence maps (None for a model that has no confidence)."""
         with_confidence = getattr(self.model, "interpolate_with_confidence", None)
-        if with_confidence is None:
-            return self.model.interpolate(frame0, frame1, t), None
-        return with_confidence(frame0, frame1, t)
+        with cancellable(self.cancel):  # the model's long loops check it between their steps
+            if with_confidence is None:
+                return self.model.interpolate(frame0, frame1, t), None
+            return with_confidence(frame0, frame1, t)
 
     def _frame_and_confidence(self, frame0, frame1, t) -> torch.Tensor:
         """One tile: frame and confidence (1 where the model gives none) as four channels."""

@@ -19,6 +19,7 @@ import warnings
 
 import torch
 
+from .cancellation import check_cancelled
 from .errors import ParameterError
 
 DEFAULT_OVERLAP = 64
@@ -84,6 +85,7 @@ def interpolate_tiled(interpolate, frame0: torch.Tensor, frame1: torch.Tensor, t
         for x0, x1 in tile_spans(w, tile, overlap):
             wx = _ramp(x1 - x0, x0, x1, w, overlap, frame0.device)
             weight = (wy[:, None] * wx[None, :]).to(frame0.dtype)[None, None]
+            check_cancelled()
             part = interpolate(frame0[..., y0:y1, x0:x1], frame1[..., y0:y1, x0:x1], t)
             if out is None:
                 out = frame0.new_zeros((frame0.shape[0], part.shape[1], h, w))

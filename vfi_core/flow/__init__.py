@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..cancellation import check_cancelled
 from ..ops.flow import capped, dis_estimator
 from ..ops.warp import resize_flow
 from ..registry import Param
@@ -125,6 +126,7 @@ class MotionEstimator:
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(F01, F10)``, each ``(B,2,H,W)`` float32 in pixels on ``frame0``'s device."""
         kind = resolve_motion(self.motion)
+        check_cancelled()
         if kind == "dis":
             return dis_estimator(self.dis_preset, self.dis_finest_scale, self.global_motion)(frame0, frame1)
         iterations = self.raft_iterations or (RAFT_ITERATIONS if kind == "raft" else RAFT_START_ITERATIONS)
@@ -132,6 +134,7 @@ class MotionEstimator:
                            iterations=iterations, cancel=cancel)
         if kind == "raft":
             return start
+        check_cancelled()
         return dis_estimator(self.dis_preset, self.dis_finest_scale, False)(frame0, frame1, start=start)
 
 

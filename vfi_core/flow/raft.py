@@ -27,6 +27,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..cancellation import check_cancelled
+
 
 @dataclass(frozen=True)
 class RAFTConfig:
@@ -315,6 +317,7 @@ class RAFT(nn.Module):
         for i in range(iterations):
             if cancel is not None:
                 cancel()
+            check_cancelled()
             corr = lookup(pyramid, coords1, cfg.corr_radius).to(net.dtype)
             net, mask, delta = self.update_block(net, context, corr, (coords1 - coords0).to(net.dtype),
                                                  i == iterations - 1)

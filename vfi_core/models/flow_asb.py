@@ -53,6 +53,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..cancellation import check_cancelled
 from ..interpolator import Interpolation, Interpolator
 from ..flow import MotionEstimator, PairFlows, motion_param
 from ..ops.flow import DIS_PRESETS
@@ -146,12 +147,14 @@ class FlowASB(Interpolator):
         # splatting sums many contributions and a half-precision sampling grid is off by a fraction
         # of a pixel: warping and blending stay float32 under half precision
         frame0, frame1, t = frame0.float(), frame1.float(), t.float()
+        check_cancelled()
         motion, cov0, cov1 = splatted_motion(frame0, frame1, f01, f10, t, self.consistency_weight)
         tt = t.view(-1, 1, 1, 1)
         # backward flows from t to frames 0 and 1: splatted motion, then the linear approximation
         linear = linear_motion(f01, f10, t)
         to0 = torch.cat((-tt * motion, linear[:, :2]))
         to1 = torch.cat(((1 - tt) * motion, linear[:, 2:]))
+        check_cancelled()
         warped0 = backward_warp(frame0.repeat(2, 1, 1, 1), to0)
         warped1 = backward_warp(frame1.repeat(2, 1, 1, 1), to1)
         occluded0 = (cov0 < self.occlusion_threshold).to(frame0.dtype)
@@ -162,6 +165,7 @@ class FlowASB(Interpolator):
         hidden1 = torch.maximum(occluded1.repeat(2, 1, 1, 1), outside_frame(to1))
         both = hidden0 * hidden1
         radius = self.params["dilation"]
+        check_cancelled()
         mask0 = quasi_binary_mask(hidden0 - both, radius)
         mask1 = quasi_binary_mask(hidden1 - both, radius)
         blended = asymmetric_blend(warped0, warped1, t.repeat(2), mask0, mask1, self.params["asymmetry"])

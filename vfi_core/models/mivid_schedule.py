@@ -35,6 +35,7 @@ from typing import Callable
 
 import torch
 
+from ..cancellation import check_cancelled
 from ..errors import InputError
 
 SCHEDULES = ("linear", "cosine")
@@ -183,6 +184,7 @@ def sample(denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], schedu
     z = start
     x0 = x_visible
     for index, step in enumerate(timesteps):
+        check_cancelled()
         t = torch.full((b,), step, dtype=torch.long)
         prev = torch.full((b,), timesteps[index + 1] if index + 1 < len(timesteps) else -1, dtype=torch.long)
         x0, eps = schedule.split(z, denoise(z, t), t, clip)

@@ -70,6 +70,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
+from ..cancellation import check_cancelled
 from ..errors import InputError
 from ..flow import MotionEstimator, PairFlows, capped_flows, motion_param
 from ..interpolator import Interpolation, Interpolator
@@ -360,6 +361,7 @@ class PerVFINet(nn.Module):
         b, _, h, w = frame0.shape
         dtype = frame0.dtype
         f01, f10 = self.motion(frame0, frame1, refine=motion == "learned", dis_flows=dis_flows)
+        check_cancelled()
         # the nearer frame is primary (A): swap the roles of items with t > 1/2
         swap = (t > 0.5).view(b, 1, 1, 1)
         a, bb = torch.where(swap, frame1, frame0), torch.where(swap, frame0, frame1)
@@ -368,8 +370,10 @@ class PerVFINet(nn.Module):
         feats = []
         x = torch.cat((a, bb))
         for block in self.encoder:
+            check_cancelled()
             x = block(x)
             feats.append(x.split(b))
+        check_cancelled()
         sizes = [f[0].shape[-2:] for f in feats]
         # eq. 1: importance metric from f_A^0 and its photometric (feature) consistency
         ab0 = resize_flow(f_ab, sizes[0])
@@ -379,23 +383,29 @@ class PerVFINet(nn.Module):
         bt = (1 - ta) * resize_flow(f_ba, sizes[0])
         prior_ta, cover = average_splat(bt, bt)
         prior0 = fill_holes(-prior_ta, (cover > 1e-3).to(dtype))
+        check_cancelled()
         f_ta, f_tb, masks, flows = [None] * 3, [None] * 3, [None] * 3, [None] * 3
         base = None
         for level in (2, 1, 0):
+            check_cancelled()
             fa, fb = feats[level]
             size = sizes[level]
             zl = F.avg_pool2d(z0, 2 ** level) if level else z0
             splat, coverage = softmax_splat(fa, ta * resize_flow(f_ab, size), zl)
+            check_cancelled()
             prior = resize_flow(prior0, size)
             base = prior if base is None else resize_flow(base, size)
             aligned, base = self.align[level](splat, fb, base, prior)
+            check_cancelled()
             occluded = (coverage < self.config.occlusion_threshold).to(dtype)
             mask = self.dilate[level](occluded, splat, aligned)
             f_ta[level], f_tb[level], masks[level], flows[level] = splat, aligned, mask, base
         blended = [fa * (1 - m) + fb * m for fa, fb, m in zip(f_ta, f_tb, masks)]
         # the full-size blended-warp estimate
+        check_cancelled()
         z_full = F.interpolate(z0, size=(h, w), mode="bilinear", align_corners=False)
         splat_a, coverage = softmax_splat(a, ta * f_ab, z_full)
+        check_cancelled()
         flow_b = resize_flow(flows[0], (h, w))
         warp_b = backward_warp(bb, flow_b)
         occluded = (coverage < self.config.occlusion_threshold).to(dtype)
@@ -410,6 +420,7 @@ class PerVFINet(nn.Module):
             other = warp_b - estimate
             for level, o in enumerate((squeeze2(other), F.avg_pool2d(other, 4), F.avg_pool2d(other, 8))):
                 inputs[level].append(o)
+        check_cancelled()
         conds = [layer(torch.cat(x, 1)) for layer, x in zip(self.cond, inputs)]
         return Condition(estimate, conds, masks, mask)
 
@@ -428,6 +439,7 @@ class PerVFINet(nn.Module):
 
     def decode(self, cond: Condition, zs: list[torch.Tensor]) -> torch.Tensor:
         """The frame ``estimate + G^-1(z; c)`` (not clamped)."""
+        check_cancelled()
         return cond.estimate + self.flow.decode(zs, cond.conds).to(cond.estimate.dtype)
 
     def encode(self, cond: Condition, frame: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..cancellation import check_cancelled
+
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -239,6 +241,7 @@ class ConditionalFlow(nn.Module):
         with torch.autocast(zs[0].device.type, enabled=False):
             h = None
             for block, z, cond in reversed(list(zip(self.blocks, zs, conds))):
+                check_cancelled()
                 h = block.inverse(_full(z), h, _full(cond))
             return h
 

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
+from ..cancellation import check_cancelled
 from ..errors import InputError
 from ..frames import as_time_tensor, check_frame_pair, crop_to, pad_to_multiple
 from ..interpolator import Interpolation, Interpolator
@@ -278,6 +279,7 @@ class SVMVNet(nn.Module):
             prior = self.prior(frames[:, 1], frames[:, 2])
         # shared encoder over the 4 frames at half size; two-frame input repeats I0 and I1 as the
         # outer frames, so then only those two are encoded
+        check_cancelled()
         pair_only = repeats_outer_frames(frames)
         distinct = frames[:, 1:3] if pair_only else frames
         x = F.avg_pool2d(distinct.flatten(0, 1), 2)
@@ -287,10 +289,12 @@ class SVMVNet(nn.Module):
             f = x.view(b, distinct.shape[1], *x.shape[1:])
             feats.append(f[:, [0, 0, 1, 1]] if pair_only else f)
         tt = t.to(dtype).view(b, 1, 1, 1)
+        check_cancelled()
         hypotheses = self.motion_hypotheses(frames[:, 1], frames[:, 2], prior.to(dtype), t)  # (B,n,4,h',w')
         base = hypotheses.mean(1)  # the decoder refines around the mean hypothesis
         residual = hidden = None
         for level in (2, 1, 0):
+            check_cancelled()
             f = feats[level]
             size = f.shape[-2:]
             if residual is None:
@@ -309,6 +313,7 @@ class SVMVNet(nn.Module):
             hidden = out[:, 4:]
         # motion volume at 1/4: member residuals, upsampled to full size and added to the motion
         # hypotheses resized to full size (their detail is not limited by the 1/4 grid)
+        check_cancelled()
         h4, w4 = hidden.shape[-2:]
         deltas = hidden[:, :4 * m_max].view(b, 2, m_max, 2, h4, w4)[:, :, :m]
         members = residual.view(b, 2, 1, 2, h4, w4) + deltas
@@ -328,6 +333,7 @@ class SVMVNet(nn.Module):
         kept = weights * in_view
         total = kept.sum((1, 3), keepdim=True)
         weights = torch.where(total > 1e-3, kept / total.clamp_min(1e-3), weights)
+        check_cancelled()
         samples = _sample_members(frames[:, 1:3], offsets)  # (B,2,3,M,H,W)
         weighted = weights * samples
         frame = weighted.sum(3).sum(1)

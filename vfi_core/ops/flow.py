@@ -7,6 +7,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..cancellation import check_cancelled
+
 DIS_PRESETS = ("ultrafast", "fast", "medium")
 DIS_MIN_SIDE = 12  # OpenCV's DIS refuses narrower frames (some under it pass, not all): they are padded
 
@@ -113,6 +115,7 @@ class DISFlow:
             s01, s10 = (s.detach().float().permute(0, 2, 3, 1).contiguous().cpu().numpy() for s in start)
         f01, f10 = [], []
         for i, (a, b) in enumerate(zip(g0, g1)):
+            check_cancelled()
             if start is not None:
                 dis = self._started_object()
                 f01.append(dis.calc(a, b, s01[i].copy()))
