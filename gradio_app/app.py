@@ -88,8 +88,11 @@ def weights_note(model: ModelDescriptor) -> str:
     return f"Weights: `{model.weight_file}`."
 
 
-def build_demo(limits: Limits = Limits(), concurrency: int = 1) -> gr.Blocks:
-    """The app. ``concurrency`` jobs run at once (others wait in the queue, at most 16)."""
+def build_demo(limits: Limits = Limits(), concurrency: int = 1, keep_minutes: float = 60.0) -> gr.Blocks:
+    """The app. ``concurrency`` jobs run at once (others wait in the queue, at most 16). Uploads and
+    results (Gradio's cache of this app) older than ``keep_minutes`` are deleted while it runs, and
+    all of them when it stops; each job's working folder goes as soon as its files are handed over."""
+    keep = max(1, round(keep_minutes * 60))
     models = registry.list_models()
     default_model = registry.default_model_name()
     cancel_requests = CancelRequests()
@@ -146,7 +149,7 @@ def build_demo(limits: Limits = Limits(), concurrency: int = 1) -> gr.Blocks:
 
         return run_job(source, settings, limits, work, progress=report, cancel=flag.is_set)
 
-    with gr.Blocks(title="vfi: video frame interpolation", delete_cache=(600, 3600)) as demo:
+    with gr.Blocks(title="vfi: video frame interpolation", delete_cache=(min(600, keep), keep)) as demo:
         gr.Markdown("# Video frame interpolation\nRaise the frame rate of a clip, or make the frames "
                     f"between two images. Runs on this machine, {concurrency} job(s) at a time; others queue.")
         source_tab = gr.State(VIDEO_TAB)
@@ -252,9 +255,10 @@ def build_demo(limits: Limits = Limits(), concurrency: int = 1) -> gr.Blocks:
 
 
 def launch(limits: Limits = Limits(), *, server_name: str = "127.0.0.1", server_port: int | None = None,
-           concurrency: int = 1, prevent_thread_lock: bool = False, quiet: bool = False) -> gr.Blocks:
+           concurrency: int = 1, prevent_thread_lock: bool = False, quiet: bool = False,
+           keep_minutes: float = 60.0) -> gr.Blocks:
     """Build the app and serve it, with the upload limit and the bundled sample reachable."""
-    demo = build_demo(limits, concurrency)
+    demo = build_demo(limits, concurrency, keep_minutes)
     demo.launch(server_name=server_name, server_port=server_port, max_file_size=f"{limits.max_upload_mb}mb",
                 allowed_paths=[str(SAMPLES_DIR)], theme=THEME, footer_links=["api"],
                 prevent_thread_lock=prevent_thread_lock, quiet=quiet)

@@ -8,6 +8,12 @@ is imported when the command runs.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from pathlib import Path
 
 from vfi_core.errors import VFIError
 
@@ -18,6 +24,9 @@ def add_app_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-upload-mb", type=int, default=200, help="largest upload in MB (default 200)")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="longest clip in seconds (default 60)")
     parser.add_argument("--concurrency", type=int, default=1, help="jobs that run at once (default 1)")
+    parser.add_argument("--keep-minutes", type=float, default=60.0,
+                        help="uploads and results older than this are deleted while the app runs; all of "
+                        "them when it stops (default 60)")
 
 
 def add_parser(sub) -> None:
@@ -29,12 +38,37 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """Serve until Ctrl-C or SIGTERM; then every upload and result of this run is deleted: the app
+    keeps them in a folder of its own (inside ``GRADIO_TEMP_DIR`` if set), removed when it stops."""
+    if not args.keep_minutes > 0:
+        raise VFIError(f"--keep-minutes must be positive, got {args.keep_minutes}")
+    previous = os.environ.get("GRADIO_TEMP_DIR")
+    if previous:
+        Path(previous).mkdir(parents=True, exist_ok=True)
+    cache = Path(tempfile.mkdtemp(prefix="vfi-app-cache-", dir=previous or None))
+    os.environ["GRADIO_TEMP_DIR"] = str(cache)  # read by Gradio when the app is built
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous_sigterm = signal.signal(signal.SIGTERM, _stop) if on_main_thread else None
     try:
-        from .app import launch
-    except ImportError as exc:
-        raise VFIError(f"the web app needs gradio ({exc}): pip install -e \".[gradio]\"") from None
-    from .job import Limits
+        try:
+            from .app import launch
+        except ImportError as exc:
+            raise VFIError(f"the web app needs gradio ({exc}): pip install -e \".[gradio]\"") from None
+        from .job import Limits
 
-    limits = Limits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
-    launch(limits, server_name=args.host, server_port=args.port, concurrency=args.concurrency)
+        limits = Limits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
+        launch(limits, server_name=args.host, server_port=args.port, concurrency=args.concurrency,
+               keep_minutes=args.keep_minutes)
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous_sigterm)
+        if previous is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = previous
+        shutil.rmtree(cache, ignore_errors=True)
     return 0
+
+
+def _stop(signum, frame):
+    raise KeyboardInterrupt  # Gradio closes the server on it; the cache goes with it

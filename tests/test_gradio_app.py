@@ -1,6 +1,8 @@
 """The web app over real HTTP: gradio_client against the launched app (round trips, errors, cancel)."""
 import itertools
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -197,3 +199,33 @@ def test_uploads_above_the_limit_are_refused_with_a_message(tmp_path):
         assert response.status_code == 413 and "maximum allowed size of 1048576 bytes" in response.text
     finally:
         demo.close()
+
+
+def test_the_app_removes_uploads_and_results_when_it_stops(tiny_clip, tmp_path):
+    """A job's upload and results live in the app's cache until it stops (Ctrl-C): then none is left."""
+    cache = tmp_path / "cache"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(cache)}
+    server = subprocess.Popen([sys.executable, "-m", "gradio_app", "--port", str(port), "--keep-minutes", "30"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.stdout.read()
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the app did not start within 60 s"
+                time.sleep(0.5)
+        call(Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False), tiny_clip)
+        files = [p for p in cache.rglob("*") if p.is_file()]
+        assert any(p.name == tiny_clip.name for p in files) and any(p.suffix == ".mp4" for p in files)
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert not [p for p in cache.rglob("*") if p.is_file()]
