@@ -229,3 +229,36 @@ def test_the_app_removes_uploads_and_results_when_it_stops(tiny_clip, tmp_path):
         if server.poll() is None:
             server.kill()
     assert not [p for p in cache.rglob("*") if p.is_file()]
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads the resident memory from /proc")
+def test_eight_concurrent_jobs_with_an_oversized_one(client, tiny_clip):
+    """Eight jobs at once, one asking for an absurd rate: the seven finish with the right frames, the
+    eighth is refused in one message, and the server (this process) holds no more memory after."""
+    import gc
+
+    call(client, tiny_clip)  # warm: the model and Gradio's caches are loaded once
+    gc.collect()
+    before = _rss_bytes()
+    jobs = []
+    for i in range(8):
+        settings = {"target_fps": "1e9"} if i == 3 else {"multiplier": 2 + i % 3}
+        arguments = dict(video=handle_file(str(tiny_clip)), first_image=None, second_image=None, model="flow-asb",
+                         multiplier=2, target_fps="", model_params={}, scene_threshold=0.3, preview_seconds=0,
+                         output_format="mp4", keep_audio=True)
+        arguments.update(settings)
+        jobs.append((i, settings, client.submit(**arguments, api_name=ENDPOINT)))
+    for i, settings, job in jobs:
+        if i == 3:
+            with pytest.raises(AppError, match="over the limit of 10,000"):
+                job.result(timeout=300)
+            continue
+        _, _, _, summary, _ = job.result(timeout=300)
+        assert f"{(6 - 1) * settings['multiplier'] + 1} frames" in summary
+    gc.collect()
+    assert _rss_bytes() <= 1.1 * before
