@@ -56,8 +56,9 @@ class Limits:
         return WorkLimits(self.max_frames, self.max_pixels / 1e6, self.max_minutes / 60,
                           raise_with=(elsewhere, elsewhere, elsewhere))
 
-    def check(self, reader) -> None:
-        """Raise :class:`InputError` for a source the app does not take."""
+    def check(self, reader, preview_seconds: float = 0.0) -> None:
+        """Raise :class:`InputError` for a source the app does not take; a preview of its first
+        ``preview_seconds`` is measured by those seconds, not by the whole clip."""
         width, height = reader.width, reader.height
         if width * height > self.max_pixels:
             raise InputError(f"the frames are {width}x{height} ({width * height / 1e6:.1f} megapixels); this app "
@@ -65,9 +66,10 @@ class Limits:
                              "or use `vfi interpolate`")
         if reader.count < 2:
             raise InputError("the clip has only one frame; interpolation needs at least two")
-        if reader.duration > self.max_seconds:
+        if reader.duration > self.max_seconds and not 0 < preview_seconds <= self.max_seconds:
             raise InputError(f"the clip lasts {float(reader.duration):.1f} s; this app takes up to "
-                             f"{self.max_seconds:g} s: trim it, preview its first seconds, or use `vfi interpolate`")
+                             f"{self.max_seconds:g} s: trim it, preview its first seconds (up to "
+                             f"{self.max_seconds:g}), or use `vfi interpolate`")
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,7 @@ def run_job(source: Path, settings: JobSettings, limits: Limits, work: Path, *,
         raise InputError(f"output format {settings.output_format!r} is not one of {', '.join(OUTPUT_FORMATS)}")
     folder_fps = IMAGE_PAIR_FPS if source.is_dir() else None
     reader = open_reader(source, folder_fps, limits=limits.work_limits())
-    limits.check(reader)
+    limits.check(reader, settings.preview_seconds)
     options = SequenceOptions(multiplier=settings.multiplier,
                               fps=parse_fps(settings.fps) if settings.fps is not None else None,
                               scene_threshold=settings.scene_threshold)

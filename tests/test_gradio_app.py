@@ -262,3 +262,12 @@ def test_eight_concurrent_jobs_with_an_oversized_one(client, tiny_clip):
         assert f"{(6 - 1) * settings['multiplier'] + 1} frames" in summary
     gc.collect()
     assert _rss_bytes() <= 1.1 * before
+
+
+def test_a_preview_gets_round_the_clip_length_limit(client, tmp_path):
+    """The length error suggests a preview; a preview of the first seconds of a long clip then runs."""
+    long_clip = write_clip(tmp_path / "long.mp4", 3, (64, 48), fps=Fraction(1, 40))  # 120 s
+    with pytest.raises(AppError, match=r"preview its first seconds \(up to 60\)"):
+        call(client, long_clip)
+    _, _, _, summary, _ = call(client, long_clip, preview_seconds=10)
+    assert "preview: the first 10 s only" in summary and "3 frames" in summary
