@@ -1,3 +1,5 @@
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -37,3 +39,15 @@ def app_url():
     demo = gradio_app.launch(prevent_thread_lock=True, quiet=True)
     yield demo.local_url
     demo.close()
+
+
+@pytest.fixture
+def frames_dir(tmp_path):
+    """An input folder of four small frames, a square moving right."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(4):
+        image = np.full((32, 48, 3), 60, np.uint8)
+        image[8:20, 4 + 4 * i:16 + 4 * i] = 230
+        cv2.imwrite(str(folder / f"{i}.png"), image)
+    return folder

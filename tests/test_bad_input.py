@@ -22,18 +22,6 @@ ASYMMETRY = Param("asymmetry", float, 0.0, "", min=0.0, max=1.0)
 FAST = ["--model", "flow-asb", "-p", "motion=dis"]  # no weights, no RAFT: quick on any machine
 
 
-@pytest.fixture
-def frames_dir(tmp_path):
-    """An input folder of four small frames, a square moving right."""
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for i in range(4):
-        image = np.full((32, 48, 3), 60, np.uint8)
-        image[8:20, 4 + 4 * i:16 + 4 * i] = 230
-        cv2.imwrite(str(folder / f"{i}.png"), image)
-    return folder
-
-
 def run_cli(argv: list[str], capsys) -> tuple[int, str]:
     """``vfi ARGV``'s exit status and its stderr, whether the parser or the command refused it."""
     try:

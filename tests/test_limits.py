@@ -6,8 +6,6 @@ import struct
 import zlib
 from fractions import Fraction
 
-import cv2
-import numpy as np
 import pytest
 import torch
 
@@ -18,17 +16,6 @@ from vfi_core.pipeline import SequenceOptions, interpolate_frames
 from vfi_core.timing import TimedFrame
 
 FAST = ["--model", "flow-asb", "-p", "motion=dis"]
-
-
-@pytest.fixture
-def frames_dir(tmp_path):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for i in range(4):
-        image = np.full((32, 48, 3), 60, np.uint8)
-        image[8:20, 4 + 4 * i:16 + 4 * i] = 230
-        cv2.imwrite(str(folder / f"{i}.png"), image)
-    return folder
 
 
 def cli(argv, capsys):
