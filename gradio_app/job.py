@@ -57,13 +57,9 @@ class Limits:
                           raise_with=(elsewhere, elsewhere, elsewhere))
 
     def check(self, reader, preview_seconds: float = 0.0) -> None:
-        """Raise :class:`InputError` for a source the app does not take; a preview of its first
-        ``preview_seconds`` is measured by those seconds, not by the whole clip."""
-        width, height = reader.width, reader.height
-        if width * height > self.max_pixels:
-            raise InputError(f"the frames are {width}x{height} ({width * height / 1e6:.1f} megapixels); this app "
-                             f"takes up to {self.max_pixels / 1e6:.1f} megapixels (1920x1080): scale the clip down "
-                             "or use `vfi interpolate`")
+        """Raise :class:`InputError` for a source the app does not take (its frame size is checked
+        when it is opened, by :meth:`work_limits`); a preview of its first ``preview_seconds`` is
+        measured by those seconds, not by the whole clip."""
         if reader.count < 2:
             raise InputError("the clip has only one frame; interpolation needs at least two")
         if reader.duration > self.max_seconds and not 0 < preview_seconds <= self.max_seconds:
@@ -136,7 +132,8 @@ def run_job(source: Path, settings: JobSettings, limits: Limits, work: Path, *,
     if settings.output_format not in OUTPUT_FORMATS:
         raise InputError(f"output format {settings.output_format!r} is not one of {', '.join(OUTPUT_FORMATS)}")
     folder_fps = IMAGE_PAIR_FPS if source.is_dir() else None
-    reader = open_reader(source, folder_fps, limits=limits.work_limits())
+    bounds = limits.work_limits()  # frame size (from the header), output frames, time
+    reader = open_reader(source, folder_fps, limits=bounds)
     limits.check(reader, settings.preview_seconds)
     options = SequenceOptions(multiplier=settings.multiplier,
                               fps=parse_fps(settings.fps) if settings.fps is not None else None,
@@ -154,7 +151,7 @@ def run_job(source: Path, settings: JobSettings, limits: Limits, work: Path, *,
         interpolation_started = time.perf_counter()
         result = interpolate_file(source, destination, model, options, audio=settings.keep_audio,
                                   folder_fps=folder_fps, progress=progress, cancel=cancel,
-                                  limits=limits.work_limits())
+                                  limits=bounds)
         interpolation_seconds = time.perf_counter() - interpolation_started
     notes += [str(w.message) for w in caught]
     playable = result.path if settings.output_format in BROWSER_PLAYABLE else \

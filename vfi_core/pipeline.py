@@ -265,6 +265,7 @@ class InterpolatedStream:
         options.validate(source_fps, source_count)
         self.limits = limits or WorkLimits()
         self.estimated_seconds: float | None = None
+        self._checked_size: tuple[int, int] | None = None  # the frame size the limits were checked for
         self.frames = frames
         self.model = model
         self.options = options
@@ -385,7 +386,8 @@ class InterpolatedStream:
     # -- helpers --------------------------------------------------------------------------------
     def _check_limits(self, frame: TimedFrame) -> None:
         height, width = frame.rgb.shape[-2:]
-        self.check_limits(width, height)
+        if self._checked_size != (width, height):  # not already checked by the caller for this size
+            self.check_limits(width, height)
 
     def check_limits(self, width: int, height: int, held_bytes: int = 0) -> None:
         """The job against :attr:`limits` for frames of this size (the stream calls it at its first
@@ -398,6 +400,7 @@ class InterpolatedStream:
         descriptor = getattr(self.model, "descriptor", None)
         device = torch.device(getattr(self.model, "device", "cpu")).type
         cost = descriptor.seconds_per_megapixel.get(device) if descriptor is not None else None
+        self._checked_size = (width, height)
         self.estimated_seconds = self.limits.check(width=width, height=height, output_frames=planned,
                                                    interpolated_frames=interpolated, seconds_per_megapixel=cost,
                                                    device=device, held_bytes=held_bytes)

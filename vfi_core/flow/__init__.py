@@ -89,7 +89,7 @@ def raft_model(device: torch.device | str = "cpu", dtype: torch.dtype = torch.fl
 
 def raft_flows(frame0: torch.Tensor, frame1: torch.Tensor, size: tuple[int, int], *,
                max_side: int = RAFT_MAX_SIDE, iterations: int = RAFT_ITERATIONS,
-               variant: str = "large", cancel=None) -> tuple[torch.Tensor, torch.Tensor]:
+               variant: str = "large") -> tuple[torch.Tensor, torch.Tensor]:
     """RAFT's ``(F01, F10)`` for ``(B,3,H,W)`` frames, computed on them area-downscaled to
     ``max_side`` and returned bilinearly resized to ``size`` ``(h, w)``, in pixels of that size
     (float32, frames' device)."""
@@ -97,7 +97,7 @@ def raft_flows(frame0: torch.Tensor, frame1: torch.Tensor, size: tuple[int, int]
 
     def estimate(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.inference_mode():
-            return net.bidirectional(a, b, iterations, cancel=cancel)
+            return net.bidirectional(a, b, iterations)
 
     flows = resize_flow(capped(frame0, frame1, estimate, max_side).float(), tuple(size))
     return flows[:, :2].clone(), flows[:, 2:].clone()
@@ -122,8 +122,7 @@ class MotionEstimator:
     raft_max_side: int = RAFT_MAX_SIDE
     raft_iterations: int | None = None
 
-    def __call__(self, frame0: torch.Tensor, frame1: torch.Tensor, cancel=None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, frame0: torch.Tensor, frame1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(F01, F10)``, each ``(B,2,H,W)`` float32 in pixels on ``frame0``'s device."""
         kind = resolve_motion(self.motion)
         check_cancelled()
@@ -131,7 +130,7 @@ class MotionEstimator:
             return dis_estimator(self.dis_preset, self.dis_finest_scale, self.global_motion)(frame0, frame1)
         iterations = self.raft_iterations or (RAFT_ITERATIONS if kind == "raft" else RAFT_START_ITERATIONS)
         start = raft_flows(frame0, frame1, tuple(frame0.shape[-2:]), max_side=self.raft_max_side,
-                           iterations=iterations, cancel=cancel)
+                           iterations=iterations)
         if kind == "raft":
             return start
         check_cancelled()

@@ -305,7 +305,7 @@ class RAFT(nn.Module):
                             config.small)
         self.update_block = UpdateBlock(config)
 
-    def _refine(self, pyramid, context_out, iterations: int, cancel=None) -> torch.Tensor:
+    def _refine(self, pyramid, context_out, iterations: int) -> torch.Tensor:
         cfg = self.config
         net, context = torch.split(context_out, (cfg.hidden_dim, cfg.context_dim), 1)
         net, context = torch.tanh(net), F.relu(context)
@@ -315,9 +315,7 @@ class RAFT(nn.Module):
         coords1 = coords0.clone()
         mask = None
         for i in range(iterations):
-            if cancel is not None:
-                cancel()
-            check_cancelled()
+            check_cancelled()  # a job's cancel (vfi_core.cancellation), between iterations
             corr = lookup(pyramid, coords1, cfg.corr_radius).to(net.dtype)
             net, mask, delta = self.update_block(net, context, corr, (coords1 - coords0).to(net.dtype),
                                                  i == iterations - 1)
@@ -325,10 +323,10 @@ class RAFT(nn.Module):
         flow = coords1 - coords0
         return bilinear_upsample8(flow) if mask is None else convex_upsample(flow, mask.float())
 
-    def bidirectional(self, frame0: torch.Tensor, frame1: torch.Tensor, iterations: int = 12,
-                      cancel=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(F01, F10)``, each ``(B,2,H,W)`` float32 in pixels; ``cancel``: a callable invoked before
-        every iteration (it raises to stop)."""
+    def bidirectional(self, frame0: torch.Tensor, frame1: torch.Tensor,
+                      iterations: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(F01, F10)``, each ``(B,2,H,W)`` float32 in pixels; a cancelled job stops between
+        iterations (:mod:`vfi_core.cancellation`)."""
         if frame0.shape != frame1.shape or frame0.dim() != 4 or frame0.shape[1] != 3:
             raise ValueError(f"RAFT expects two (B,3,H,W) frames of one shape, got {tuple(frame0.shape)} "
                              f"and {tuple(frame1.shape)}")
@@ -346,7 +344,7 @@ class RAFT(nn.Module):
         pyramid01 = correlation_pyramid(f0.float(), f1.float(), levels)
         pyramid10 = correlation_pyramid(f1.float(), f0.float(), levels)
         context = self.cnet(pair)
-        flow = self._refine([torch.cat(p) for p in zip(pyramid01, pyramid10)], context, iterations, cancel)
+        flow = self._refine([torch.cat(p) for p in zip(pyramid01, pyramid10)], context, iterations)
         flow = flow[..., pad[2]:pad[2] + h, pad[0]:pad[0] + w]
         return flow[:b], flow[b:]
 
