@@ -60,6 +60,13 @@ from ..ops.flow import DIS_PRESETS
 from ..ops.motion import CONSISTENCY_WEIGHT, linear_motion, splatted_motion
 from ..ops.warp import backward_warp, outside_frame
 from ..registry import ModelDescriptor, Param, register
+from .refine import DetailRestorer, RefineNet, RestorationInputs, refine_param
+
+
+# epsilon of PerVFI eq. 6: a pixel that receives less than this much of a frame is occluded in it.
+# The paper's 0.5 flags the stretched areas DIS flow leaves around moving edges as occluded
+# (measured -0.3 dB); 0.05 keeps only real holes.
+OCCLUSION_THRESHOLD = 0.05
 
 
 def _dilate_soft(mask: torch.Tensor, radius: int) -> torch.Tensor:
@@ -92,12 +99,17 @@ def asymmetric_blend(warped0: torch.Tensor, warped1: torch.Tensor, t: torch.Tens
     Returns:
         The blended ``(B,C,H,W)`` frame.
     """
-    tt = t.view(-1, 1, 1, 1).to(warped0.dtype)
-    primary_is_1 = (tt > 0.5).to(warped0.dtype)
+    weight1 = blend_weight(t, mask0, mask1, asymmetry)
+    return warped0 * (1.0 - weight1) + warped1 * weight1
+
+
+def blend_weight(t: torch.Tensor, mask0: torch.Tensor, mask1: torch.Tensor, asymmetry: float) -> torch.Tensor:
+    """The share of frame 1 in :func:`asymmetric_blend`, ``(B,1,H,W)`` in [0,1]."""
+    tt = t.view(-1, 1, 1, 1).to(mask0.dtype)
+    primary_is_1 = (tt > 0.5).to(mask0.dtype)
     weight1 = (1.0 - asymmetry) * tt + asymmetry * primary_is_1
     weight1 = weight1 + (1.0 - weight1) * mask0      # frame 0 occluded: take frame 1
-    weight1 = weight1 * (1.0 - mask1 * (1.0 - mask0))  # frame 1 occluded (and 0 not): take frame 0
-    return warped0 * (1.0 - weight1) + warped1 * weight1
+    return weight1 * (1.0 - mask1 * (1.0 - mask0))    # frame 1 occluded (and 0 not): take frame 0
 
 
 class FlowASB(Interpolator):
@@ -120,20 +132,16 @@ class FlowASB(Interpolator):
                   "frame alone (sharpest, never ghosts).", min=0.0, max=1.0, step=0.05),
             Param("dilation", int, 0, "Pixels by which occlusion masks grow before blending.",
                   min=0, max=32, step=1),
+            refine_param(),
         ),
     )
 
-    # photometric error scale of the softmax-splatting metric (errors are in [0,1] units)
-    consistency_weight = CONSISTENCY_WEIGHT
-    # epsilon of PerVFI eq. 6: a pixel that receives less than this much of a frame is occluded in it.
-    # The paper's 0.5 flags the stretched areas DIS flow leaves around moving edges as occluded
-    # (measured -0.3 dB); 0.05 keeps only real holes.
-    occlusion_threshold = 0.05
     full_resolution_flow_below = 640  # long side in pixels; see the module docstring
 
-    def __init__(self, **kwargs):
+    def __init__(self, *, refiner: RefineNet | None = None, **kwargs):
         super().__init__(**kwargs)
         self._flows = PairFlows()
+        self._restorer = DetailRestorer(self.device, refiner)
 
     def flows(self, frame0: torch.Tensor, frame1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Bidirectional flows; reused when the same pair comes again (every t of a pair in a sequence)."""
@@ -144,38 +152,64 @@ class FlowASB(Interpolator):
 
     def _interpolate(self, frame0, frame1, t) -> Interpolation:
         f01, f10 = self.flows(frame0, frame1)  # RAFT runs in the model's dtype
-        # splatting sums many contributions and a half-precision sampling grid is off by a fraction
-        # of a pixel: warping and blending stay float32 under half precision
-        frame0, frame1, t = frame0.float(), frame1.float(), t.float()
-        check_cancelled()
-        motion, cov0, cov1 = splatted_motion(frame0, frame1, f01, f10, t, self.consistency_weight)
-        tt = t.view(-1, 1, 1, 1)
-        # backward flows from t to frames 0 and 1: splatted motion, then the linear approximation
-        linear = linear_motion(f01, f10, t)
-        to0 = torch.cat((-tt * motion, linear[:, :2]))
-        to1 = torch.cat(((1 - tt) * motion, linear[:, 2:]))
-        check_cancelled()
-        warped0 = backward_warp(frame0.repeat(2, 1, 1, 1), to0)
-        warped1 = backward_warp(frame1.repeat(2, 1, 1, 1), to1)
-        occluded0 = (cov0 < self.occlusion_threshold).to(frame0.dtype)
-        occluded1 = (cov1 < self.occlusion_threshold).to(frame0.dtype)
-        # per hypothesis, a frame is also occluded where its sample falls outside it (content out of
-        # view, which border replication would otherwise smear in); out of both: the plain blend
-        hidden0 = torch.maximum(occluded0.repeat(2, 1, 1, 1), outside_frame(to0))
-        hidden1 = torch.maximum(occluded1.repeat(2, 1, 1, 1), outside_frame(to1))
-        both = hidden0 * hidden1
-        radius = self.params["dilation"]
-        check_cancelled()
-        mask0 = quasi_binary_mask(hidden0 - both, radius)
-        mask1 = quasi_binary_mask(hidden1 - both, radius)
-        blended = asymmetric_blend(warped0, warped1, t.repeat(2), mask0, mask1, self.params["asymmetry"])
-        frame = blended.view(2, *frame0.shape).mean(0)
-        disagreement = (warped0 - warped1).abs().mean(1, keepdim=True).view(2, -1, 1, *frame0.shape[-2:]).mean(0)
-        seen_by_neither = occluded0 * occluded1
-        confidence = (1.0 - 4.0 * disagreement).clamp(0, 1) * (1.0 - seen_by_neither)
-        # where one frame is occluded, the disagreement is expected and says nothing
-        confidence = torch.maximum(confidence, torch.maximum(mask0[: len(t)], mask1[: len(t)]) * (1.0 - seen_by_neither))
-        return Interpolation(frame, confidence)
+        result, inputs = synthesize(frame0, frame1, f01, f10, t, self.params["asymmetry"], self.params["dilation"])
+        if self.params["refine"] > 0:
+            result = result._replace(frame=self._restorer(inputs, t.float(), self.params["refine"]))
+        return result
+
+
+def synthesize(frame0: torch.Tensor, frame1: torch.Tensor, f01: torch.Tensor, f10: torch.Tensor, t: torch.Tensor,
+               asymmetry: float = 0.0, dilation: int = 0) -> tuple[Interpolation, RestorationInputs]:
+    """flow-asb's frame at ``t`` from given flows (steps 2-4 of the module docstring).
+
+    Args:
+        frame0, frame1: ``(B,3,H,W)`` in [0,1].
+        f01, f10: ``(B,2,H,W)`` flows in pixels.
+        t: ``(B,)`` times.
+        asymmetry, dilation: as the declared parameters.
+    Returns:
+        The :class:`Interpolation` (float32, not clamped) and what the detail-restoration stage
+        takes (:class:`~vfi_core.models.refine.RestorationInputs`: both frames warped to t and
+        the blend weight, averaged over the two motion hypotheses).
+    """
+    # splatting sums many contributions and a half-precision sampling grid is off by a fraction
+    # of a pixel: warping and blending stay float32 under half precision
+    frame0, frame1, t = frame0.float(), frame1.float(), t.float()
+    f01, f10 = f01.float(), f10.float()
+    check_cancelled()
+    motion, cov0, cov1 = splatted_motion(frame0, frame1, f01, f10, t, CONSISTENCY_WEIGHT)
+    tt = t.view(-1, 1, 1, 1)
+    # backward flows from t to frames 0 and 1: splatted motion, then the linear approximation
+    linear = linear_motion(f01, f10, t)
+    to0 = torch.cat((-tt * motion, linear[:, :2]))
+    to1 = torch.cat(((1 - tt) * motion, linear[:, 2:]))
+    check_cancelled()
+    warped0 = backward_warp(frame0.repeat(2, 1, 1, 1), to0)
+    warped1 = backward_warp(frame1.repeat(2, 1, 1, 1), to1)
+    occluded0 = (cov0 < OCCLUSION_THRESHOLD).to(frame0.dtype)
+    occluded1 = (cov1 < OCCLUSION_THRESHOLD).to(frame0.dtype)
+    # per hypothesis, a frame is also occluded where its sample falls outside it (content out of
+    # view, which border replication would otherwise smear in); out of both: the plain blend
+    hidden0 = torch.maximum(occluded0.repeat(2, 1, 1, 1), outside_frame(to0))
+    hidden1 = torch.maximum(occluded1.repeat(2, 1, 1, 1), outside_frame(to1))
+    both = hidden0 * hidden1
+    check_cancelled()
+    mask0 = quasi_binary_mask(hidden0 - both, dilation)
+    mask1 = quasi_binary_mask(hidden1 - both, dilation)
+    weight1 = blend_weight(t.repeat(2), mask0, mask1, asymmetry)
+    blended = warped0 * (1.0 - weight1) + warped1 * weight1
+
+    def mean(x: torch.Tensor) -> torch.Tensor:  # over the two hypotheses
+        return x.view(2, -1, *x.shape[1:]).mean(0)
+
+    frame = mean(blended)
+    disagreement = mean((warped0 - warped1).abs().mean(1, keepdim=True))
+    seen_by_neither = occluded0 * occluded1
+    confidence = (1.0 - 4.0 * disagreement).clamp(0, 1) * (1.0 - seen_by_neither)
+    # where one frame is occluded, the disagreement is expected and says nothing
+    confidence = torch.maximum(confidence, torch.maximum(mask0[: len(t)], mask1[: len(t)]) * (1.0 - seen_by_neither))
+    inputs = RestorationInputs(mean(warped0), mean(warped1), frame, mean(weight1), confidence)
+    return Interpolation(frame, confidence), inputs
 
 
 register(FlowASB.descriptor, FlowASB)

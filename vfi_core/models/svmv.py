@@ -58,6 +58,7 @@ from ..ops.flow import DIS_PRESETS, capped_dis, capped_size
 from ..ops.motion import linear_motion, splatted_motion
 from ..ops.warp import backward_warp, outside_frame, resize_flow
 from ..registry import ModelDescriptor, Param, register
+from .refine import DetailRestorer, RefineNet, RestorationInputs, refine_param
 
 BASE_MOTIONS = ("linear", "splat-linear")
 ENSEMBLE_RANGE = (1, 8)  # the M range the architecture is trained for (random M per step)
@@ -343,6 +344,14 @@ class SVMVNet(nn.Module):
         return SVMVOutput(frame, confidence, offsets, weights.transpose(2, 3), samples.transpose(2, 3))
 
 
+def restoration_inputs(out: SVMVOutput) -> RestorationInputs:
+    """What the detail-restoration stage takes from an :class:`SVMVOutput`: each input frame's
+    samples averaged with their weights (the frame warped to t), and frame 1's share of the weights."""
+    share = out.weights.sum(2)  # (B,2,1,H,W): each frame's share of the blend
+    warped = (out.weights * out.samples).sum(2) / share.clamp_min(1e-6)
+    return RestorationInputs(warped[:, 0], warped[:, 1], out.frame, share[:, 1].clamp(0, 1), out.confidence)
+
+
 def stack_frames(frame0: torch.Tensor, frame1: torch.Tensor, frame_prev: torch.Tensor | None = None,
                  frame_next: torch.Tensor | None = None) -> torch.Tensor:
     """``(B,4,3,H,W)`` stack ``[I-1, I0, I1, I2]``; a missing outer frame repeats its neighbour."""
@@ -372,11 +381,13 @@ class SVMV(Interpolator):
             motion_param(),
             Param("ensemble", int, 4, "Offset approximations per pixel and frame (M): more is smoother "
                   "and slower.", min=ENSEMBLE_RANGE[0], max=ENSEMBLE_RANGE[1], step=1),
+            refine_param(),
         ),
     )
 
-    def __init__(self, *, network: SVMVNet | None = None, **kwargs):
+    def __init__(self, *, network: SVMVNet | None = None, refiner: RefineNet | None = None, **kwargs):
         super().__init__(**kwargs)
+        self._restorer = DetailRestorer(self.device, refiner)
         if network is None:
             network = load_network(self.weights, self.device, torch.float32)
         # under half precision only the motion estimator (RAFT) runs in float16: this network is
@@ -405,7 +416,10 @@ class SVMV(Interpolator):
         prior = self.prior(frames[:, 1], frames[:, 2])
         out = self.network(frames.float(), t.float(), ensemble=self.params["ensemble"],
                            prior=None if prior is None else prior.float())
-        return Interpolation(out.frame, out.confidence)
+        frame = out.frame
+        if self.params["refine"] > 0:
+            frame = self._restorer(restoration_inputs(out), t.float(), self.params["refine"])
+        return Interpolation(frame, out.confidence)
 
     @torch.inference_mode()
     def interpolate_four(self, frame_prev: torch.Tensor | None, frame0: torch.Tensor, frame1: torch.Tensor,

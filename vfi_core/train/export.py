@@ -22,8 +22,9 @@ import torch
 
 from ..errors import InputError
 from ..files import publish
-from ..registry import WEIGHTS_DIR, get_descriptor
+from ..registry import WEIGHTS_DIR
 from .checkpoint import read_checkpoint
+from .recipes import get_recipe
 
 MAX_BYTES = 25 * 1024 * 1024
 
@@ -86,8 +87,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path = WEIGHTS_DIR, name: str
 
     run_dir = Path(run_dir)
     info, tensors = read_checkpoint(run_dir)
-    desc = get_descriptor(info["model"])
-    name = name or Path(desc.weight_file).stem
+    recipe = get_recipe(info["model"])
+    name = name or recipe.weight_stem()
     weights = {k[len("ema."):]: v.to(torch.float16) if v.is_floating_point() else v
                for k, v in tensors.items() if k.startswith("ema.")}
     config = json.loads((run_dir / "config.json").read_text())
@@ -119,11 +120,11 @@ def export_run(run_dir: str | Path, out_dir: str | Path = WEIGHTS_DIR, name: str
     publish(tmp, weight_path)
     card_path.write_text(json.dumps(card, indent=1) + "\n")
     if bench_dataset is not None:
-        from .. import bench, registry
+        from .. import bench
         from ..eval_sets import load_eval_set
 
         layout, items = load_eval_set(Path(bench_dataset), bench_layout, bench_limit, bench_sets)
-        model = registry.load(info["model"], device="cpu", weights=weight_path)
+        model = recipe.load_exported(weight_path)
         report = bench.build_report(f"{name}-export", {"model": name}, str(bench_dataset), layout,
                                     bench.evaluate_model(model, items))
         card["bench"] = {"dataset": str(bench_dataset), "layout": layout, **({"only": bench_sets} if bench_sets else {}),

@@ -1,6 +1,8 @@
 """What every training recipe shares (:mod:`vfi_core.train.recipes`)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from torch import nn
 
 
@@ -21,3 +23,13 @@ class NetworkRecipe:
     def architecture(self, net: nn.Module) -> dict:
         """The model card's record of ``net``: its class and config."""
         return {"class": type(net).__name__, "config": net.config.to_dict()}
+
+    def weight_stem(self) -> str:
+        """The stem of the shipped weight file (``vfi export``'s default name): the model's declared file."""
+        from ..registry import get_descriptor
+        return Path(get_descriptor(self.name).weight_file).stem
+
+    def load_exported(self, path: Path):
+        """The interpolator of exported weights at ``path`` on the CPU (``vfi export --bench``)."""
+        from .. import registry
+        return registry.load(self.name, device="cpu", weights=path)

@@ -7,6 +7,7 @@ from torch import nn
 from ..errors import InputError
 from .mivid_recipe import MiVIDRecipe
 from .pervfi_recipe import PerVFIRecipe
+from .refine_recipe import RefineRecipe
 from .recipe_base import NetworkRecipe
 
 
@@ -67,7 +68,7 @@ class SVMVRecipe(NetworkRecipe):
         return SVMV.from_network(net, ensemble=min(default, net.config.ensemble_max))
 
 
-RECIPES = {"svmv": SVMVRecipe(), "pervfi": PerVFIRecipe(), "mivid": MiVIDRecipe()}
+RECIPES = {"svmv": SVMVRecipe(), "pervfi": PerVFIRecipe(), "mivid": MiVIDRecipe(), "refine": RefineRecipe()}
 
 
 def get_recipe(model: str):
