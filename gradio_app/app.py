@@ -23,7 +23,7 @@ from vfi_core.errors import InputError, ParameterError, VFIError
 from vfi_core.pipeline import DEFAULT_SCENE_THRESHOLD
 from vfi_core.registry import ModelDescriptor, Param
 
-from .job import OUTPUT_FORMATS, JobSettings, Limits, image_pair_folder, run_job
+from .job import OUTPUT_FORMATS, JobSettings, Limits, image_pair_folder, public_message, run_job
 
 API_NAME = "interpolate"
 SAMPLES_DIR = Path(registry.__file__).resolve().parent / "samples"
@@ -110,16 +110,21 @@ def build_demo(limits: Limits = Limits(), concurrency: int = 1, keep_minutes: fl
         models without confidence), a summary and the file in the chosen format.
         """
         flag = cancel_requests.start(request.session_hash)
+        uploads = {"video": video, "first image": first_image, "second image": second_image}
+        work = None
         try:
-            with tempfile.TemporaryDirectory(prefix="vfi-app-") as work:
+            with tempfile.TemporaryDirectory(prefix="vfi-app-") as folder:
+                work = Path(folder)
                 result = _run(video, first_image, second_image, model, multiplier, target_fps, model_params,
-                              scene_threshold, preview_seconds, output_format, keep_audio, Path(work),
+                              scene_threshold, preview_seconds, output_format, keep_audio, work,
                               progress, flag)
+                result.notes[:] = [public_message(note, uploads, work) for note in result.notes]
                 # Gradio copies the files when it receives them; the folder goes when the generator resumes.
                 yield (str(result.playable), str(result.comparison), result.heat_map, result.summary(),
                        str(result.video))
         except VFIError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            message = str(exc) if work is None else public_message(str(exc), uploads, work)
+            raise gr.Error(message, print_exception=False) from None
         finally:
             cancel_requests.finish(request.session_hash, flag)
 

@@ -9,7 +9,9 @@ the job's working folder, which the caller owns and removes.
 from __future__ import annotations
 
 import itertools
+import re
 import shutil
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -111,6 +113,32 @@ class JobResult:
                          "(dark: sure, bright: artefacts likely)")
         lines += self.notes
         return "\n\n".join(lines)
+
+
+def public_message(message: str, uploads: dict[str, str | None], work: Path) -> str:
+    """``message`` as the app's user may read it: no path of this server. Uploaded files are named as
+    the user named them (``uploads``: role -> the upload's server path, e.g. ``{"video": ...}``), the
+    copies :func:`image_pair_folder` makes as "the first image" / "the second image", and any other
+    path inside the job's working folder or Gradio's upload folders by its file name only."""
+    replacements = {}
+    for role, upload in uploads.items():
+        if upload:
+            replacements[str(Path(upload))] = Path(upload).name
+    for index, role in ((1, "the first image"), (2, "the second image")):
+        for suffix in IMAGE_EXTENSIONS:
+            replacements[str(work / "image_pair" / f"{index}{suffix}")] = role
+    replacements[str(work / "image_pair")] = "the two images"
+    for path in sorted(replacements, key=len, reverse=True):  # longest first: a folder after its files
+        message = message.replace(path, replacements[path])
+    # any other absolute path left (a work file, Gradio's cache): its last part only
+    roots = {str(work), str(Path(tempfile.gettempdir()))}
+    for upload in uploads.values():
+        if upload:
+            roots.add(str(Path(upload).parent.parent))
+    for root in sorted(roots, key=len, reverse=True):
+        message = re.sub(re.escape(root) + r"(/[^\s'\":,]*)?", lambda m: Path(m.group(0)).name or "a work file",
+                         message)
+    return message
 
 
 def image_pair_folder(first: str | Path, second: str | Path, work: Path) -> Path:

@@ -85,6 +85,32 @@ def test_non_finite_weights_are_refused(tmp_path, frames_dir, capsys, bad):
     assert list(out.iterdir()) == []
 
 
+def test_weights_that_do_not_fit_their_card_say_what_differs(tmp_path, frames_dir, capsys):
+    from safetensors.torch import load_file, save_file
+
+    shipped = registry.get_descriptor("svmv").weights_path()
+    if shipped is None:
+        pytest.skip("the svmv weights are not installed")
+    state = load_file(str(shipped))
+    dropped = sorted(state)[0]
+    del state[dropped]
+    wrong = sorted(state)[-1]
+    state[wrong] = torch.zeros(7, dtype=state[wrong].dtype)
+    state["extra.weight"] = torch.zeros(2, dtype=torch.float16)
+    path = tmp_path / "cut.safetensors"
+    save_file(state, str(path))
+    shutil.copy(shipped.with_suffix(".json"), path.with_suffix(".json"))
+    out = tmp_path / "out"
+    out.mkdir()
+    code, err = run_cli(["interpolate", str(frames_dir), str(out / "o.mp4"), "-m", "2", "--model", "svmv",
+                         "--weights", str(path)], capsys)
+    assert code == 2 and err.count("\n") == 1 and list(out.iterdir()) == []
+    assert err.startswith("vfi: error: cut.safetensors does not match the SVMVNet its model card describes: "
+                          f"1 tensor(s) missing ({dropped}), 1 unexpected (extra.weight), 1 of another shape "
+                          f"({wrong} (7,) instead of ")
+    assert err.rstrip().endswith("re-export the weights with `vfi export`, or restore the card written with them")
+
+
 # 3. frames with NaN/inf or outside [0, 1]
 @pytest.mark.parametrize("fill, message", [
     (math.nan, "frame1 contains NaN or infinite values; frames must be finite float RGB in [0, 1]"),

@@ -142,9 +142,27 @@ def test_bad_input_is_one_message_and_the_app_keeps_serving(client, tiny_clip, t
                     "absurd rate": {"target_fps": "1e9"}}[case]
     with pytest.raises(AppError, match=expected) as caught:
         call(client, video, **settings)
-    assert "Traceback" not in str(caught.value) and "\n" not in str(caught.value).strip()
+    message = str(caught.value)
+    assert "Traceback" not in message and "\n" not in message.strip()
+    assert tempfile.gettempdir() + "/" not in message  # no server path
+    if case == "not a video":
+        assert message.startswith("notes.mp4 is not a video")  # the name the user uploaded
     _, _, _, summary, _ = call(client, tiny_clip)
     assert "11 frames at 50 fps" in summary
+
+
+def test_messages_name_the_users_files_not_the_servers_paths(tmp_path):
+    from gradio_app.job import public_message
+
+    upload = tmp_path / "gradio" / "3f9a" / "holiday.mov"
+    work = tmp_path / "vfi-app-x1"
+    uploads = {"video": str(upload), "first image": None, "second image": None}
+    assert public_message(f"{upload} is not a video or image file", uploads, work) == \
+        "holiday.mov is not a video or image file"
+    assert public_message(f"{work}/image_pair/2.png: cannot identify image file", {}, work) == \
+        "the second image: cannot identify image file"
+    assert public_message(f"cannot write {work}/interpolated.mp4: disk full", {}, work) == \
+        "cannot write interpolated.mp4: disk full"
 
 
 def test_cancel_stops_the_running_job(app_url, tmp_path):

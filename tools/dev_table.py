@@ -4,6 +4,9 @@
         [--dataset ../shared/data/dev/triplets.csv] [--out out/dev_table] [--threads 2] \
         [--param svmv:ensemble=4] [--perceptual] [--layout seven] [--sets A,B]
 
+A model may run twice under two labels, ``LABEL=MODEL``, with its own parameters:
+``--models svmv svmv-refine=svmv --param svmv-refine:refine=1``.
+
 Our models go through `vfi bench --model` (reports `<out>/<model>.json`). Each peer writes its
 predictions with its own Python (`$VFI_PEERS_DIR/venv/bin/python`, built by
 `../shared/peers/setup.sh`) through `tools/peer_predictions.py` into `<out>/peers/<method>/`, and
@@ -81,9 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     from vfi_core.commands.bench import set_names
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=["svmv", "flow-asb"], help="our interpolators")
+    ap.add_argument("--models", nargs="+", default=["svmv", "flow-asb"],
+                    help="our interpolators, each MODEL or LABEL=MODEL")
     ap.add_argument("--param", action="append", default=[], metavar="MODEL:NAME=VALUE",
-                    help="a declared parameter for one model (repeatable)")
+                    help="a declared parameter for one model, named by its label (repeatable)")
     ap.add_argument("--peers", default="rife,dis", help="peer methods of ../shared/peers ('' for none)")
     ap.add_argument("--dataset", default="../shared/data/dev/triplets.csv")
     ap.add_argument("--layout", default="auto", help="the dataset's layout (vfi bench --layout), e.g. seven: "
@@ -114,9 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     if peers and not peer_python.is_file():
         ap.error(f"no peers' Python at {peer_python}: run ../shared/peers/setup.sh first")
     methods: dict = {}
-    for model in args.models:
-        run([*bench, "--model", model, *params[model], "--name", model, "--device", "cpu"], args.threads)
-        methods[model] = report_sets(out / f"{model}.json")
+    for spec in args.models:
+        label, _, model = spec.partition("=")
+        run([*bench, "--model", model or label, *params[label], "--name", label, "--device", "cpu"], args.threads)
+        methods[label] = report_sets(out / f"{label}.json")
     if peers:
         jobs = out / "peers" / "jobs.csv"
         jobs.parent.mkdir(parents=True, exist_ok=True)

@@ -158,10 +158,12 @@ class ShiftTolerantLPIPS(nn.Module):
                 renamed[f"slices.{int(number) - 1}.{rest}"] = value
             elif key.startswith("lin"):
                 renamed[f"lins.{key[3]}.weight"] = value
-        try:
-            model.load_state_dict(renamed, strict=True)
-        except RuntimeError as exc:
-            raise WeightsError(f"{path} does not match the ST-LPIPS {net} network: {str(exc).splitlines()[0]}") from None
+        from .weights import state_dict_mismatch
+
+        mismatch = state_dict_mismatch(model.state_dict(), renamed)
+        if mismatch:
+            raise WeightsError(f"{path} does not match the ST-LPIPS {net} network: {mismatch}")
+        model.load_state_dict(renamed, strict=True)
         return model.eval().requires_grad_(False)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

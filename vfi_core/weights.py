@@ -67,8 +67,31 @@ def load_network(path: str | Path, network_class, config_class, device: torch.de
                            "architecture; export weights with `vfi export`")
     net = network_class(config_class.from_dict(arch["config"]))
     state = load_state_dict(path)
-    try:
-        net.load_state_dict({k: v.float() for k, v in state.items()})
-    except RuntimeError as exc:
-        raise WeightsError(f"{path} does not match its architecture: {str(exc).splitlines()[0]}") from None
+    mismatch = state_dict_mismatch(net.state_dict(), state)
+    if mismatch:
+        raise WeightsError(f"{Path(path).name} does not match the {name} its model card describes: {mismatch}; "
+                           "re-export the weights with `vfi export`, or restore the card written with them")
+    net.load_state_dict({k: v.float() for k, v in state.items()})
     return net.to(device=device, dtype=dtype).eval()
+
+
+def state_dict_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], shown: int = 3) -> str:
+    """What keeps ``given`` from loading into a network whose state dict is ``expected``, in one line
+    (missing tensors, unexpected ones, shapes that differ; the first ``shown`` of each); "" if it fits."""
+    def some(names):
+        names = sorted(names)
+        return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+    missing = expected.keys() - given.keys()
+    unexpected = given.keys() - expected.keys()
+    shapes = [f"{k} {tuple(given[k].shape)} instead of {tuple(expected[k].shape)}"
+              for k in sorted(expected.keys() & given.keys()) if given[k].shape != expected[k].shape]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} tensor(s) missing ({some(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected ({some(unexpected)})")
+    if shapes:
+        parts.append(f"{len(shapes)} of another shape ({'; '.join(shapes[:shown])}"
+                     + (f"; and {len(shapes) - shown} more" if len(shapes) > shown else "") + ")")
+    return ", ".join(parts)
