@@ -26,7 +26,7 @@ from comfy_api.latest import ComfyExtension, InputImpl, Types, io
 
 import vfi_core
 from vfi_core.errors import Cancelled
-from vfi_core.pipeline import DEFAULT_SCENE_THRESHOLD, SequenceOptions, parse_fps
+from vfi_core.pipeline import MAX_FPS, TIMING_PARAMS, SequenceOptions, parse_fps, timing_options
 from vfi_core.registry import ModelDescriptor, Param
 
 from .model_files import (AUTO_WEIGHTS, InterpolatorCache, LoadedInterpolator, register_model_folder,
@@ -35,8 +35,6 @@ from .sequence import InterruptibleModel, interpolate_images
 
 CATEGORY = "VFI Suite"
 VFIModel = io.Custom("VFI_MODEL")
-MAX_MULTIPLIER = 16
-MAX_FPS = 1000.0
 CACHE = InterpolatorCache()
 
 
@@ -94,29 +92,15 @@ def loader_node(descriptor: ModelDescriptor) -> type[io.ComfyNode]:
 
 
 def timing_inputs() -> list[io.Input]:
-    """The inputs the IMAGE and VIDEO nodes share: timing, scene cuts, loop, duplicates."""
-    return [
-        io.Int.Input("multiplier", default=2, min=1, max=MAX_MULTIPLIER,
-                     tooltip="Output frames per source frame pair (2 doubles the frame rate). "
-                             "Used when target_fps is 0."),
-        io.Float.Input("target_fps", default=0.0, min=0.0, max=MAX_FPS, step=0.001,
-                       tooltip="0: use the multiplier. Otherwise the output frame rate, at least the source's "
-                               "(59.94 means 60000/1001)."),
-        io.Float.Input("scene_threshold", default=DEFAULT_SCENE_THRESHOLD, min=0.0, max=1.0, step=0.01,
-                       tooltip="Scene-change score (0..1) above which a pair is a cut: the frame is held "
-                               "instead of morphing. 1 never cuts."),
-        io.Boolean.Input("loop", default=False,
-                         tooltip="Also interpolate from the last frame back to the first, for seamless loops."),
-        io.Boolean.Input("dedup", default=False,
-                         tooltip="Drop duplicate frames (animation on twos, stutter) and re-time the rest."),
-    ]
+    """The inputs the IMAGE and VIDEO nodes share, from the core's timing declarations: multiplier,
+    target fps, scene cuts, loop, duplicates."""
+    return [param_input(p) for p in TIMING_PARAMS]
 
 
 def sequence_options(multiplier: int, target_fps: float, scene_threshold: float, loop: bool,
                      dedup: bool) -> SequenceOptions:
-    if target_fps:
-        return SequenceOptions(fps=parse_fps(target_fps), loop=loop, scene_threshold=scene_threshold, dedup=dedup)
-    return SequenceOptions(multiplier=multiplier, loop=loop, scene_threshold=scene_threshold, dedup=dedup)
+    return timing_options(multiplier=multiplier, target_fps=target_fps, scene_threshold=scene_threshold,
+                          loop=loop, dedup=dedup)
 
 
 def output_dtype() -> torch.dtype:

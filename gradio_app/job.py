@@ -28,7 +28,7 @@ from vfi_core.errors import InputError
 from vfi_core.io import open_reader, open_writer
 from vfi_core.io.images import IMAGE_EXTENSIONS, PngSequenceWriter
 from vfi_core.limits import WorkLimits
-from vfi_core.pipeline import OutputFrame, SequenceOptions, SequenceStats, interpolate_file, parse_fps
+from vfi_core.pipeline import OutputFrame, SequenceStats, interpolate_file, timing_options
 
 # Output formats the writer supports, with the label the app shows.
 OUTPUT_FORMATS = {"mp4": "MP4 (H.264)", "webm": "WebM (VP9)", "mov": "MOV (H.264)", "mkv": "MKV (H.264)",
@@ -72,13 +72,12 @@ class Limits:
 
 @dataclass(frozen=True)
 class JobSettings:
-    """What the user chose. Exactly one of ``multiplier`` and ``fps`` is set; ``fps`` as typed ("59.94")."""
+    """What the user chose. ``timing``: the declared timing options (:func:`vfi_core.pipeline.timing_options`'s
+    arguments; ``target_fps`` 0 uses the multiplier, else as typed, "59.94")."""
 
     model: str
     model_params: dict
-    multiplier: int | None = 2
-    fps: str | None = None
-    scene_threshold: float = 0.3
+    timing: dict = field(default_factory=lambda: {"multiplier": 2})
     preview_seconds: float = 0.0  # 0: the whole clip
     output_format: str = "mp4"
     keep_audio: bool = True
@@ -163,9 +162,7 @@ def run_job(source: Path, settings: JobSettings, limits: Limits, work: Path, *,
     bounds = limits.work_limits()  # frame size (from the header), output frames, time
     reader = open_reader(source, folder_fps, limits=bounds)
     limits.check(reader, settings.preview_seconds)
-    options = SequenceOptions(multiplier=settings.multiplier,
-                              fps=parse_fps(settings.fps) if settings.fps is not None else None,
-                              scene_threshold=settings.scene_threshold)
+    options = timing_options(**settings.timing)
     options.validate(reader.fps, reader.count)
     model = registry.load(settings.model, **settings.model_params)
     notes = []

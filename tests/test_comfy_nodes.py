@@ -154,6 +154,15 @@ def test_every_registered_model_gets_a_loader_with_its_declared_parameters(comfy
     assert loader("flow-asb").define_schema().node_id == "VFISuiteLoad_flow_asb"
 
 
+def test_timing_inputs_are_the_cores_timing_declarations(comfy):
+    inputs = {i.id: i for i in nodes.InterpolateVideo.define_schema().inputs}
+    for param in pipeline.TIMING_PARAMS:
+        widget = inputs[param.name]
+        assert widget.default == param.default and widget.tooltip == param.help
+        if param.kind in (int, float):
+            assert (widget.min, widget.max) == (param.min, param.max)
+
+
 def test_weights_list_shows_safetensors_files_in_every_model_folder(comfy, tmp_path):
     extra = tmp_path / "extra_vfi"  # as extra_model_paths.yaml would add it, before the pack loads
     sys.modules["folder_paths"].folder_names_and_paths["vfi"] = ([str(extra)], set())

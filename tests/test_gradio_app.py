@@ -65,9 +65,11 @@ def tiny_clip(tmp_path_factory):
 
 def call(client, video, **settings):
     arguments = dict(video=handle_file(str(video)) if video is not None else None, first_image=None, second_image=None, model="flow-asb",
-                     multiplier=2, target_fps="", model_params={}, scene_threshold=0.3, preview_seconds=0,
-                     output_format="mp4", keep_audio=True)
+                     timing="multiplier", multiplier=2, target_fps="", model_params={}, scene_threshold=0.3,
+                     loop=False, dedup=False, preview_seconds=0, output_format="mp4", keep_audio=True)
     arguments.update(settings)
+    if "target_fps" in settings and "timing" not in settings:
+        arguments["timing"] = "target fps"
     return client.predict(**arguments, api_name=ENDPOINT)
 
 
@@ -119,7 +121,9 @@ def test_two_images_give_the_frames_between(client, tmp_path):
     ("bad parameter", "parameter 'asymmetry' must lie in"),
     ("missing weights", "needs .*safetensors, which is not in"),
     ("nothing", "upload a video, or two images"),
-    ("absurd rate", r"the output would have [\d,]+ frames, over the limit of 10,000 \(this app's limit; `vfi interpolate`"),
+    ("absurd rate", r"the output would have 50,000 frames, over the limit of 10,000 \(this app's limit; `vfi interpolate`"),
+    ("rate out of range", r"parameter 'target_fps' must lie in \[0.0, 1000.0\], got 1000000000.0"),
+    ("no mode", r"'fast' .* is not in the list of choices: \['multiplier', 'target fps'\]"),
 ])
 def test_bad_input_is_one_message_and_the_app_keeps_serving(client, tiny_clip, tmp_path, monkeypatch, case, expected):
     settings = {}
@@ -134,12 +138,15 @@ def test_bad_input_is_one_message_and_the_app_keeps_serving(client, tiny_clip, t
         video = write_clip(tmp_path / "long.mp4", 2, (64, 48), fps=Fraction(1, 40))
     elif case == "nothing":
         video = None
+    elif case == "absurd rate":  # 2 frames 25 s apart at 1000 fps
+        video = write_clip(tmp_path / "slow.mp4", 2, (64, 48), fps=Fraction(1, 25))
+        settings = {"target_fps": "1000"}
     else:
         video = tiny_clip
         if case == "missing weights":   # the app runs in this process: hide the shipped weights from it
             monkeypatch.setattr("vfi_core.registry.WEIGHTS_DIR", tmp_path / "no-weights")
         settings = {"bad parameter": {"model_params": {"asymmetry": 3.0}}, "missing weights": {"model": WEIGHTED},
-                    "absurd rate": {"target_fps": "1e9"}}[case]
+                    "rate out of range": {"target_fps": "1e9"}, "no mode": {"timing": "fast"}}[case]
     with pytest.raises(AppError, match=expected) as caught:
         call(client, video, **settings)
     message = str(caught.value)
@@ -165,11 +172,24 @@ def test_messages_name_the_users_files_not_the_servers_paths(tmp_path):
         "cannot write interpolated.mp4: disk full"
 
 
+def test_timing_controls_are_the_cores_timing_declarations():
+    from vfi_core.pipeline import timing_param
+
+    demo = gradio_app.build_demo()
+    by_id = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    for elem_id, name in (("multiplier", "multiplier"), ("scene-threshold", "scene_threshold"),
+                          ("loop", "loop"), ("dedup", "dedup")):
+        param, control = timing_param(name), by_id[elem_id]
+        assert control.value == param.default and control.info == param.help
+        if param.kind in (int, float):
+            assert (control.minimum, control.maximum) == (param.min, param.max)
+
+
 def test_cancel_stops_the_running_job(app_url, tmp_path):
     client = Client(app_url, verbose=False, download_files=False)
     clip = write_clip(tmp_path / "long.mp4", 40, (320, 136))
-    job = client.submit(handle_file(str(clip)), None, None, "flow-asb", 8, "", {}, 0.3, 0, "mp4", True,
-                        api_name=ENDPOINT)
+    job = client.submit(handle_file(str(clip)), None, None, "flow-asb", "multiplier", 8, "", {}, 0.3, False, False,
+                        0, "mp4", True, api_name=ENDPOINT)
     deadline = time.monotonic() + 120
     while not (job.status().progress_data or job.done()):  # wait until frames are flowing
         assert time.monotonic() < deadline
@@ -255,7 +275,7 @@ def _rss_bytes() -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads the resident memory from /proc")
-def test_eight_concurrent_jobs_with_an_oversized_one(client, tiny_clip):
+def test_eight_concurrent_jobs_with_an_oversized_one(client, tiny_clip, tmp_path):
     """Eight jobs at once, one asking for an absurd rate: the seven finish with the right frames, the
     eighth is refused in one message, and the server (this process) holds no more memory after."""
     import gc
@@ -263,12 +283,14 @@ def test_eight_concurrent_jobs_with_an_oversized_one(client, tiny_clip):
     call(client, tiny_clip)  # warm: the model and Gradio's caches are loaded once
     gc.collect()
     before = _rss_bytes()
+    slow = write_clip(tmp_path / "slow.mp4", 2, (64, 48), fps=Fraction(1, 25))  # 50 s: 50,000 frames at 1000 fps
     jobs = []
     for i in range(8):
-        settings = {"target_fps": "1e9"} if i == 3 else {"multiplier": 2 + i % 3}
-        arguments = dict(video=handle_file(str(tiny_clip)), first_image=None, second_image=None, model="flow-asb",
-                         multiplier=2, target_fps="", model_params={}, scene_threshold=0.3, preview_seconds=0,
-                         output_format="mp4", keep_audio=True)
+        settings = {"timing": "target fps", "target_fps": "1000"} if i == 3 else {"multiplier": 2 + i % 3}
+        arguments = dict(video=handle_file(str(slow if i == 3 else tiny_clip)), first_image=None, second_image=None,
+                         model="flow-asb", timing="multiplier", multiplier=2, target_fps="", model_params={},
+                         scene_threshold=0.3, loop=False, dedup=False, preview_seconds=0, output_format="mp4",
+                         keep_audio=True)
         arguments.update(settings)
         jobs.append((i, settings, client.submit(**arguments, api_name=ENDPOINT)))
     for i, settings, job in jobs:

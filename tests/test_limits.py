@@ -27,8 +27,11 @@ def cli(argv, capsys):
 
 
 @pytest.mark.parametrize("options, message", [
-    (["--fps", "1e9"], "the output would have 160,000,000 frames, over the limit of 1,000,000 (--max-frames raises it)"),
-    (["-m", "1000", "--max-frames", "2000"], "the output would have 3,001 frames, over the limit of 2,000 (--max-frames"),
+    (["--fps", "1000", "--max-frames", "100"], "the output would have 160 frames, over the limit of 100 (--max-frames "
+                                               "raises it)"),
+    (["--fps", "1e9"], "parameter 'target_fps' must lie in [0.0, 1000.0], got 1000000000.0"),
+    (["-m", "64", "--max-frames", "100"], "the output would have 193 frames, over the limit of 100 (--max-frames"),
+    (["-m", "1000"], "parameter 'multiplier' must lie in [1, 64], got 1000"),
     (["-m", "2", "--max-megapixels", "0.001"], "0.png is 48x32 (0.0 megapixels), over the limit of 0.001 megapixels "
                                                 "(--max-megapixels raises it)"),
     (["-m", "8", "--max-hours", "1e-6"], "this job would take about 0 s (21 frames of 48x32 on the cpu, estimated), "

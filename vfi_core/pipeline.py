@@ -58,6 +58,7 @@ import torch.nn.functional as F
 from .cancellation import cancellable
 from .errors import Cancelled, InputError, ParameterError
 from .limits import WorkLimits
+from .registry import Param
 from .tiling import DEFAULT_OVERLAP, auto_tile_size, interpolate_tiled
 # the frame types and rate parsing live in .timing (shared with .io); importable from here as well
 from .timing import NTSC_DECIMALS, OutputFrame, TimedFrame, frames_at_rate, parse_fps  # noqa: F401
@@ -70,6 +71,56 @@ DEFAULT_DUPLICATE_THRESHOLD = 0.015
 _THUMB = 64
 _HIST_BINS = 16
 _DUP_GRID = 16
+
+
+# The timing options every front end offers (the CLI's flags, the ComfyUI inputs, the app's controls are
+# built from these declarations, so names, ranges, defaults and help agree). ``target_fps`` 0 means
+# "use the multiplier"; front ends that take text read it with :func:`parse_fps` (60000/1001, 59.94).
+MAX_MULTIPLIER = 64
+MAX_FPS = 1000.0
+TIMING_PARAMS = (
+    Param("multiplier", int, 2, "Output frames per source frame pair: (n-1)*N+1 frames at N times the rate "
+          "(2 doubles the frame rate).", min=1, max=MAX_MULTIPLIER, step=1),
+    Param("target_fps", float, 0.0, "Output frame rate instead of a multiplier, at least the source's "
+          "(59.94 means 60000/1001); 0 uses the multiplier.", min=0.0, max=MAX_FPS, step=0.001),
+    Param("scene_threshold", float, DEFAULT_SCENE_THRESHOLD, "Scene-change score (colour-histogram distance, "
+          "0..1) above which a pair is a cut: the frame is held instead of morphing; 1 never cuts.",
+          min=0.0, max=1.0, step=0.01),
+    Param("loop", bool, False, "Also interpolate from the last frame back to the first, for seamless loops."),
+    Param("dedup", bool, False, "Drop duplicate frames (animation on twos, stutter) and spread the motion "
+          "over the time they held."),
+)
+
+
+def timing_param(name: str) -> Param:
+    """The declaration of one timing option (:data:`TIMING_PARAMS`)."""
+    return next(p for p in TIMING_PARAMS if p.name == name)
+
+
+def timing_options(multiplier: int | Sequence[int] = 2, target_fps: float | str | Fraction = 0.0,
+                   scene_threshold: float | None = DEFAULT_SCENE_THRESHOLD, loop: bool = False,
+                   dedup: bool = False, **options) -> "SequenceOptions":
+    """:class:`SequenceOptions` from the declared timing options, each checked against its range.
+
+    ``target_fps`` (a number, or text as :func:`parse_fps` reads it) other than 0 is used instead of
+    ``multiplier``; ``multiplier`` may be one number per pair; ``scene_threshold`` ``None`` never cuts.
+    ``options`` are further :class:`SequenceOptions` fields (tiling, batch size...).
+    """
+    rate = parse_fps(target_fps) if isinstance(target_fps, (str, Fraction)) and str(target_fps).strip() else target_fps
+    if rate in ("", None) or rate == 0:
+        rate = None
+    else:
+        timing_param("target_fps").validate(float(rate))
+        rate = parse_fps(rate) if not isinstance(rate, Fraction) else rate
+    if rate is None:
+        if isinstance(multiplier, (int, str)) or not isinstance(multiplier, Sequence):
+            multiplier = timing_param("multiplier").validate(multiplier)
+        else:
+            multiplier = [timing_param("multiplier").validate(m) for m in multiplier]
+    if scene_threshold is not None:
+        scene_threshold = timing_param("scene_threshold").validate(scene_threshold)
+    return SequenceOptions(multiplier=None if rate is not None else multiplier, fps=rate, loop=bool(loop),
+                           scene_threshold=scene_threshold, dedup=bool(dedup), **options)
 
 
 @dataclass

@@ -50,20 +50,22 @@ def add_parser(sub) -> None:
                                    ".webm, .gif, or a folder for a PNG sequence).")
     p.add_argument("input", metavar="IN", help="video file, or folder of images (natural order)")
     p.add_argument("output", metavar="OUT", help="video file, or a folder (no extension) for PNG frames")
+    from ..pipeline import timing_param
+
+    declared = {name: timing_param(name) for name in ("multiplier", "target_fps", "scene_threshold", "loop", "dedup")}
+    multiplier = declared["multiplier"]
     timing = p.add_mutually_exclusive_group(required=True)
     timing.add_argument("--multiplier", "-m", type=_multiplier, metavar="N",
-                        help="N output frames per source frame pair ((n-1)*N+1 frames at N times the rate), "
-                             "or a comma list with one N per pair")
-    timing.add_argument("--fps", metavar="F", help="target frame rate: 60, 60000/1001 or 59.94 "
-                        "(23.976, 29.97, 59.94, 119.88 mean their exact NTSC fractions)")
+                        help=f"{multiplier.help} {multiplier.min:g}-{multiplier.max:g}, or a comma list with one N "
+                             "per pair")
+    timing.add_argument("--fps", metavar="F", help=f"{declared['target_fps'].help.split('; 0 ')[0]}: 60, 60000/1001 "
+                        f"or 59.94, up to {declared['target_fps'].max:g}")
     p.add_argument("--input-fps", metavar="F", default=None, help="frame rate of an image folder (default 25)")
     p.add_argument("--scene-threshold", type=float, default=None, metavar="S",
-                   help="scene-change score (colour-histogram distance, 0..1) above which a pair is a cut and "
-                        "is not interpolated (default 0.3)")
+                   help=f"{declared['scene_threshold'].help} (default {declared['scene_threshold'].default:g})")
     p.add_argument("--no-scene-detect", action="store_true", help="interpolate across every pair, cuts included")
-    p.add_argument("--dedup", action="store_true", help="drop duplicate frames (animation on twos, stutter) "
-                   "and spread the motion over the time they held")
-    p.add_argument("--loop", action="store_true", help="also interpolate from the last frame to the first")
+    p.add_argument("--dedup", action="store_true", help=declared["dedup"].help)
+    p.add_argument("--loop", action="store_true", help=declared["loop"].help)
     p.add_argument("--tile", type=_tile, default="auto", metavar="auto|0|PX",
                    help="tile frames that do not fit in memory: auto (default), 0 (never) or a tile size")
     p.add_argument("--tile-overlap", type=int, default=64, metavar="PX", help="overlap between tiles (default 64)")
@@ -96,11 +98,11 @@ def run(args) -> int:
 
     from tqdm import tqdm
 
-    from ..pipeline import DEFAULT_SCENE_THRESHOLD, SequenceOptions, interpolate_file, parse_fps
+    from ..pipeline import DEFAULT_SCENE_THRESHOLD, interpolate_file, parse_fps, timing_options
 
-    options = SequenceOptions(
+    options = timing_options(
         multiplier=args.multiplier,
-        fps=parse_fps(args.fps) if args.fps is not None else None,
+        target_fps=args.fps if args.fps is not None else 0,
         loop=args.loop,
         scene_threshold=None if args.no_scene_detect else
         (DEFAULT_SCENE_THRESHOLD if args.scene_threshold is None else args.scene_threshold),
