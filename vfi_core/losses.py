@@ -120,14 +120,13 @@ def census_loss(pred: torch.Tensor, target: torch.Tensor, patch: int = 7) -> tor
     return distance[..., r:-r, r:-r].mean()
 
 
-def ssim_loss(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5,
-              data_range: float = 1.0) -> torch.Tensor:
+def ssim_loss(pred: torch.Tensor, target: torch.Tensor, window: int = 11, data_range: float = 1.0) -> torch.Tensor:
     """``1 - mean SSIM`` (see :func:`ssim`): 0 for identical inputs, at most 2.
 
     Args:
         pred, target: ``(B,C,H,W)`` float in ``[0, data_range]``, ``H, W >= window``.
     """
-    return 1.0 - ssim(pred, target, window, sigma, data_range).mean()
+    return 1.0 - ssim(pred, target, window, data_range).mean()
 
 
 def gradient_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -182,12 +181,12 @@ class CensusLoss(nn.Module):
 class SSIMLoss(nn.Module):
     """Module form of :func:`ssim_loss`."""
 
-    def __init__(self, window: int = 11, sigma: float = 1.5, data_range: float = 1.0):
+    def __init__(self, window: int = 11, data_range: float = 1.0):
         super().__init__()
-        self.window, self.sigma, self.data_range = window, sigma, data_range
+        self.window, self.data_range = window, data_range
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return ssim_loss(pred, target, self.window, self.sigma, self.data_range)
+        return ssim_loss(pred, target, self.window, self.data_range)
 
 
 class GradientLoss(nn.Module):
