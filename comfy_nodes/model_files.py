@@ -87,7 +87,11 @@ class InterpolatorCache:
         if key in self._models:
             self._models.move_to_end(key)
             return self._models[key]
-        model = vfi_core.load(descriptor.name, device=device, weights=weights)
+        import folder_paths
+
+        # the model folders also hold the detail-restoration stage's weights (refine.safetensors)
+        model = vfi_core.load(descriptor.name, device=device, weights=weights,
+                              weight_dirs=tuple(Path(d) for d in folder_paths.get_folder_paths(MODEL_FOLDER)))
         self._models[key] = model
         while len(self._models) > self.capacity:
             self._models.popitem(last=False)

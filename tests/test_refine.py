@@ -125,7 +125,7 @@ def test_training_recipe_trains_exports_and_loads(tmp_path):
     card = json.loads(card_path.read_text())
     assert weights.name == "refine.safetensors" and card["model"] == "refine"
     assert card["architecture"]["class"] == "RefineNet" and card["training"]["steps"] == 4
-    model = registry.load("svmv", device="cpu", motion="dis", refine=1.0)
-    model._restorer = DetailRestorer(model.device, weights=weights)
+    model = registry.load("svmv", device="cpu", motion="dis", refine=1.0, weight_dirs=(tmp_path / "w",))
     frame = model.interpolate(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32), 0.5)
     assert frame.shape == (1, 3, 32, 32) and isinstance(model, SVMV)
+    assert model._restorer.network.config == RefineConfig.from_dict(TINY)  # found in the weight folder given

@@ -27,12 +27,14 @@ class Interpolator:
     descriptor: ClassVar[ModelDescriptor]
 
     def __init__(self, *, descriptor: ModelDescriptor, device: torch.device, dtype: torch.dtype,
-                 params: dict, weights=None):
+                 params: dict, weights=None, weight_dirs: tuple = ()):
         self.descriptor = descriptor
         self.device = device
         self.dtype = dtype
         self.params = dict(params)
         self.weights = weights
+        # folders searched before the shipped weights for further weight files (the refine stage's)
+        self.weight_dirs = tuple(weight_dirs)
         self._check_motion(self.params)
 
     @classmethod

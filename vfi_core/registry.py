@@ -197,4 +197,5 @@ def load(name: str | None = None, device=None, dtype=None, weights: str | Path |
     if desc.weight_file is not None:
         from .weights import find_weights
         weight_path = find_weights(desc, weights, weight_dirs)
-    return desc.factory(descriptor=desc, device=dev, dtype=dt, params=values, weights=weight_path)
+    return desc.factory(descriptor=desc, device=dev, dtype=dt, params=values, weights=weight_path,
+                        weight_dirs=tuple(Path(d) for d in weight_dirs))

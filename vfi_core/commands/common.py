@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..errors import ParameterError
 
@@ -23,6 +24,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
                         help="set a model parameter declared in `vfi models`, e.g. -p asymmetry=0.8 (repeatable)")
     parser.add_argument("--weights", default=None, help="explicit .safetensors weight file for the model")
+    parser.add_argument("--weight-dir", action="append", default=[], metavar="DIR",
+                        help="folder searched before the shipped weights for the model's weight file and the "
+                             "detail-restoration stage's (refine.safetensors); repeatable")
     parser.add_argument("--device", default=None, help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     parser.add_argument("--half", action="store_true", help="half precision (models that support it)")
     parser.add_argument("--seed", type=_seed, default=None, help="seed for stochastic models (reproducible output)")
@@ -51,4 +55,4 @@ def load_model(args: argparse.Namespace):
             import torch
             torch.manual_seed(args.seed)
     return registry.load(desc.name, device=args.device, dtype="float16" if args.half else None,
-                         weights=args.weights, **params)
+                         weights=args.weights, weight_dirs=tuple(Path(d) for d in args.weight_dir), **params)

@@ -141,7 +141,7 @@ class FlowASB(Interpolator):
     def __init__(self, *, refiner: RefineNet | None = None, **kwargs):
         super().__init__(**kwargs)
         self._flows = PairFlows()
-        self._restorer = DetailRestorer(self.device, refiner)
+        self._restorer = DetailRestorer(self.device, refiner, search_dirs=self.weight_dirs)
 
     def flows(self, frame0: torch.Tensor, frame1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Bidirectional flows; reused when the same pair comes again (every t of a pair in a sequence)."""

@@ -180,22 +180,25 @@ class DetailRestorer:
         network: an in-memory :class:`RefineNet` (training, tests); loaded from ``weights`` (or the
             shipped ``refine.safetensors``) when ``None``.
         weights: an explicit weight file.
+        search_dirs: folders searched for ``refine.safetensors`` before the shipped weights.
     """
 
-    def __init__(self, device: torch.device, network: RefineNet | None = None, weights: str | Path | None = None):
+    def __init__(self, device: torch.device, network: RefineNet | None = None, weights: str | Path | None = None,
+                 search_dirs: tuple[Path, ...] = ()):
         self.device = device
         self.network = network
         self.weights = weights
+        self.search_dirs = tuple(search_dirs)
 
     def _load(self) -> RefineNet:
         if self.network is None:
             from ..weights import load_network
 
-            path = Path(self.weights) if self.weights is not None else refine_weights_path()
+            path = Path(self.weights) if self.weights is not None else refine_weights_path(self.search_dirs)
             if path is None or not path.is_file():
                 raise WeightsError(f"refine > 0 needs the detail-restoration weights {WEIGHT_FILE}, which are not in "
-                                   "vfi_core/weights/ (train and export them with `vfi train refine` / `vfi export`), "
-                                   "or set refine=0")
+                                   "vfi_core/weights/ nor a weight folder given (train and export them with "
+                                   "`vfi train refine` / `vfi export`), or set refine=0")
             self.network = load_network(path, RefineNet, RefineConfig, self.device, torch.float32)
         return self.network
 

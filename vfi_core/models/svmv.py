@@ -387,7 +387,7 @@ class SVMV(Interpolator):
 
     def __init__(self, *, network: SVMVNet | None = None, refiner: RefineNet | None = None, **kwargs):
         super().__init__(**kwargs)
-        self._restorer = DetailRestorer(self.device, refiner)
+        self._restorer = DetailRestorer(self.device, refiner, search_dirs=self.weight_dirs)
         if network is None:
             network = load_network(self.weights, self.device, torch.float32)
         # under half precision only the motion estimator (RAFT) runs in float16: this network is
