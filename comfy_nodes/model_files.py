@@ -1,4 +1,4 @@
-"""Interpolator weights in ComfyUI's model folders, and the cache of loaded interpolators.
+"""Interpolator weights in ComfyUI's model folders, and releasing the loaded ones when ComfyUI frees memory.
 
 Weight files live in ``ComfyUI/models/vfi/`` and in any folder that ``extra_model_paths.yaml``
 names under the key ``vfi``; the shipped ones in ``vfi_core/weights/`` are found too. Only
@@ -7,12 +7,12 @@ names under the key ``vfi``; the shipped ones in ``vfi_core/weights/`` are found
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 from pathlib import Path
 from typing import NamedTuple
 
 import vfi_core
 from vfi_core.errors import WeightsError
+from vfi_core.model_cache import MODELS
 from vfi_core.registry import ModelDescriptor
 
 MODEL_FOLDER = "vfi"
@@ -73,29 +73,19 @@ class LoadedInterpolator(NamedTuple):
     params: dict
 
 
-class InterpolatorCache:
-    """The last ``capacity`` interpolators loaded, by model, weight file (and its modification
-    time) and device, so that re-running a graph, or changing only parameters, does not reload."""
+def release_models_when_comfy_unloads() -> None:
+    """Make ComfyUI's "unload models" (its ``/free`` endpoint, the Manager's buttons, and its own
+    low-memory path) also drop the suite's cached interpolators (:data:`vfi_core.model_cache.MODELS`)."""
+    import comfy.model_management as management
 
-    def __init__(self, capacity: int = 2):
-        self.capacity = capacity
-        self._models: OrderedDict[tuple, vfi_core.Interpolator] = OrderedDict()
+    original = getattr(management, "unload_all_models", None)
+    if original is None or getattr(original, "releases_vfi_models", False):
+        return
 
-    def get(self, descriptor: ModelDescriptor, weights: Path | None, device) -> vfi_core.Interpolator:
-        """The interpolator for these weights on ``device``, loaded (with default parameters) if new."""
-        key = (descriptor.name, str(weights), weights.stat().st_mtime_ns if weights else None, str(device))
-        if key in self._models:
-            self._models.move_to_end(key)
-            return self._models[key]
-        import folder_paths
+    def unload_all_models(*args, **kwargs):
+        result = original(*args, **kwargs)
+        MODELS.clear()
+        return result
 
-        # the model folders also hold the detail-restoration stage's weights (refine.safetensors)
-        model = vfi_core.load(descriptor.name, device=device, weights=weights,
-                              weight_dirs=tuple(Path(d) for d in folder_paths.get_folder_paths(MODEL_FOLDER)))
-        self._models[key] = model
-        while len(self._models) > self.capacity:
-            self._models.popitem(last=False)
-        return model
-
-    def __len__(self) -> int:
-        return len(self._models)
+    unload_all_models.releases_vfi_models = True
+    management.unload_all_models = unload_all_models

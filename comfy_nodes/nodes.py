@@ -20,22 +20,24 @@ import os
 import re
 import uuid
 from fractions import Fraction
+from pathlib import Path
 
 import torch
 from comfy_api.latest import ComfyExtension, InputImpl, Types, io
 
 import vfi_core
 from vfi_core.errors import Cancelled
+from vfi_core.model_cache import MODELS
 from vfi_core.pipeline import MAX_FPS, TIMING_PARAMS, SequenceOptions, parse_fps, timing_options
 from vfi_core.registry import ModelDescriptor, Param
 
-from .model_files import (AUTO_WEIGHTS, InterpolatorCache, LoadedInterpolator, register_model_folder,
-                          weight_choices, weight_file)
+from .model_files import (AUTO_WEIGHTS, MODEL_FOLDER, LoadedInterpolator, register_model_folder,
+                          release_models_when_comfy_unloads, weight_choices, weight_file)
 from .sequence import InterruptibleModel, interpolate_images
 
 CATEGORY = "VFI Suite"
 VFIModel = io.Custom("VFI_MODEL")
-CACHE = InterpolatorCache()
+CACHE = MODELS  # the core's cache of loaded interpolators, shared with every other front end
 
 
 def loader_node_id(model_name: str) -> str:
@@ -84,7 +86,12 @@ def loader_node(descriptor: ModelDescriptor) -> type[io.ComfyNode]:
             import comfy.model_management
 
             values = cls.model.resolve_params(params)
-            model = CACHE.get(cls.model, weight_file(cls.model, weights), comfy.model_management.get_torch_device())
+            import folder_paths
+
+            # the model folders also hold the detail-restoration stage's weights (refine.safetensors)
+            folders = tuple(Path(d) for d in folder_paths.get_folder_paths(MODEL_FOLDER))
+            model = CACHE.get(cls.model, weight_file(cls.model, weights), comfy.model_management.get_torch_device(),
+                              weight_dirs=folders)
             return io.NodeOutput(LoadedInterpolator(model, values))
 
     LoadInterpolator.__name__ = LoadInterpolator.__qualname__ = loader_node_id(descriptor.name)
@@ -251,4 +258,5 @@ class VFISuiteExtension(ComfyExtension):
 def create_extension() -> VFISuiteExtension:
     """Register the model folder and return the extension (see :func:`comfy_nodes.comfy_entrypoint`)."""
     register_model_folder()
+    release_models_when_comfy_unloads()
     return VFISuiteExtension()

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vfi_core import registry
 from vfi_core.errors import InputError
 from vfi_core.io import open_reader, open_writer
 from vfi_core.io.images import IMAGE_EXTENSIONS, PngSequenceWriter
 from vfi_core.limits import WorkLimits
+from vfi_core.model_cache import MODELS
 from vfi_core.pipeline import OutputFrame, SequenceStats, interpolate_file, timing_options
 
 # Output formats the writer supports, with the label the app shows.
@@ -164,27 +164,28 @@ def run_job(source: Path, settings: JobSettings, limits: Limits, work: Path, *,
     limits.check(reader, settings.preview_seconds)
     options = timing_options(**settings.timing)
     options.validate(reader.fps, reader.count)
-    model = registry.load(settings.model, **settings.model_params)
     notes = []
     if settings.preview_seconds and reader.duration > settings.preview_seconds:
         source = _first_seconds(reader, settings.preview_seconds, work / "preview_source")
         folder_fps = reader.fps
         notes.append(f"preview: the first {settings.preview_seconds:g} s only, without audio")
     destination = work / f"interpolated.{settings.output_format}"
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        interpolation_started = time.perf_counter()
-        result = interpolate_file(source, destination, model, options, audio=settings.keep_audio,
-                                  folder_fps=folder_fps, progress=progress, cancel=cancel,
-                                  limits=bounds)
-        interpolation_seconds = time.perf_counter() - interpolation_started
+    # the core's cache keeps the model loaded between jobs; a job holds it while it runs
+    with MODELS.use(settings.model, settings.model_params) as model:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            interpolation_started = time.perf_counter()
+            result = interpolate_file(source, destination, model, options, audio=settings.keep_audio,
+                                      folder_fps=folder_fps, progress=progress, cancel=cancel,
+                                      limits=bounds)
+            interpolation_seconds = time.perf_counter() - interpolation_started
+        heat_map = pair = None
+        if model.descriptor.gives_confidence:
+            heat_map, pair = _confidence_heat_map(model, open_reader(source, folder_fps))
     notes += [str(w.message) for w in caught]
     playable = result.path if settings.output_format in BROWSER_PLAYABLE else \
         _transcode_to_mp4(result.path, result.fps, work / "playable.mp4")
     comparison = _side_by_side(open_reader(source, folder_fps), playable, work / "comparison.mp4")
-    heat_map = pair = None
-    if model.descriptor.gives_confidence:
-        heat_map, pair = _confidence_heat_map(model, open_reader(source, folder_fps))
     return JobResult(result.path, playable, comparison, heat_map, pair, result.frames, result.fps,
                      interpolation_seconds, time.perf_counter() - started, result.stats, notes)
 

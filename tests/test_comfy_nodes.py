@@ -30,6 +30,7 @@ from comfy_nodes import model_files, nodes, sequence  # noqa: E402
 from test_io import make_clip  # noqa: E402
 from vfi_core import pipeline  # noqa: E402
 from vfi_core.errors import InputError, ParameterError, WeightsError  # noqa: E402
+from vfi_core.model_cache import ModelCache  # noqa: E402
 from vfi_core.pipeline import SequenceOptions  # noqa: E402
 
 WORKFLOWS = REPO / "workflows"
@@ -95,7 +96,7 @@ def comfy(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "comfy.utils", utils)
     monkeypatch.setitem(sys.modules, "comfy.model_management", management)
     monkeypatch.setitem(sys.modules, "folder_paths", folder_paths)
-    monkeypatch.setattr(nodes, "CACHE", model_files.InterpolatorCache())
+    monkeypatch.setattr(nodes, "CACHE", ModelCache())
     model_files.register_model_folder()
     return state
 
@@ -213,6 +214,20 @@ def test_loader_caches_models_and_validates_parameters(comfy):
     assert second.params["asymmetry"] == 0.5 and first.params["asymmetry"] == 0.0
     with pytest.raises(ParameterError, match="asymmetry"):
         flow_asb(comfy, asymmetry=2.0)
+
+
+def test_comfy_unloading_models_releases_the_cached_interpolators(comfy):
+    from vfi_core.model_cache import MODELS
+
+    management = sys.modules["comfy.model_management"]
+    unloaded = []
+    management.unload_all_models = lambda: unloaded.append(True)
+    model_files.release_models_when_comfy_unloads()
+    model_files.release_models_when_comfy_unloads()  # once only, however often the pack loads
+    MODELS.get("flow-asb", device="cpu")
+    assert len(MODELS) >= 1
+    management.unload_all_models()  # what ComfyUI's /free with unload_models does
+    assert unloaded == [True] and len(MODELS) == 0
 
 
 def test_missing_or_foreign_weights_are_readable_errors(comfy, tmp_path, monkeypatch):
