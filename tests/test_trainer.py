@@ -126,3 +126,45 @@ def test_lineage_names_a_shipped_starting_point_by_its_package_path(tmp_path):
     assert shipped["training"]["steps"] > 0  # the shipped card's own record
     elsewhere = tmp_path / "w.safetensors"
     assert _lineage(str(elsewhere)) == {"file": str(elsewhere), "training": None}
+
+
+def test_an_override_config_starts_from_its_base(tmp_path):
+    (tmp_path / "base.json").write_text(json.dumps({**CONFIG, "loss": {"census": 0.2}}))
+    (tmp_path / "leg.json").write_text(json.dumps({"base": "base.json", "name": "leg", "optim": {"lr": 0.001},
+                                                   "loss": {"flow": 0.5}}))
+    config = load_config(tmp_path / "leg.json")
+    assert config["name"] == "leg" and config["optim"] == {**load_config(CONFIG)["optim"], "lr": 0.001}
+    assert config["loss"] == {"census": 0.2, "flow": 0.5} and config["data"]["crop"] == 32
+    (tmp_path / "a.json").write_text(json.dumps({"base": "b.json"}))
+    (tmp_path / "b.json").write_text(json.dumps({"base": "a.json"}))
+    with pytest.raises(InputError, match="base chain comes back"):
+        load_config(tmp_path / "a.json")
+    with pytest.raises(InputError, match="does not exist"):
+        load_config({"base": str(tmp_path / "missing.json")})
+
+
+def test_resume_accepts_a_config_that_spells_out_its_defaults(tmp_path):
+    first = Trainer("svmv", {**CONFIG, "optim": {**CONFIG["optim"], "steps": 2}}, ["synthetic"],
+                    run_dir=tmp_path / "r", show_progress=False)
+    first.train()
+    spelled = {**CONFIG, "optim": {**CONFIG["optim"], "steps": 3},
+               "architecture": SVMVNet(CONFIG["architecture"]).config.to_dict()}
+    resumed = Trainer("svmv", spelled, ["synthetic"], run_dir=tmp_path / "r", resume=True, show_progress=False)
+    assert resumed.step == 2
+    with pytest.raises(InputError, match="differ from the run"):
+        Trainer("svmv", {**spelled, "architecture": {**spelled["architecture"], "hidden": 5}}, ["synthetic"],
+                run_dir=tmp_path / "r", resume=True, show_progress=False)
+
+
+@pytest.mark.parametrize("model", ["svmv", "pervfi", "mivid"])
+def test_code_defaults_and_the_base_config_are_the_shipped_architecture(model):
+    from pathlib import Path
+
+    from vfi_core.train.recipes import get_recipe
+
+    card = json.loads((WEIGHTS_DIR / f"{model}.json").read_text())
+    recipe = get_recipe(model)
+    shipped = recipe.build(card["architecture"]["config"]).config.to_dict()  # fields newer than the card filled in
+    assert recipe.build({}).config.to_dict() == shipped
+    base = load_config(Path(__file__).parents[1] / "configs" / f"{model}.json")
+    assert recipe.canonical(base)["architecture"] == shipped

@@ -101,7 +101,7 @@ class MiVIDConfig(ModelConfig):
 
     config_name = "mivid"  # names the model in config errors (not a field: no annotation)
 
-    widths: tuple[int, int, int] = (32, 64, 128)
+    widths: tuple[int, int, int] = (24, 48, 96)
     blocks: int = 1
     heads: int = 4
     embed: int = 128
@@ -110,7 +110,7 @@ class MiVIDConfig(ModelConfig):
     timesteps: int = 1000
     prediction: str = "eps"
     work_side: int = 224
-    base: str = "linear"
+    base: str = "flow"
 
     def __post_init__(self):
         if len(self.widths) != 3 or min(self.widths) < 1:

@@ -117,7 +117,7 @@ class PerVFIConfig(ModelConfig):
     dis_max_side: int = 640
     dis_global_motion: bool = True
     refiner_width: int = 24
-    deform_points: int = 9
+    deform_points: int = 4
     mask_width: int = 8
     occlusion_threshold: float = 0.5
     mask_noise: float = 1e-3

@@ -46,6 +46,10 @@ class MiVIDRecipe(NetworkRecipe):
         from .mivid_loss import MiVIDLoss, MiVIDLossConfig
         return MiVIDLoss(MiVIDLossConfig.from_dict(weights))
 
+    def loss_config(self, weights: dict):
+        from .mivid_loss import MiVIDLossConfig
+        return MiVIDLossConfig.from_dict(weights)
+
     def terms(self) -> tuple[str, ...]:
         from .mivid_loss import TERMS
         return TERMS

@@ -30,6 +30,10 @@ class PerVFIRecipe(NetworkRecipe):
         from .pervfi_loss import PerVFILoss, PerVFILossWeights
         return PerVFILoss(PerVFILossWeights.from_dict(weights))
 
+    def loss_config(self, weights: dict):
+        from .pervfi_loss import PerVFILossWeights
+        return PerVFILossWeights.from_dict(weights)
+
     def terms(self) -> tuple[str, ...]:
         from .pervfi_loss import PerVFILossWeights
         return PerVFILossWeights.terms()

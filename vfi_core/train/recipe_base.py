@@ -1,9 +1,22 @@
 """What every training recipe shares (:mod:`vfi_core.train.recipes`)."""
 from __future__ import annotations
 
+import copy
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 from torch import nn
+
+
+def _jsonable(value):
+    """Dataclasses as dicts and tuples as lists, as a config's JSON holds them."""
+    if is_dataclass(value):
+        value = asdict(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 class NetworkRecipe:
@@ -15,6 +28,18 @@ class NetworkRecipe:
 
     def network_class(self) -> type[nn.Module]:
         raise NotImplementedError
+
+    def loss_config(self, weights: dict):
+        """The loss section of a config as the recipe's loss-settings dataclass (defaults filled in)."""
+        raise NotImplementedError
+
+    def canonical(self, config: dict) -> dict:
+        """``config`` (as :func:`~vfi_core.train.trainer.load_config` returns it) with its architecture
+        and loss spelled out in full, every default written: two configs that train the same are equal."""
+        out = copy.deepcopy(config)
+        out["architecture"] = _jsonable(self.build(config["architecture"]).config.to_dict())
+        out["loss"] = _jsonable(self.loss_config(config["loss"]))
+        return out
 
     def build(self, architecture: dict) -> nn.Module:
         """The network for a config's ``architecture`` section (unknown keys are an ``InputError``)."""

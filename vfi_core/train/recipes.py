@@ -29,6 +29,10 @@ class SVMVRecipe(NetworkRecipe):
         from .svmv_loss import SVMVLossWeights
         return SVMVLossWeights.terms()
 
+    def loss_config(self, weights: dict):
+        from .svmv_loss import SVMVLossWeights
+        return SVMVLossWeights.from_dict(weights)
+
     def ensemble_range(self, net: nn.Module) -> tuple[int, int]:
         from ..models.svmv import ENSEMBLE_RANGE
         return ENSEMBLE_RANGE[0], min(ENSEMBLE_RANGE[1], net.config.ensemble_max)

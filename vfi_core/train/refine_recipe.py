@@ -120,6 +120,9 @@ class RefineRecipe(NetworkRecipe):
     def terms(self) -> tuple[str, ...]:
         return RefineLossWeights.terms()
 
+    def loss_config(self, weights: dict):
+        return RefineLossWeights.from_dict(weights)
+
     def base_network(self, device: torch.device):
         """The shipped svmv network, frozen, on ``device`` (loaded once)."""
         from ..models.svmv import load_network

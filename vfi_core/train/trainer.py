@@ -53,20 +53,50 @@ DEFAULTS = {
 _SECTIONS = ("data", "optim", "ema", "eval", "log")
 
 
-def load_config(path: str | Path | dict) -> dict:
-    """Read a JSON config (or take a dict) and fill in :data:`DEFAULTS`; :class:`InputError` if invalid."""
-    if isinstance(path, dict):
-        given = path
-    else:
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"config {path} does not exist")
-        try:
-            given = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"config {path} is not valid JSON: {exc}") from None
+def _merged(base: dict, override: dict) -> dict:
+    """``base`` with ``override`` on top: objects merge key by key (recursively), anything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
+            else copy.deepcopy(value)
+    return out
+
+
+def _read_config(path: Path, seen: tuple = ()) -> dict:
+    """A config file's JSON with its ``"base"`` chain resolved (paths relative to the file)."""
+    if not path.is_file():
+        raise InputError(f"config {path} does not exist")
+    if path.resolve() in seen:
+        raise InputError(f"config {path}: its base chain comes back to it")
+    try:
+        given = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"config {path} is not valid JSON: {exc}") from None
     if not isinstance(given, dict):
-        raise InputError("a config must be a JSON object")
+        raise InputError(f"config {path} must be a JSON object")
+    return _with_base(given, path.parent, (*seen, path.resolve()))
+
+
+def _with_base(given: dict, folder: Path, seen: tuple = ()) -> dict:
+    if "base" not in given:
+        return given
+    if not isinstance(given["base"], str):
+        raise InputError(f"config: base must name a config file, got {given['base']!r}")
+    base = _read_config(folder / given["base"], seen)
+    return _merged(base, {k: v for k, v in given.items() if k != "base"})
+
+
+def load_config(path: str | Path | dict) -> dict:
+    """Read a JSON config (or take a dict) and fill in :data:`DEFAULTS`; :class:`InputError` if invalid.
+
+    A config may start from another: ``{"base": "svmv.json", ...}`` (a path relative to the file; to
+    the working folder for a dict) takes that config and puts its own keys on top, objects merged key
+    by key (so an override file states only what differs).
+    """
+    if isinstance(path, dict):
+        given = _with_base(path, Path("."))
+    else:
+        given = _read_config(Path(path))
     reject_unknown_keys(given, DEFAULTS, "config")
     config = copy.deepcopy(DEFAULTS)
     for key, value in given.items():
@@ -226,7 +256,10 @@ class Trainer:
             saved = json.loads((self.run_dir / "config.json").read_text())
             saved["optim"]["steps"] = self.config["optim"]["steps"]
             saved["data"]["workers"] = self.config["data"]["workers"]
-            if saved != self.config or info["model"] != model or info["data"] != self.data_specs:
+            # compared with every default spelled out: a config that now writes a default it left out,
+            # or leaves out one it wrote, is the same run
+            same = info["model"] == model and self.recipe.canonical(saved) == self.recipe.canonical(self.config)
+            if not same or info["data"] != self.data_specs:
                 raise InputError(f"--resume: the config, model or data differ from the run in {self.run_dir} "
                                  f"(it trained {info['model']} on {' '.join(info['data'])}); use its config.json")
             if init_from is not None:
