@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="out/dev_table")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--perceptual", action="store_true", help="also the perceptual distance (vfi bench --perceptual)")
+    ap.add_argument("--keep-predictions", action="store_true",
+                    help="keep our models' frames in <out>/predictions/<label>/ (the peers' are in <out>/peers/)")
     ap.add_argument("--peers-dir", default="../shared/peers")
     ap.add_argument("--peers-python", default=str(Path(os.environ.get(
         "VFI_PEERS_DIR", Path.home() / ".cache/vfi-peers")) / "venv/bin/python"))
@@ -120,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     methods: dict = {}
     for spec in args.models:
         label, _, model = spec.partition("=")
-        run([*bench, "--model", model or label, *params[label], "--name", label, "--device", "cpu"], args.threads)
+        keep = ["--save-predictions", str(out / "predictions" / label)] if args.keep_predictions else []
+        run([*bench, "--model", model or label, *params[label], "--name", label, "--device", "cpu", *keep],
+            args.threads)
         methods[label] = report_sets(out / f"{label}.json")
     if peers:
         jobs = out / "peers" / "jobs.csv"
