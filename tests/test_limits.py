@@ -6,6 +6,8 @@ import struct
 import zlib
 from fractions import Fraction
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -94,6 +96,20 @@ def test_memory_and_time_estimates(monkeypatch):
     with pytest.raises(LimitError, match=r"about 5\.1 h .* over the limit of 1 h \(--max-hours raises it\)"):
         WorkLimits(max_hours=1).check(width=1280, height=720, output_frames=8001, interpolated_frames=4000,
                                       seconds_per_megapixel=5.0)
+
+
+def test_a_model_without_a_measured_speed_on_its_device_says_so(monkeypatch):
+    import torch
+
+    from vfi_core import registry
+    from vfi_core.pipeline import InterpolatedStream, SequenceOptions
+
+    model = registry.load("flow-asb", device="cpu")
+    monkeypatch.setattr(model, "descriptor", dataclasses.replace(model.descriptor, seconds_per_megapixel={}))
+    stream = InterpolatedStream([], model, SequenceOptions(multiplier=2), Fraction(25), source_count=3)
+    with pytest.warns(UserWarning, match="flow-asb has no measured speed on the cpu: the job's time is not estimated"):
+        stream.check_limits(64, 48)
+    assert stream.estimated_seconds is None
 
 
 def test_every_registered_model_declares_its_cpu_cost():

@@ -451,6 +451,11 @@ class InterpolatedStream:
         descriptor = getattr(self.model, "descriptor", None)
         device = torch.device(getattr(self.model, "device", "cpu")).type
         cost = descriptor.seconds_per_megapixel.get(device) if descriptor is not None else None
+        if descriptor is not None and cost is None and interpolated:
+            import warnings
+
+            warnings.warn(f"{descriptor.name} has no measured speed on the {device}: the job's time is not "
+                          "estimated and the time limit is not checked")
         self._checked_size = (width, height)
         self.estimated_seconds = self.limits.check(width=width, height=height, output_frames=planned,
                                                    interpolated_frames=interpolated, seconds_per_megapixel=cost,
