@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from vfi_core import bench
+from vfi_core.evaluation import bench
 from vfi_core.cli import main
 from vfi_core.errors import InputError
-from vfi_core.eval_sets import load_eval_set
+from vfi_core.evaluation.eval_sets import load_eval_set
 from vfi_core.interpolator import Interpolation, Interpolator
 from vfi_core.registry import ModelDescriptor
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vfi_core.benchmarks import LinearBlend
+from vfi_core.evaluation.benchmarks import LinearBlend
 from vfi_core.errors import Cancelled, InputError, VFIError
 from vfi_core.io import AudioDroppedWarning, ImageFolderReader, VideoReader, VideoWriter, open_reader
 from vfi_core.pipeline import OutputFrame, SequenceOptions, interpolate_file

@@ -177,9 +177,9 @@ def test_vfi_core_imports_no_front_end():
 
 def test_the_quality_metrics_do_not_import_the_training_code():
     graph = import_graph()
-    training = [target for target in graph["vfi_core.metrics"]
+    training = [target for target in graph["vfi_core.evaluation.metrics"]
                 if target == "vfi_core.losses" or target.startswith("vfi_core.train")]
-    assert not training, f"vfi_core.metrics imports {training}"
+    assert not training, f"vfi_core.evaluation.metrics imports {training}"
 
 
 def test_vfi_app_is_declared_as_an_entry_point_of_the_web_app():

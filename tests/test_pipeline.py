@@ -9,7 +9,7 @@ from fractions import Fraction
 import pytest
 import torch
 
-from vfi_core.benchmarks import LinearBlend
+from vfi_core.evaluation.benchmarks import LinearBlend
 from vfi_core.errors import Cancelled, InputError, ParameterError
 from vfi_core.pipeline import (SequenceOptions, TimedFrame, frames_at_rate, interpolate_frames, parse_fps)
 from vfi_core.tiling import auto_tile_size, interpolate_tiled, tile_spans

@@ -49,8 +49,8 @@ def busiest_window(magnitude: np.ndarray, size: int) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vfi_core.bench import read_rgb
-    from vfi_core.eval_sets import load_eval_set
+    from vfi_core.evaluation.bench import read_rgb
+    from vfi_core.evaluation.eval_sets import load_eval_set
     from vfi_core.files import publish
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

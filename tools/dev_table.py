@@ -43,7 +43,7 @@ def report_sets(report: Path) -> dict[str, dict]:
 
 def write_jobs(dataset: str, layout: str, sets: list[str] | None, path: Path) -> None:
     """The benchmark's items as the peers' job list (key, frame0, frame1, t; absolute paths)."""
-    from vfi_core.eval_sets import load_eval_set
+    from vfi_core.evaluation.eval_sets import load_eval_set
 
     _, items = load_eval_set(dataset, layout, sets=sets)
     with path.open("w", newline="") as f:
@@ -54,7 +54,7 @@ def write_jobs(dataset: str, layout: str, sets: list[str] | None, path: Path) ->
 
 def with_peer_seconds(report: Path, seconds_log: Path) -> dict[str, dict]:
     """Per-set figures of a predictions report, with the peer's own seconds per item added."""
-    from vfi_core.bench import summarize
+    from vfi_core.evaluation.bench import summarize
 
     seconds = {row["key"]: row["sec"] for row in map(json.loads, seconds_log.read_text().splitlines())}
     items = json.loads(report.read_text())["items"]

@@ -26,10 +26,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import vfi_core
-    from vfi_core.bench import read_rgb
-    from vfi_core.eval_sets import load_eval_set
+    from vfi_core.evaluation.bench import read_rgb
+    from vfi_core.evaluation.eval_sets import load_eval_set
     from vfi_core.frames import from_numpy, to_numpy_uint8
-    from vfi_core.metrics import psnr_uint8
+    from vfi_core.evaluation.metrics import psnr_uint8
     from vfi_core.weights import find_weights
 
     desc = vfi_core.get_descriptor(args.model)

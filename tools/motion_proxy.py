@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import vfi_core
     import vfi_core.flow as flow
-    from vfi_core.bench import read_rgb
-    from vfi_core.metrics import psnr_uint8
+    from vfi_core.evaluation.bench import read_rgb
+    from vfi_core.evaluation.metrics import psnr_uint8
 
     items = windows(Path(args.shared) / "data" / "dev")
     tensor = lambda image: torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255  # noqa: E731

@@ -8,7 +8,7 @@ A model given as ``NAME@DIR`` runs the ``vfi_core`` of the checkout ``DIR`` (e.g
 of an earlier commit), to time a change against what it changed.
 
 Every round runs each method once, in the order given, each in a fresh process (ours: this script
-with ``--child``, timing :func:`vfi_core.bench.measure_speed` on the pair resized to ``--size``,
+with ``--child``, timing :func:`vfi_core.evaluation.bench.measure_speed` on the pair resized to ``--size``,
 the pair alternating direction so that no call reuses the previous one's motion; a peer:
 ``../shared/peers/interp.py`` with the peers' own Python, ``$VFI_PEERS_DIR/venv/bin/python``).
 Alternating the methods round by round spreads a busy machine's slow moments over all of them.
@@ -33,7 +33,7 @@ def child(args) -> int:
     import torch
 
     import vfi_core
-    from vfi_core.bench import measure_speed, read_rgb
+    from vfi_core.evaluation.bench import measure_speed, read_rgb
 
     torch.set_num_threads(args.threads)
     name, _, given = args.child.partition(":")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vfi_core.bench import load_report
+    from vfi_core.evaluation.bench import load_report
     from vfi_core.errors import InputError
     from vfi_core.train.plot import plot_sweep
 

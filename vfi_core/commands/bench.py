@@ -15,7 +15,7 @@ from .common import add_model_options
 
 
 def add_parser(sub) -> None:
-    from ..eval_sets import LAYOUTS
+    from ..evaluation.eval_sets import LAYOUTS
 
     p = sub.add_parser("bench", help="score a model or a folder of predictions on a benchmark (PSNR, SSIM, speed)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,7 +51,7 @@ def _dataset_name(path: Path) -> str:
 
 
 def run(args) -> int:
-    from .. import bench
+    from ..evaluation import bench
 
     if args.compare:
         if args.dataset or args.predictions:
@@ -63,13 +63,13 @@ def run(args) -> int:
     if args.predictions and (args.model or args.speed or args.save_predictions):
         raise InputError("--predictions scores a folder: it takes no --model, --speed or --save-predictions")
 
-    from ..eval_sets import load_eval_set
+    from ..evaluation.eval_sets import load_eval_set
 
     dataset = Path(args.dataset)
     layout, items = load_eval_set(dataset, args.layout, args.limit, set_names(args.sets))
     perceptual = None
     if args.perceptual:
-        from ..perceptual import load_perceptual_metric
+        from ..evaluation.perceptual import load_perceptual_metric
         perceptual = load_perceptual_metric()
 
     if args.predictions:

@@ -1,6 +1,6 @@
 """Structural similarity (SSIM) of ``(N,C,H,W)`` tensors, differentiable.
 
-One definition for the quality metric (:func:`vfi_core.metrics.ssim_uint8`) and the training loss
+One definition for the quality metric (:func:`vfi_core.evaluation.metrics.ssim_uint8`) and the training loss
 (:func:`vfi_core.losses.ssim_loss`): kornia's SSIM over valid windows, averaged per image.
 """
 from __future__ import annotations

@@ -78,7 +78,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path = WEIGHTS_DIR, name: str
         out_dir: where to write (default: the shipped ``vfi_core/weights``).
         name: file stem (default: the stem of the model's declared weight file, e.g. ``svmv``).
         bench_dataset: also score the exported weights on this benchmark and record the figures
-            (``bench_layout``, ``bench_sets``, ``bench_limit`` as in :func:`~vfi_core.eval_sets.load_eval_set`).
+            (``bench_layout``, ``bench_sets``, ``bench_limit`` as in :func:`~vfi_core.evaluation.eval_sets.load_eval_set`).
         note: free text kept in the card (``"note"``), e.g. what the run history alone does not say.
     Returns:
         the weight file and model card paths. Raises :class:`InputError` above 25 MB.
@@ -120,8 +120,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path = WEIGHTS_DIR, name: str
     publish(tmp, weight_path)
     card_path.write_text(json.dumps(card, indent=1) + "\n")
     if bench_dataset is not None:
-        from .. import bench
-        from ..eval_sets import load_eval_set
+        from ..evaluation import bench
+        from ..evaluation.eval_sets import load_eval_set
 
         layout, items = load_eval_set(Path(bench_dataset), bench_layout, bench_limit, bench_sets)
         model = recipe.load_exported(weight_path)

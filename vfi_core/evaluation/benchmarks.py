@@ -1,6 +1,6 @@
 """Pipeline benchmark: peak memory (RSS) and speed for 100 and 1000 frames, side by side.
 
-    python -m vfi_core.benchmarks [--frames 100 1000] [--size 1920x1080] [--multiplier 2] [--encode]
+    python -m vfi_core.evaluation.benchmarks [--frames 100 1000] [--size 1920x1080] [--multiplier 2] [--encode]
 
 Each frame count runs in a fresh process (so each peak RSS is its own) on synthetic frames through
 :class:`LinearBlend` (a cheap interpolator: the measurement is of the pipeline, not a model). The
@@ -22,7 +22,7 @@ from typing import Iterator
 
 import torch
 
-from .pipeline import SequenceOptions, TimedFrame, interpolate_frames
+from ..pipeline import SequenceOptions, TimedFrame, interpolate_frames
 
 
 class LinearBlend:
@@ -59,7 +59,7 @@ def run_once(frames: int, width: int, height: int, multiplier: int, encode: bool
                                 SequenceOptions(multiplier=multiplier, scene_threshold=None, tile=0), fps)
     start = time.perf_counter()
     if encode:
-        from .io import VideoWriter
+        from ..io import VideoWriter
         with tempfile.TemporaryDirectory() as tmp:
             writer = VideoWriter(Path(tmp) / "bench.mp4", stream.fps, width, height, preset="ultrafast")
             for frame in stream:
@@ -75,7 +75,7 @@ def run_once(frames: int, width: int, height: int, multiplier: int, encode: bool
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vfi_core.benchmarks", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vfi_core.evaluation.benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--size", default="1920x1080", help="WxH of the synthetic frames")
     parser.add_argument("--multiplier", type=int, default=2)
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = []
     for count in args.frames:
-        cmd = [sys.executable, "-m", "vfi_core.benchmarks", "--one", "--frames", str(count), "--size", args.size,
+        cmd = [sys.executable, "-m", "vfi_core.evaluation.benchmarks", "--one", "--frames", str(count), "--size", args.size,
                "--multiplier", str(args.multiplier)] + (["--encode"] if args.encode else [])
         rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout))
     print(f"{'source frames':>13} {'output frames':>13} {'seconds':>8} {'out fps':>8} {'peak RSS MiB':>12}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .ops.ssim import ssim
+from ..ops.ssim import ssim
 
 
 def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:

@@ -29,7 +29,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 LAYOUTS = ("triplets-csv", "ucf101", "middlebury", "vimeo-triplet", "vimeo-septuplet", "gap:K", "seven")
