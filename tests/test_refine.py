@@ -7,7 +7,7 @@ import torch
 
 from vfi_core import registry
 from vfi_core.errors import InputError, WeightsError
-from vfi_core.models import refine as refine_module
+from vfi_core.models.refine import model as refine_module
 from vfi_core.models.flow_asb import synthesize
 from vfi_core.models.refine import DetailRestorer, RefineConfig, RefineNet, RestorationInputs
 from vfi_core.models.svmv import SVMV, SVMVNet, restoration_inputs, stack_frames

@@ -7,7 +7,7 @@ import torch
 from vfi_core import registry
 from vfi_core.errors import InputError, ParameterError, WeightsError
 from vfi_core.models.svmv import SVMV, SVMVConfig, SVMVNet, load_network, stack_frames
-from vfi_core.train.svmv_loss import (SVMVLoss, SVMVLossWeights, ensemble_mean_and_variance, spatial_variance_loss,
+from vfi_core.models.svmv.loss import (SVMVLoss, SVMVLossWeights, ensemble_mean_and_variance, spatial_variance_loss,
                                       temporal_variance_loss)
 
 TINY = {"encoder_widths": [4, 6, 8], "decoder_widths": [6, 8, 8], "decoder_depths": [2, 2, 2], "ensemble_max": 4,
@@ -147,7 +147,7 @@ def test_loss_switches():
 
 
 def test_two_frame_input_encodes_each_frame_once_with_the_same_result(monkeypatch):
-    from vfi_core.models import svmv as svmv_module
+    from vfi_core.models.svmv import model as svmv_module
 
     net = _net().eval()
     _, f0, f1, _ = _frames(b=2, h=32, w=48)

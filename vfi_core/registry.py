@@ -16,10 +16,10 @@ from typing import Any, Callable
 from .errors import InputError, ModelNotFoundError, ParameterError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-# Modules that register models when imported; imported on first use so that importing vfi_core
-# (and ComfyUI's start-up) stays cheap.
-_MODEL_MODULES = ("vfi_core.models.flow_asb", "vfi_core.models.svmv", "vfi_core.models.mivid",
-                  "vfi_core.models.pervfi")
+# The model families are the modules and packages of vfi_core.models; each registers itself when
+# imported, and they are imported on first use so that importing vfi_core (and ComfyUI's start-up)
+# stays cheap.
+_MODELS_PACKAGE = "vfi_core.models"
 
 
 def _non_finite(value: Any) -> bool:
@@ -102,6 +102,8 @@ class ModelDescriptor:
     # a job's time from (vfi_core.limits); measured at the default parameters, None where unmeasured
     seconds_per_megapixel: dict[str, float] = field(default_factory=dict, compare=False)
     factory: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+    # "module:Class" of the model's training recipe (vfi_core.train), None for training-free models
+    recipe: str | None = field(default=None, compare=False)
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -135,22 +137,43 @@ class ModelDescriptor:
 
 
 _REGISTRY: dict[str, ModelDescriptor] = {}
+_TRAINABLE: dict[str, str] = {}  # name -> "module:Class" of its training recipe
 _loaded_modules = False
 
 
 def register(descriptor: ModelDescriptor, factory: Callable[..., Any]) -> None:
-    """Register ``factory(descriptor=, device=, dtype=, params=, weights=)`` under ``descriptor.name``."""
+    """Register ``factory(descriptor=, device=, dtype=, params=, weights=, weight_dirs=)`` under
+    ``descriptor.name``, and its training recipe (``descriptor.recipe``) if it has one."""
     if descriptor.name in _REGISTRY:
         raise RuntimeError(f"interpolator {descriptor.name!r} is registered twice")
     _REGISTRY[descriptor.name] = replace(descriptor, factory=factory)
+    if descriptor.recipe is not None:
+        register_trainable(descriptor.name, descriptor.recipe)
+
+
+def register_trainable(name: str, recipe: str) -> None:
+    """Declare a trainable part that is not an interpolator of its own (a stage models share, such
+    as detail restoration) by its training recipe, ``"module:Class"``."""
+    if _TRAINABLE.get(name, recipe) != recipe:
+        raise RuntimeError(f"trainable {name!r} is registered twice")
+    _TRAINABLE[name] = recipe
+
+
+def trainable() -> dict[str, str]:
+    """What ``vfi train`` can train: name -> ``"module:Class"`` of its recipe."""
+    _ensure_models_imported()
+    return dict(_TRAINABLE)
 
 
 def _ensure_models_imported() -> None:
     global _loaded_modules
     if not _loaded_modules:
         _loaded_modules = True
-        for module in _MODEL_MODULES:
-            importlib.import_module(module)
+        import pkgutil
+
+        package = importlib.import_module(_MODELS_PACKAGE)
+        for info in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{_MODELS_PACKAGE}.{info.name}")
 
 
 def list_models() -> list[ModelDescriptor]:

@@ -3,7 +3,7 @@
 - :mod:`~vfi_core.train.trainer`: the loop (AMP on CUDA, gradient clipping, EMA, seeded batches,
   resumable checkpoints, dev evaluation, CSV/PNG/TensorBoard logs);
 - :mod:`~vfi_core.train.recipes`: per model, how to build, run and wrap it for training;
-- :mod:`~vfi_core.train.svmv_loss`: SVMV's variance-aware supervision;
+- :mod:`~vfi_core.models.svmv.loss`: SVMV's variance-aware supervision;
 - :mod:`~vfi_core.train.data`: batches from synthetic scenes, crop packs, video and folders;
 - :mod:`~vfi_core.train.checkpoint`: the resumable state (safetensors + JSON);
 - :mod:`~vfi_core.train.export`: the fp16 weights and model card the registry loads.

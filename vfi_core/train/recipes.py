@@ -1,87 +1,26 @@
-"""How the trainer builds, runs and wraps each trainable model: one recipe per model name."""
+"""Finding a model's training recipe. Each model family declares its recipe where it registers
+(``ModelDescriptor.recipe``, or :func:`~vfi_core.registry.register_trainable` for a shared stage);
+the recipe lives with the family (``vfi_core/models/<family>/recipe.py``), and the trainer stays generic."""
 from __future__ import annotations
 
-import numpy as np
+import functools
+import importlib
+
 from torch import nn
 
+from .. import registry
 from ..errors import InputError
-from .mivid_recipe import MiVIDRecipe
-from .pervfi_recipe import PerVFIRecipe
-from .refine_recipe import RefineRecipe
-from .recipe_base import NetworkRecipe
 
 
-class SVMVRecipe(NetworkRecipe):
-    """Training recipe of :mod:`vfi_core.models.svmv`: random ensemble size ``M`` per step (in the
-    trained range), :class:`~vfi_core.train.svmv_loss.SVMVLoss`."""
-
-    name = "svmv"
-
-    def network_class(self) -> type[nn.Module]:
-        from ..models.svmv import SVMVNet
-        return SVMVNet
-
-    def loss(self, weights: dict) -> nn.Module:
-        from .svmv_loss import SVMVLoss, SVMVLossWeights
-        return SVMVLoss(SVMVLossWeights.from_dict(weights))
-
-    def terms(self) -> tuple[str, ...]:
-        from .svmv_loss import SVMVLossWeights
-        return SVMVLossWeights.terms()
-
-    def loss_config(self, weights: dict):
-        from .svmv_loss import SVMVLossWeights
-        return SVMVLossWeights.from_dict(weights)
-
-    def ensemble_range(self, net: nn.Module) -> tuple[int, int]:
-        from ..models.svmv import ENSEMBLE_RANGE
-        return ENSEMBLE_RANGE[0], min(ENSEMBLE_RANGE[1], net.config.ensemble_max)
-
-    def prepare_batch(self, batch: dict, architecture) -> dict:
-        """Add the motion prior (``"prior"``) to a batch; runs where batches are made (the data
-        workers on a GPU machine), so that OpenCV's flow never stalls the training step. A
-        motion-crop pack's batch carries the flows the ``motion`` parameter's default estimator
-        found on the whole frames, as at inference: they are the prior (at the DIS grid's size,
-        which a crop no larger than ``dis_max_side`` keeps). Other batches get DIS on the crops."""
-        from ..models.svmv import dis_prior
-        from ..ops.flow import capped_size
-        from ..ops.warp import resize_flow
-
-        frames = batch["frames"]
-        if "flows" in batch and architecture.flow_prior != "none":
-            flows = batch.pop("flows")
-            grid = capped_size(*frames.shape[-2:], architecture.dis_max_side)
-            return {**batch, "prior": resize_flow(flows, grid)}
-        batch.pop("flows", None)
-        return {**batch, "prior": dis_prior(frames[:, 1], frames[:, 2], architecture)}
-
-    def step_loss(self, net: nn.Module, loss: nn.Module, batch: dict, rng: np.random.Generator,
-                  progress: float = 0.0):
-        """Forward one batch with a random ``M``: ``(total, terms, {"ensemble": M})``. Every recipe takes
-        the training ``progress`` (step / steps, for curricula); SVMV has none."""
-        low, high = self.ensemble_range(net)
-        m = int(rng.integers(low, high + 1))
-        output = net(batch["frames"], batch["t"], ensemble=m, prior=batch.get("prior"))
-        total, terms = loss(output, batch)
-        return total, terms, {"ensemble": m}
-
-    def interpolator(self, net: nn.Module):
-        """The network as an interpolator at the declared default ``M`` (or ``ensemble_max`` if smaller)."""
-        from ..models.svmv import SVMV
-        default = SVMV.descriptor.param("ensemble").default
-        return SVMV.from_network(net, ensemble=min(default, net.config.ensemble_max))
-
-
-RECIPES = {"svmv": SVMVRecipe(), "pervfi": PerVFIRecipe(), "mivid": MiVIDRecipe(), "refine": RefineRecipe()}
-
-
+@functools.cache
 def get_recipe(model: str):
-    try:
-        return RECIPES[model]
-    except KeyError:
-        raise InputError(f"model {model!r} cannot be trained here; trainable: {', '.join(RECIPES)}") from None
+    """The recipe instance for ``model`` (one per process)."""
+    recipes = registry.trainable()
+    if model not in recipes:
+        raise InputError(f"model {model!r} cannot be trained here; trainable: {', '.join(sorted(recipes))}")
+    module, _, name = recipes[model].partition(":")
+    return getattr(importlib.import_module(module), name)()
 
 
 def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
-

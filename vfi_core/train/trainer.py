@@ -215,7 +215,7 @@ class Trainer:
     """Train ``model`` per ``config`` on ``data`` specs into ``run_dir``.
 
     Args:
-        model: a trainable model name (:data:`vfi_core.train.recipes.RECIPES`).
+        model: a trainable name (:func:`vfi_core.registry.trainable`).
         config: path or dict (:func:`load_config`).
         data: data specs (:mod:`vfi_core.train.data`).
         run_dir: the run directory (default ``runs/<name>``).

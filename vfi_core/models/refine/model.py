@@ -27,7 +27,7 @@ megapixel: a fraction of the models it follows (``vfi bench`` gives the figures)
 
 Weights: ``vfi_core/weights/refine.safetensors`` with its model card (architecture, training legs,
 dev figures); trained with ``vfi train refine`` on the frames the default model warps and blends
-(:mod:`vfi_core.train.refine_recipe`).
+(:mod:`vfi_core.models.refine.recipe`).
 """
 from __future__ import annotations
 
@@ -39,10 +39,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..cancellation import check_cancelled
-from ..config import ModelConfig
-from ..errors import InputError, WeightsError
-from ..registry import WEIGHTS_DIR, Param
+from ...cancellation import check_cancelled
+from ...config import ModelConfig
+from ...errors import InputError, WeightsError
+from ...registry import WEIGHTS_DIR, Param
 
 WEIGHT_FILE = "refine.safetensors"
 INPUT_CHANNELS = 12  # warped0 3, warped1 3, blended 3, weight1 1, confidence 1, t 1
@@ -192,7 +192,7 @@ class DetailRestorer:
 
     def _load(self) -> RefineNet:
         if self.network is None:
-            from ..weights import load_network
+            from ...weights import load_network
 
             path = Path(self.weights) if self.weights is not None else refine_weights_path(self.search_dirs)
             if path is None or not path.is_file():

@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import reject_unknown_keys
-from ..errors import InputError
-from ..losses import census_loss, charbonnier
+from ...config import reject_unknown_keys
+from ...errors import InputError
+from ...losses import census_loss, charbonnier
 
 __all__ = ["SVMVLoss", "SVMVLossWeights", "spatial_variance_loss", "temporal_variance_loss"]
 

@@ -2,7 +2,7 @@
 on the clean frames the network's output implies.
 
 - ``diffusion``: mean squared error between the network's output and its target (``eps`` or
-  ``v``, :meth:`~vfi_core.models.mivid_schedule.NoiseSchedule.target`), over masked frames only
+  ``v``, :meth:`~vfi_core.models.mivid.schedule.NoiseSchedule.target`), over masked frames only
   (visible frames are conditions, never noised, never scored).
 - ``pixel``: Charbonnier distance between the implied ``x0`` (unclipped, so gradients flow
   everywhere) and the true masked frames, in [0, 1] units, each frame weighted by ``abar_t`` of its
@@ -21,7 +21,7 @@ Loss config (the ``loss`` section of a MiVID training config)::
     {"diffusion": 1.0, "pixel": 0.1, "perceptual": 0.0, "perceptual_weights": null,
      "masking": {...MaskingConfig...}, "clip_lengths": [3, 5, 7, 9], "scales": [1]}
 
-``masking``, ``clip_lengths`` and ``scales`` shape the training clips (:mod:`vfi_core.train.mivid_recipe`).
+``masking``, ``clip_lengths`` and ``scales`` shape the training clips (:mod:`vfi_core.models.mivid.recipe`).
 """
 from __future__ import annotations
 
@@ -30,14 +30,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..config import reject_unknown_keys
-from ..errors import InputError
-from .mivid_masking import MaskingConfig
+from ...config import reject_unknown_keys
+from ...errors import InputError
+from ...losses import PERCEPTUAL_LAYERS
+from .masking import MaskingConfig
 
 __all__ = ["MiVIDLoss", "MiVIDLossConfig", "TERMS"]
 
 TERMS = ("diffusion", "pixel", "perceptual")
-PERCEPTUAL_LAYERS = ("relu1_2", "relu2_2", "relu3_3")
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class _VGGDistance(nn.Module):
 
     def __init__(self, weights_path: str | None):
         super().__init__()
-        from ..evaluation.perceptual import PerceptualUnavailableError, VGGFeatures
+        from ...evaluation.perceptual import PerceptualUnavailableError, VGGFeatures
 
         if weights_path is not None:
             features = VGGFeatures.from_file(weights_path, PERCEPTUAL_LAYERS)

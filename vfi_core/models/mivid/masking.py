@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ..config import reject_unknown_keys
-from ..errors import InputError
+from ...config import reject_unknown_keys
+from ...errors import InputError
 
 
 @dataclass(frozen=True)

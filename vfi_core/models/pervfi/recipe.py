@@ -5,11 +5,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .recipe_base import NetworkRecipe
+from ...train.recipe_base import NetworkRecipe
 
 
 class PerVFIRecipe(NetworkRecipe):
-    """PerVFI: :class:`~vfi_core.train.pervfi_loss.PerVFILoss` on the network's condition.
+    """PerVFI: :class:`~vfi_core.models.pervfi.loss.PerVFILoss` on the network's condition.
 
     With a learned motion refiner, a share ``dis_probability`` of the steps runs on the estimated
     motion alone (the refiner bypassed, ``refine_motion=false``): the blending then learns to cope
@@ -23,19 +23,19 @@ class PerVFIRecipe(NetworkRecipe):
     dis_probability = 0.25
 
     def network_class(self) -> type[nn.Module]:
-        from ..models.pervfi import PerVFINet
+        from .model import PerVFINet
         return PerVFINet
 
     def loss(self, weights: dict) -> nn.Module:
-        from .pervfi_loss import PerVFILoss, PerVFILossWeights
+        from .loss import PerVFILoss, PerVFILossWeights
         return PerVFILoss(PerVFILossWeights.from_dict(weights))
 
     def loss_config(self, weights: dict):
-        from .pervfi_loss import PerVFILossWeights
+        from .loss import PerVFILossWeights
         return PerVFILossWeights.from_dict(weights)
 
     def terms(self) -> tuple[str, ...]:
-        from .pervfi_loss import PerVFILossWeights
+        from .loss import PerVFILossWeights
         return PerVFILossWeights.terms()
 
     def prepare_batch(self, batch: dict, architecture) -> dict:
@@ -43,8 +43,8 @@ class PerVFIRecipe(NetworkRecipe):
         pack's flows when the batch carries them (a motion-crop pack, estimated on whole frames),
         else the estimator of the ``motion`` parameter's default (RAFT refined by DIS where the RAFT
         weights are installed) on the crops, as PerVFI runs it at inference."""
-        from ..flow import MotionEstimator, capped_flows, resolve_motion
-        from ..ops.warp import resize_flow
+        from ...flow import MotionEstimator, capped_flows, resolve_motion
+        from ...ops.warp import resize_flow
 
         if "flows" in batch:
             flows = batch.pop("flows")
@@ -67,5 +67,5 @@ class PerVFIRecipe(NetworkRecipe):
 
     def interpolator(self, net: nn.Module):
         """The network as an interpolator at the declared default temperature and seed."""
-        from ..models.pervfi import PerVFI
+        from .model import PerVFI
         return PerVFI.from_network(net)

@@ -9,10 +9,10 @@ Per step, from the step's random stream (so a resumed run repeats the same clips
    ``tau = (i - first) / S`` (the model sees real times, which is what makes any ``t`` honest at
    inference: a 3-frame clip with its middle frame at ``tau = j/S`` is pair mode at ``t = j/S``);
    then a downscaling factor from ``loss.scales`` (area averaging; default 1: none);
-2. the hybrid mask (:func:`~vfi_core.train.mivid_masking.hybrid_mask`) with the curriculum at the
+2. the hybrid mask (:func:`~vfi_core.models.mivid.masking.hybrid_mask`) with the curriculum at the
    training progress ``step / steps``;
 3. a diffusion step ``t`` uniform in ``0..T-1`` and noise; ``z_t`` noises only masked frames;
-4. :class:`~vfi_core.train.mivid_loss.MiVIDLoss`.
+4. :class:`~vfi_core.models.mivid.loss.MiVIDLoss`.
 
 The trainer gives the recipe whole windows (``items = "window"``) and passes the training progress
 ``step / steps`` to :meth:`MiVIDRecipe.step_loss`.
@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InputError
-from .recipe_base import NetworkRecipe
+from ...errors import InputError
+from ...train.recipe_base import NetworkRecipe
 
 
 class MiVIDRecipe(NetworkRecipe):
@@ -39,23 +39,23 @@ class MiVIDRecipe(NetworkRecipe):
         self._schedules: dict = {}
 
     def network_class(self) -> type[nn.Module]:
-        from ..models.mivid import MiVIDNet
+        from .model import MiVIDNet
         return MiVIDNet
 
     def loss(self, weights: dict) -> nn.Module:
-        from .mivid_loss import MiVIDLoss, MiVIDLossConfig
+        from .loss import MiVIDLoss, MiVIDLossConfig
         return MiVIDLoss(MiVIDLossConfig.from_dict(weights))
 
     def loss_config(self, weights: dict):
-        from .mivid_loss import MiVIDLossConfig
+        from .loss import MiVIDLossConfig
         return MiVIDLossConfig.from_dict(weights)
 
     def terms(self) -> tuple[str, ...]:
-        from .mivid_loss import TERMS
+        from .loss import TERMS
         return TERMS
 
     def schedule(self, net: nn.Module):
-        from ..models.mivid_schedule import NoiseSchedule
+        from .schedule import NoiseSchedule
         c = net.config
         key = (c.schedule, c.timesteps, c.prediction)
         if key not in self._schedules:
@@ -83,8 +83,8 @@ class MiVIDRecipe(NetworkRecipe):
     def step_loss(self, net: nn.Module, loss: nn.Module, batch: dict, rng: np.random.Generator,
                   progress: float = 0.0):
         """One training forward: ``(total, terms, {})`` (see the module docstring)."""
-        from ..models.mivid import network_base
-        from .mivid_masking import hybrid_mask
+        from .model import network_base
+        from .masking import hybrid_mask
 
         windows = batch["frames"]
         if "gt" in batch or windows.ndim != 5 or windows.shape[1] < 3:
@@ -97,7 +97,7 @@ class MiVIDRecipe(NetworkRecipe):
         clips, tau = self.cut_clips(windows, length, rng)
         scale = loss.config.scales[int(rng.integers(0, len(loss.config.scales)))]
         if scale > 1:
-            from ..models.mivid import SIZE_MULTIPLE
+            from .model import SIZE_MULTIPLE
             h, w = clips.shape[-2:]
             if h % (scale * SIZE_MULTIPLE) or w % (scale * SIZE_MULTIPLE):
                 raise InputError(f"mivid: crops of {w}x{h} do not divide by {scale * SIZE_MULTIPLE} (scale {scale})")
@@ -120,5 +120,5 @@ class MiVIDRecipe(NetworkRecipe):
     def interpolator(self, net: nn.Module):
         """The network as an interpolator (default steps, the blend guide: dev crops are generated
         at full size, where the guide plays no part)."""
-        from ..models.mivid import MiVID
+        from .model import MiVID
         return MiVID.from_network(net, guide="blend")

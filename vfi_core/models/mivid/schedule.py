@@ -35,8 +35,8 @@ from typing import Callable
 
 import torch
 
-from ..cancellation import check_cancelled
-from ..errors import InputError
+from ...cancellation import check_cancelled
+from ...errors import InputError
 
 SCHEDULES = ("linear", "cosine")
 SAMPLERS = ("ddim", "ddpm")

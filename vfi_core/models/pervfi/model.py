@@ -38,7 +38,7 @@ Pipeline, for frames ``I0``, ``I1`` and a time ``t``:
    by the refined alignment flow, blended by the upsampled level-0 mask (and by the full-size
    occlusion, so splatting holes always take ``B``), except where ``B``'s sample falls outside ``B``
    and ``A``'s content arrived: ``A`` alone there (flow-asb's out-of-view rule).
-5. Conditional normalizing flow (sec. 3.2, :mod:`vfi_core.models.pervfi_flow`): 3 blocks of ``K``
+5. Conditional normalizing flow (sec. 3.2, :mod:`vfi_core.models.pervfi.flow`): 3 blocks of ``K``
    steps model the residual ``I_t - estimate`` given conditions built from ``f_t^l``, the estimate
    and the mask at each level (residual formulation: the flow spends its capacity on what warping
    misses; the estimate only shifts ``I_t``, log-determinant 0). Output: ``estimate + G^-1(z; c)``
@@ -69,15 +69,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
-from ..cancellation import check_cancelled
-from ..errors import InputError
-from ..flow import MotionEstimator, PairFlows, capped_flows, motion_param
-from ..interpolator import Interpolation, Interpolator
-from ..ops.flow import DIS_PRESETS, capped_dis
-from ..ops.warp import average_splat, backward_warp, fill_holes, outside_frame, resize_flow, softmax_splat
-from ..registry import ModelDescriptor, Param, register
-from .pervfi_flow import ConditionalFlow, squeeze2
+from ...config import ModelConfig
+from ...cancellation import check_cancelled
+from ...errors import InputError
+from ...flow import MotionEstimator, PairFlows, capped_flows, motion_param
+from ...interpolator import Interpolation, Interpolator
+from ...ops.flow import DIS_PRESETS, capped_dis
+from ...ops.warp import average_splat, backward_warp, fill_holes, outside_frame, resize_flow, softmax_splat
+from ...registry import ModelDescriptor, Param, register
+from .flow import ConditionalFlow, squeeze2
 
 MOTIONS = ("learned", "dis")
 MASK_MODES = ("quasi-binary", "adaptive")
@@ -457,7 +457,7 @@ class PerVFINet(nn.Module):
 
 def load_network(weights, device: torch.device, dtype: torch.dtype) -> PerVFINet:
     """Build :class:`PerVFINet` from a weight file and the ``architecture.config`` of its model card."""
-    from ..weights import load_network as load
+    from ...weights import load_network as load
 
     return load(weights, PerVFINet, PerVFIConfig, device, dtype)
 
@@ -471,6 +471,7 @@ class PerVFI(Interpolator):
         size_multiple=8,
         supports_half=False,
         weight_file="pervfi.safetensors",
+        recipe="vfi_core.models.pervfi.recipe:PerVFIRecipe",
         gives_confidence=True,
         seconds_per_megapixel={"cpu": 6.5, "cuda": 0.05},  # one CPU core (854x480), one H200 (1080p)
         params=(

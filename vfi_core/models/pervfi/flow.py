@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..cancellation import check_cancelled
+from ...cancellation import check_cancelled
 
 _LOG_2PI = math.log(2 * math.pi)
 

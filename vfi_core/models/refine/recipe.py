@@ -31,11 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import reject_unknown_keys
-from ..errors import InputError
-from ..losses import charbonnier
-from .pervfi_loss import load_perceptual_features
-from .recipe_base import NetworkRecipe
+from ...config import reject_unknown_keys
+from ...errors import InputError
+from ...losses import charbonnier
+from ...losses import load_perceptual_features
+from ...train.recipe_base import NetworkRecipe
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class RefineRecipe(NetworkRecipe):
         self._base = None
 
     def network_class(self) -> type[nn.Module]:
-        from ..models.refine import RefineNet
+        from .model import RefineNet
         return RefineNet
 
     def loss(self, weights: dict) -> nn.Module:
@@ -125,8 +125,8 @@ class RefineRecipe(NetworkRecipe):
 
     def base_network(self, device: torch.device):
         """The shipped svmv network, frozen, on ``device`` (loaded once)."""
-        from ..models.svmv import load_network
-        from ..registry import get_descriptor
+        from ..svmv.model import load_network
+        from ...registry import get_descriptor
 
         if self._base is None:
             path = get_descriptor("svmv").weights_path()
@@ -139,7 +139,7 @@ class RefineRecipe(NetworkRecipe):
     def prepare_batch(self, batch: dict, architecture) -> dict:
         """Add the motion (``"flows"`` ``(B,4,H,W)``, ``F01, F10`` in pixels of the crop) where
         batches are made: a motion-crop pack's own, else DIS on the crops (see the module docstring)."""
-        from ..ops.flow import capped_dis
+        from ...ops.flow import capped_dis
 
         if "flows" in batch:
             return batch
@@ -148,8 +148,8 @@ class RefineRecipe(NetworkRecipe):
 
     def base_inputs(self, batch: dict, use_flow_asb: bool):
         """The frozen base model's :class:`~vfi_core.models.refine.RestorationInputs` for a batch."""
-        from ..models.flow_asb import synthesize
-        from ..models.svmv import SVMV, restoration_inputs
+        from ..flow_asb import synthesize
+        from ..svmv.model import SVMV, restoration_inputs
 
         frames, t, flows = batch["frames"], batch["t"], batch["flows"]
         with torch.no_grad(), torch.autocast(frames.device.type, enabled=False):
@@ -170,19 +170,19 @@ class RefineRecipe(NetworkRecipe):
         return total, terms, {}
 
     def weight_stem(self) -> str:
-        from ..models.refine import WEIGHT_FILE
+        from .model import WEIGHT_FILE
         return WEIGHT_FILE.removesuffix(".safetensors")
 
     def load_exported(self, path):
         """The shipped svmv with the exported stage at full strength, on the CPU."""
-        from ..models.refine import RefineConfig, RefineNet
-        from ..weights import load_network
+        from .model import RefineConfig, RefineNet
+        from ...weights import load_network
 
         return self.interpolator(load_network(path, RefineNet, RefineConfig, torch.device("cpu"), torch.float32))
 
     def interpolator(self, net: nn.Module):
         """The shipped svmv with this stage at full strength (dev evaluation during training)."""
-        from ..models.svmv import SVMV
+        from ..svmv.model import SVMV
 
         device = next(net.parameters()).device
         desc = SVMV.descriptor

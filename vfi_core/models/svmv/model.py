@@ -48,17 +48,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
-from ..cancellation import check_cancelled
-from ..errors import InputError
-from ..frames import as_time_tensor, check_frame_pair, crop_to, pad_to_multiple
-from ..interpolator import Interpolation, Interpolator
-from ..flow import MotionEstimator, PairFlows, capped_flows, motion_param
-from ..ops.flow import DIS_PRESETS, capped_dis, capped_size
-from ..ops.motion import linear_motion, splatted_motion
-from ..ops.warp import backward_warp, outside_frame, resize_flow
-from ..registry import ModelDescriptor, Param, register
-from .refine import DetailRestorer, RefineNet, RestorationInputs, refine_param
+from ...config import ModelConfig
+from ...cancellation import check_cancelled
+from ...errors import InputError
+from ...frames import as_time_tensor, check_frame_pair, crop_to, pad_to_multiple
+from ...interpolator import Interpolation, Interpolator
+from ...flow import MotionEstimator, PairFlows, capped_flows, motion_param
+from ...ops.flow import DIS_PRESETS, capped_dis, capped_size
+from ...ops.motion import linear_motion, splatted_motion
+from ...ops.warp import backward_warp, outside_frame, resize_flow
+from ...registry import ModelDescriptor, Param, register
+from ..refine import DetailRestorer, RefineNet, RestorationInputs, refine_param
 
 BASE_MOTIONS = ("linear", "splat-linear")
 ENSEMBLE_RANGE = (1, 8)  # the M range the architecture is trained for (random M per step)
@@ -362,7 +362,7 @@ def stack_frames(frame0: torch.Tensor, frame1: torch.Tensor, frame_prev: torch.T
 
 def load_network(weights, device: torch.device, dtype: torch.dtype) -> SVMVNet:
     """Build :class:`SVMVNet` from a weight file and the ``architecture.config`` of its model card."""
-    from ..weights import load_network as load
+    from ...weights import load_network as load
 
     return load(weights, SVMVNet, SVMVConfig, device, dtype)
 
@@ -375,6 +375,7 @@ class SVMV(Interpolator):
         size_multiple=16,
         supports_half=True,   # the motion estimator (RAFT) in half precision, the network float32
         weight_file="svmv.safetensors",
+        recipe="vfi_core.models.svmv.recipe:SVMVRecipe",
         gives_confidence=True,
         seconds_per_megapixel={"cpu": 5.0, "cuda": 0.04},  # one CPU core (854x480), one H200 (1080p)
         params=(

@@ -16,7 +16,7 @@ Output: the noise ``eps`` (or ``v``, ``architecture.prediction``: ``eps`` is the
 default; ``v`` stays well scaled at both ends of the schedule and is there for the case it trains
 better in few-step sampling; the model card records which one a weight file uses). The diffusion
 lives in [-1, 1] (``x = 2 * frame - 1``); visible frames are never noised
-(:mod:`vfi_core.models.mivid_schedule`).
+(:mod:`vfi_core.models.mivid.schedule`).
 
 Inference modes:
 
@@ -69,14 +69,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
-from ..errors import InputError
-from ..frames import as_time_tensor, check_frame_pair, crop_to
-from ..flow import motion_param
-from ..interpolator import Interpolation, Interpolator
-from ..ops.filters import gaussian_blur
-from ..registry import ModelDescriptor, Param, register
-from .mivid_schedule import PREDICTIONS, SAMPLERS, SCHEDULES, NoiseSchedule, sample
+from ...config import ModelConfig
+from ...errors import InputError
+from ...frames import as_time_tensor, check_frame_pair, crop_to
+from ...flow import motion_param
+from ...interpolator import Interpolation, Interpolator
+from ...ops.filters import gaussian_blur
+from ...registry import ModelDescriptor, Param, register
+from .schedule import PREDICTIONS, SAMPLERS, SCHEDULES, NoiseSchedule, sample
 
 SIZE_MULTIPLE = 4   # two stride-2 levels
 
@@ -350,7 +350,7 @@ def flow_base(clip: torch.Tensor, mask: torch.Tensor, tau: torch.Tensor) -> torc
     Args: clip ``(B,3,T,H,W)`` in [0, 1] (float32: DIS and the splatting run at full precision),
     mask ``(B,1,T,1,1)``, tau ``(B,T)``. Returns ``(B,3,T,H,W)`` in [0, 1].
     """
-    from .. import registry
+    from ... import registry
 
     # DIS motion, as in training: the network learnt from this base
     interpolator = registry.load("flow-asb", device=clip.device, motion="dis")
@@ -387,7 +387,7 @@ def network_base(kind: str, clip: torch.Tensor, mask: torch.Tensor, tau: torch.T
 
 def load_network(weights, device: torch.device, dtype: torch.dtype) -> MiVIDNet:
     """Build :class:`MiVIDNet` from a weight file and the ``architecture.config`` of its model card."""
-    from ..weights import load_network as load
+    from ...weights import load_network as load
 
     return load(weights, MiVIDNet, MiVIDConfig, device, dtype)
 
@@ -419,6 +419,7 @@ class MiVID(Interpolator):
         size_multiple=1,
         supports_half=False,
         weight_file="mivid.safetensors",
+        recipe="vfi_core.models.mivid.recipe:MiVIDRecipe",
         gives_confidence=False,
         seconds_per_megapixel={"cpu": 6.1},  # one CPU core (854x480); not yet timed on a GPU
         params=(
@@ -465,7 +466,7 @@ class MiVID(Interpolator):
         if self.params["guide"] == "blend":
             return (1 - tt) * first[:, None] + tt * last[:, None], None
         if self._flow_asb is None:
-            from .. import registry
+            from ... import registry
             self._flow_asb = registry.load("flow-asb", device=self.device, motion=self.params["motion"])
         self._flow_asb.set_params(motion=self.params["motion"])
         results = [self._flow_asb._interpolate(first, last, times[:, n].float()) for n in range(times.shape[1])]
