@@ -117,11 +117,11 @@ def job_settings(video, first_image, second_image, model: str, timing: str, mult
     if preview_seconds and preview_seconds < 0:
         raise ParameterError(f"the preview length must be 0 (whole clip) or positive, got {preview_seconds}")
     descriptor = registry.get_descriptor(model)
-    options = {"multiplier": multiplier, "target_fps": target_fps if mode == TARGET_FPS else 0,
-               "scene_threshold": scene_threshold, "loop": loop, "dedup": dedup}
-    timing_options(**options)  # each option checked against its declaration before any work
+    # each option checked against its declaration before any work
+    options = timing_options(multiplier=multiplier, target_fps=target_fps if mode == TARGET_FPS else 0,
+                             scene_threshold=scene_threshold, loop=loop, dedup=dedup)
     settings = JobSettings(model=descriptor.name, model_params=descriptor.resolve_params(model_params or {}),
-                           timing=options, preview_seconds=float(preview_seconds or 0),
+                           options=options, preview_seconds=float(preview_seconds or 0),
                            output_format=output_format, keep_audio=bool(keep_audio))
     return source, settings
 

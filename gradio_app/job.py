@@ -28,7 +28,7 @@ from vfi_core.io import open_reader, open_writer
 from vfi_core.io.images import IMAGE_EXTENSIONS, PngSequenceWriter
 from vfi_core.limits import WorkLimits
 from vfi_core.model_cache import MODELS
-from vfi_core.pipeline import OutputFrame, SequenceStats, interpolate_file, timing_options
+from vfi_core.pipeline import OutputFrame, SequenceOptions, SequenceStats, interpolate_file, timing_options
 
 # Output formats the writer supports, with the label the app shows.
 OUTPUT_FORMATS = {"mp4": "MP4 (H.264)", "webm": "WebM (VP9)", "mov": "MOV (H.264)", "mkv": "MKV (H.264)",
@@ -72,12 +72,12 @@ class Limits:
 
 @dataclass(frozen=True)
 class JobSettings:
-    """What the user chose. ``timing``: the declared timing options (:func:`vfi_core.pipeline.timing_options`'s
-    arguments; ``target_fps`` 0 uses the multiplier, else as typed, "59.94")."""
+    """What the user chose. ``options``: the timing, checked against its declaration
+    (:func:`vfi_core.pipeline.timing_options`)."""
 
     model: str
     model_params: dict
-    timing: dict = field(default_factory=lambda: {"multiplier": 2})
+    options: SequenceOptions = field(default_factory=timing_options)
     preview_seconds: float = 0.0  # 0: the whole clip
     output_format: str = "mp4"
     keep_audio: bool = True
@@ -162,7 +162,7 @@ def run_job(source: Path, settings: JobSettings, limits: Limits, work: Path, *,
     bounds = limits.work_limits()  # frame size (from the header), output frames, time
     reader = open_reader(source, folder_fps, limits=bounds)
     limits.check(reader, settings.preview_seconds)
-    options = timing_options(**settings.timing)
+    options = settings.options
     options.validate(reader.fps, reader.count)
     notes = []
     if settings.preview_seconds and reader.duration > settings.preview_seconds:

@@ -99,8 +99,6 @@ def test_memory_and_time_estimates(monkeypatch):
 
 
 def test_a_model_without_a_measured_speed_on_its_device_says_so(monkeypatch):
-    import torch
-
     from vfi_core import registry
     from vfi_core.pipeline import InterpolatedStream, SequenceOptions
 

@@ -129,3 +129,18 @@ def test_training_recipe_trains_exports_and_loads(tmp_path):
     frame = model.interpolate(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32), 0.5)
     assert frame.shape == (1, 3, 32, 32) and isinstance(model, SVMV)
     assert model._restorer.network.config == RefineConfig.from_dict(TINY)  # found in the weight folder given
+
+
+def test_loss_weights_are_checked_with_one_line_errors():
+    from vfi_core.models.refine.loss import RefineLoss, RefineLossWeights
+
+    assert RefineLossWeights.terms() == ("charbonnier", "perceptual")
+    for bad, message in [({"l1": 1}, "unknown"), ({"charbonnier": "a lot"}, "numbers"),
+                         ({"charbonnier": -1}, ">= 0"), ({"charbonnier": 0, "perceptual": 0}, "every term")]:
+        with pytest.raises(InputError, match=message) as info:
+            RefineLossWeights.from_dict(bad)
+        assert "\n" not in str(info.value) and str(info.value).startswith("refine loss")
+    loss = RefineLoss(RefineLossWeights.from_dict({"perceptual": 0}))
+    a, b = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    total, terms = loss(a, b)
+    assert set(terms) == {"charbonnier"} and total.item() > 0 and loss(a, a)[0].item() < total.item()

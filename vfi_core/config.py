@@ -1,7 +1,7 @@
 """JSON configs: unknown keys refused with one line, and the model configs saved in model cards."""
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import ClassVar, Iterable
 
 from .errors import InputError
@@ -39,3 +39,38 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+class LossWeights:
+    """Mixin for a loss's frozen dataclass of term weights: every field is a term weight (a number
+    >= 0; 0 switches the term off) except those named in ``settings`` (kept as given, e.g. a path).
+
+    ``loss_name`` names the loss in errors; :meth:`check` is where a subclass checks its settings.
+    """
+
+    loss_name: ClassVar[str]
+    settings: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def terms(cls) -> tuple[str, ...]:
+        """The term-weight fields, in declaration order."""
+        return tuple(f.name for f in fields(cls) if f.name not in cls.settings)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        """Build from a JSON dict: unknown keys, weights that are not numbers, negative weights and all
+        weights 0 are each an :class:`InputError` naming the loss."""
+        reject_unknown_keys(values, [f.name for f in fields(cls)], f"{cls.loss_name} loss")
+        try:
+            weights = cls(**{k: v if k in cls.settings else float(v) for k, v in values.items()})
+        except (TypeError, ValueError):
+            raise InputError(f"{cls.loss_name} loss: term weights must be numbers, got {values}") from None
+        if any(getattr(weights, name) < 0 for name in cls.terms()):
+            raise InputError(f"{cls.loss_name} loss: term weights must be >= 0")
+        if not any(getattr(weights, name) for name in cls.terms()):
+            raise InputError(f"{cls.loss_name} loss: every term weight is 0: enable at least one term")
+        weights.check()
+        return weights
+
+    def check(self) -> None:
+        """Raise :class:`InputError` for a setting out of its range (nothing to check by default)."""

@@ -47,6 +47,7 @@ Streaming
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -106,12 +107,11 @@ def timing_options(multiplier: int | Sequence[int] = 2, target_fps: float | str 
     ``multiplier``; ``multiplier`` may be one number per pair; ``scene_threshold`` ``None`` never cuts.
     ``options`` are further :class:`SequenceOptions` fields (tiling, batch size...).
     """
-    rate = parse_fps(target_fps) if isinstance(target_fps, (str, Fraction)) and str(target_fps).strip() else target_fps
-    if rate in ("", None) or rate == 0:
-        rate = None
-    else:
+    unset = target_fps is None or (isinstance(target_fps, str) and target_fps.strip() in ("", "0")) \
+        or (not isinstance(target_fps, str) and target_fps == 0)
+    rate = None if unset else parse_fps(target_fps)
+    if rate is not None:
         timing_param("target_fps").validate(float(rate))
-        rate = parse_fps(rate) if not isinstance(rate, Fraction) else rate
     if rate is None:
         if isinstance(multiplier, (int, str)) or not isinstance(multiplier, Sequence):
             multiplier = timing_param("multiplier").validate(multiplier)
@@ -452,8 +452,6 @@ class InterpolatedStream:
         device = torch.device(getattr(self.model, "device", "cpu")).type
         cost = descriptor.seconds_per_megapixel.get(device) if descriptor is not None else None
         if descriptor is not None and cost is None and interpolated:
-            import warnings
-
             warnings.warn(f"{descriptor.name} has no measured speed on the {device}: the job's time is not "
                           "estimated and the time limit is not checked")
         self._checked_size = (width, height)
@@ -572,8 +570,6 @@ def interpolate_file(source: str | Path, destination: str | Path, model, options
         limits: the job's bounds (:class:`~vfi_core.limits.WorkLimits`, its defaults if None),
             checked before anything is decoded or written.
     """
-    import warnings
-
     from .io import open_reader, open_writer
 
     if Path(source).resolve() == Path(destination).resolve():

@@ -24,20 +24,20 @@ available, building the loss fails with a one-line error: the term is never skip
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from ...config import reject_unknown_keys
-from ...errors import InputError
+from ...config import LossWeights
 from ...losses import charbonnier, load_perceptual_features
 
 FEATURE_SCALE = 255.0 * 0.226
 
 
 @dataclass(frozen=True)
-class PerVFILossWeights:
+class PerVFILossWeights(LossWeights):
     """Term weights (0 switches a term off and skips computing it) and where the VGG features are.
 
     nll: bits-per-dimension NLL. perceptual: ``mu`` of eq. 15. reconstruction: Charbonnier at tau 0.
@@ -50,24 +50,9 @@ class PerVFILossWeights:
     reconstruction: float = 0.1
     perceptual_weights: str | None = None
 
-    @classmethod
-    def terms(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls) if f.name != "perceptual_weights")
+    loss_name: ClassVar[str] = "pervfi"
+    settings: ClassVar[tuple[str, ...]] = ("perceptual_weights",)
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "PerVFILossWeights":
-        reject_unknown_keys(values, cls.__dataclass_fields__, "pervfi loss")
-        values = dict(values)
-        path = values.pop("perceptual_weights", None)
-        try:
-            weights = cls(**{k: float(v) for k, v in values.items()}, perceptual_weights=path)
-        except (TypeError, ValueError):
-            raise InputError(f"pervfi loss: term weights must be numbers, got {values}") from None
-        if any(getattr(weights, name) < 0 for name in cls.terms()):
-            raise InputError("pervfi loss: term weights must be >= 0")
-        if not any(getattr(weights, name) for name in cls.terms()):
-            raise InputError("pervfi loss: every term weight is 0: enable at least one term")
-        return weights
 
 
 def bits_per_dim(log_likelihood: torch.Tensor, dims: int) -> torch.Tensor:

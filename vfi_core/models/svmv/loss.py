@@ -25,13 +25,14 @@ raw video gets the frame terms only (self-supervised: the video's own middle fra
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...config import reject_unknown_keys
+from ...config import LossWeights
 from ...errors import InputError
 from ...losses import census_loss, charbonnier
 
@@ -101,7 +102,7 @@ def temporal_variance_loss(samples: torch.Tensor, target: torch.Tensor) -> torch
 
 
 @dataclass(frozen=True)
-class SVMVLossWeights:
+class SVMVLossWeights(LossWeights):
     """Weights of the terms of :class:`SVMVLoss`; 0 switches a term off (and skips computing it).
 
     reconstruction: Charbonnier between the output and the target.
@@ -124,19 +125,12 @@ class SVMVLossWeights:
     flow: float = 0.01
     spatial_variance_eps: float = 1e-2
 
-    @classmethod
-    def terms(cls) -> tuple[str, ...]:
-        return tuple(name for name in cls.__dataclass_fields__ if name != "spatial_variance_eps")
+    loss_name: ClassVar[str] = "svmv"
+    settings: ClassVar[tuple[str, ...]] = ("spatial_variance_eps",)
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "SVMVLossWeights":
-        reject_unknown_keys(values, cls.__dataclass_fields__, "svmv loss weights")
-        weights = cls(**{k: float(v) for k, v in values.items()})
-        if any(v < 0 for v in asdict(weights).values()):
-            raise InputError("loss weights must be >= 0")
-        if weights.spatial_variance_eps <= 0:
+    def check(self) -> None:
+        if self.spatial_variance_eps <= 0:
             raise InputError("loss.spatial_variance_eps must be > 0")
-        return weights
 
 
 class SVMVLoss(nn.Module):

