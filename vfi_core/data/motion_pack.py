@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,20 +126,11 @@ def pack_motion_crops(sources: Iterable[FrameSource], out_path: str | Path, esti
     float32 ``(n,2)`` (mean motion in px, occluded share); ``info`` a JSON string.
     Returns the summary stored as ``info``.
     """
-    if crop < 16 or crop % 8:
-        raise InputError(f"crop must be a multiple of 8 and at least 16, got {crop}")
-    if pairs < 0 or crops_per_pair < 1 or synthetic < 0 or pairs + synthetic < 1:
-        raise InputError("pack_motion_crops: pairs, synthetic >= 0 (not both 0), crops_per_pair >= 1")
-    if not gaps or min(gaps) < 1:
-        raise InputError(f"gaps must be positive integers, got {gaps}")
+    out_path = Path(out_path)
+    n = _checked_item_count(out_path, crop, pairs, crops_per_pair, synthetic, gaps, limit_bytes)
     usable = [s for s in sources if s.size[0] >= crop and s.size[1] >= crop]
     if pairs and not usable:
         raise InputError(f"no source has frames of at least {crop}x{crop}")
-    n = pairs * crops_per_pair + synthetic
-    raw = n * crop * crop * (3 * 3 + 4 * 2)
-    if raw > 2 * limit_bytes:
-        raise InputError(f"{n} items of {crop}x{crop} take {raw / 2**20:.0f} MiB raw, over the "
-                         f"{limit_bytes / 2**20:.0f} MiB limit: pack fewer or smaller crops")
     rng = np.random.default_rng(seed)
     arrays = {"frame0": np.empty((n, crop, crop, 3), np.uint8), "frame1": np.empty((n, crop, crop, 3), np.uint8),
               "gt": np.empty((n, crop, crop, 3), np.uint8), "t": np.empty(n, np.float32),
@@ -147,14 +138,7 @@ def pack_motion_crops(sources: Iterable[FrameSource], out_path: str | Path, esti
               "stats": np.empty((n, 2), np.float32)}
     index, total = 0, pairs + synthetic
     for pair in range(pairs):
-        while True:  # a source, a gap that fits one of its runs, a place
-            source = usable[int(rng.integers(0, len(usable)))]
-            gap = int(gaps[int(rng.integers(0, len(gaps)))])
-            runs = [(a, b) for a, b in source.runs if b - a > 2 * gap]
-            if runs:
-                break
-        a, b = runs[int(rng.integers(0, len(runs)))]
-        first = int(rng.integers(a, b - 2 * gap))
+        source, gap, first = _draw_pair(usable, gaps, rng)
         frame0, frame1 = source.read(first), source.read(first + 2 * gap)
         flows = _pair_flows(estimator, max_side, frame0, frame1, device)
         positions, weights, stats = crop_scores(flows[:, :2], flows[:, 2:], crop, scoring)
@@ -175,32 +159,75 @@ def pack_motion_crops(sources: Iterable[FrameSource], out_path: str | Path, esti
             index += 1
         if progress is not None:
             progress(pair + 1, total)
-    if synthetic:
-        from .synthetic import SyntheticTripletDataset
-
-        scenes = SyntheticTripletDataset(crop, length=synthetic, seed=seed + 7919)
-        for s in range(synthetic):
-            item = scenes[s]
-            images = [(item[key].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-                      for key in ("frame0", "frame1", "gt")]
-            flows = _pair_flows(estimator, max_side, images[0], images[1], device)
-            _, _, stats = crop_scores(flows[:, :2], flows[:, 2:], crop, CropScoring(stride=crop))
-            arrays["frame0"][index], arrays["frame1"][index], arrays["gt"][index] = images
-            arrays["t"][index] = float(item["t"])
-            arrays["flows"][index] = flows[0].numpy().astype(np.float16)
-            arrays["stats"][index] = stats[0]
-            index += 1
-            if progress is not None:
-                progress(pairs + s + 1, total)
+    for s, item in enumerate(_synthetic_items(synthetic, crop, seed, estimator, max_side, device)):
+        for key, value in item.items():
+            arrays[key][index] = value
+        index += 1
+        if progress is not None:
+            progress(pairs + s + 1, total)
     info = {"kind": PACK_KIND, "items": n, "crop": crop, "pairs": pairs, "crops_per_pair": crops_per_pair,
             "synthetic": synthetic, "gaps": list(gaps), "max_side": max_side, "seed": seed,
             "estimator": repr(estimator), "scoring": scoring.__dict__,
             "sources": sorted({s.name for s in usable}),
             "mean_motion_px": float(arrays["stats"][:, 0].mean()),
             "mean_occluded": float(arrays["stats"][:, 1].mean())}
-    out_path = Path(out_path)
+    _save_pack(out_path, info, arrays, limit_bytes)
+    return info
+
+
+def _checked_item_count(out_path: Path, crop: int, pairs: int, crops_per_pair: int, synthetic: int,
+                        gaps: tuple[int, ...], limit_bytes: int) -> int:
+    """The pack's item count, after checking the request (one-line :class:`InputError` otherwise)."""
     if out_path.suffix != ".npz":
         raise InputError(f"the pack must be a .npz file, got {out_path}")
+    if crop < 16 or crop % 8:
+        raise InputError(f"crop must be a multiple of 8 and at least 16, got {crop}")
+    if pairs < 0 or crops_per_pair < 1 or synthetic < 0 or pairs + synthetic < 1:
+        raise InputError("pack_motion_crops: pairs, synthetic >= 0 (not both 0), crops_per_pair >= 1")
+    if not gaps or min(gaps) < 1:
+        raise InputError(f"gaps must be positive integers, got {gaps}")
+    n = pairs * crops_per_pair + synthetic
+    raw = n * crop * crop * (3 * 3 + 4 * 2)
+    if raw > 2 * limit_bytes:
+        raise InputError(f"{n} items of {crop}x{crop} take {raw / 2**20:.0f} MiB raw, over the "
+                         f"{limit_bytes / 2**20:.0f} MiB limit: pack fewer or smaller crops")
+    return n
+
+
+def _draw_pair(usable: list[FrameSource], gaps: tuple[int, ...], rng: np.random.Generator
+               ) -> tuple[FrameSource, int, int]:
+    """A source, a gap that fits one of its runs, and the pair's first frame index, from ``rng``."""
+    while True:
+        source = usable[int(rng.integers(0, len(usable)))]
+        gap = int(gaps[int(rng.integers(0, len(gaps)))])
+        runs = [(a, b) for a, b in source.runs if b - a > 2 * gap]
+        if runs:
+            break
+    a, b = runs[int(rng.integers(0, len(runs)))]
+    return source, gap, int(rng.integers(a, b - 2 * gap))
+
+
+def _synthetic_items(count: int, crop: int, seed: int, estimator, max_side: int,
+                     device: torch.device | None) -> Iterator[dict[str, np.ndarray | float]]:
+    """``count`` synthetic scenes of ``crop`` px as pack items (``gap`` stays 0), motion estimated
+    as for real pairs."""
+    if not count:
+        return
+    from .synthetic import SyntheticTripletDataset
+
+    scenes = SyntheticTripletDataset(crop, length=count, seed=seed + 7919)
+    for s in range(count):
+        item = scenes[s]
+        images = [(item[key].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+                  for key in ("frame0", "frame1", "gt")]
+        flows = _pair_flows(estimator, max_side, images[0], images[1], device)
+        _, _, stats = crop_scores(flows[:, :2], flows[:, 2:], crop, CropScoring(stride=crop))
+        yield {"frame0": images[0], "frame1": images[1], "gt": images[2], "t": float(item["t"]),
+               "flows": flows[0].numpy().astype(np.float16), "stats": stats[0]}
+
+
+def _save_pack(out_path: Path, info: dict, arrays: dict[str, np.ndarray], limit_bytes: int) -> None:
+    """Write the pack beside ``out_path`` and rename it into place; refuse a file over ``limit_bytes``."""
     out_path.parent.mkdir(parents=True, exist_ok=True)
     partial = out_path.with_suffix(f".{os.getpid()}.partial.npz")
     np.savez_compressed(partial, info=np.array(json.dumps(info)), **arrays)
@@ -210,7 +237,6 @@ def pack_motion_crops(sources: Iterable[FrameSource], out_path: str | Path, esti
         raise InputError(f"the pack would take {size / 2**20:.1f} MiB, over the {limit_bytes / 2**20:.0f} MiB "
                          "limit: pack fewer or smaller crops")
     os.replace(partial, out_path)
-    return info
 
 
 def is_motion_pack(path: str | Path) -> bool:

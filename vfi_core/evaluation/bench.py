@@ -1,6 +1,6 @@
 """Benchmarking: score an interpolator (or a folder of its predictions) on a dataset, time it.
 
-Definitions, identical to ``../shared/peers/eval_triplets.py`` so that figures compare:
+Definitions, identical to the peers' evaluation script (``eval_triplets.py``) so that figures compare:
 
 - images are read as RGB uint8 (OpenCV, BGR swapped to RGB); a model's prediction is converted with
   :func:`vfi_core.frames.to_numpy_uint8` (rounded) before scoring;

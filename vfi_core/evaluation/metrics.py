@@ -4,7 +4,8 @@
 - SSIM: Gaussian window 11x11, sigma 1.5, K1=0.01, K2=0.03, data range 255, statistics over valid
   (unpadded) windows, averaged over channels and pixels. This agrees with scikit-image's
   ``structural_similarity(gaussian_weights=True, use_sample_covariance=False, data_range=255,
-  channel_axis=-1)`` and with ``pytorch_msssim.ssim`` used by ``../shared/peers/eval_triplets.py``.
+  channel_axis=-1)`` and with ``pytorch_msssim.ssim`` used by the peers' evaluation script
+(``eval_triplets.py``).
 """
 from __future__ import annotations
 

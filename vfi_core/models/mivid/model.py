@@ -1,5 +1,5 @@
-"""``mivid``: masked video diffusion interpolation (after MiVID, arXiv 2511.06019,
-``../shared/papers/mivid_masked_diffusion_vfi.md``), self-supervised and multi-frame.
+"""``mivid``: masked video diffusion interpolation (after MiVID, arXiv 2511.06019),
+self-supervised and multi-frame.
 
 Model: a compact pseudo-3D U-Net (:class:`MiVIDNet`) over clips ``(B,C,T,H,W)``: three levels
 (base width 32), residual blocks of a 3x3 spatial convolution, a temporal convolution over the

@@ -1,6 +1,6 @@
 """``pervfi``: perception-oriented interpolation by asymmetric blending and a normalizing-flow decoder
-(after Wu et al., "Perception-Oriented Video Frame Interpolation via Asymmetric Blending", CVPR 2024;
-``../shared/papers/pervfi_asymmetric_blending.md``), sized for CPU inference.
+(after Wu et al., "Perception-Oriented Video Frame Interpolation via Asymmetric Blending", CVPR 2024),
+sized for CPU inference.
 
 Pipeline, for frames ``I0``, ``I1`` and a time ``t``:
 

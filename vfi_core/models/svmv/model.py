@@ -1,5 +1,5 @@
-"""``svmv``: spatiotemporal variance-aware motion volumes (after the SVMV poster,
-``../shared/papers/svmv_motion_volumes_poster.txt``), sized for CPU inference.
+"""``svmv``: spatiotemporal variance-aware motion volumes (after the SVMV poster: motion volumes
+with spatiotemporal variance-aware supervision), sized for CPU inference.
 
 Pipeline, for an output time ``t`` between ``I0`` and ``I1`` (``I-1`` and ``I2`` optional):
 
