@@ -23,5 +23,5 @@ demo: install
 	$(BIN)/vfi interpolate vfi_core/samples/bikes_60.mp4 out/bikes_60_2x.mp4 --multiplier 2
 
 test: install
-	$(BIN)/pip install -q -e ".[test,gradio]"
+	$(BIN)/pip install -q -e ".[test,gradio,batch]"
 	$(BIN)/python -m pytest

@@ -20,7 +20,7 @@ import sys
 
 from .errors import Cancelled, Terminated, VFIError
 
-COMMANDS = ("interpolate", "models", "bench", "train", "export", "pack")
+COMMANDS = ("interpolate", "batch", "models", "bench", "train", "export", "pack")
 ENTRY_POINT_GROUP = "vfi.commands"
 
 

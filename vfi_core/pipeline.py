@@ -223,6 +223,23 @@ class SequenceStats:
     tile: int | None = None
 
 
+@dataclass(frozen=True)
+class SequencePart:
+    """A run of consecutive source frames interpolated on its own, as one piece of a longer source
+    (for splitting long videos across workers).
+
+    The part's frames sit on the whole source's output grid: its first frame has the source index
+    ``first_index``, and with a target rate, times count from ``origin`` (the source's first frame
+    time). A part that is not ``last`` yields only the output frames before its last source frame,
+    which starts the next part, so the parts' outputs joined in order are the whole source's output:
+    no pair is interpolated twice or skipped. Loop and dedup need the whole source (refused).
+    """
+
+    first_index: int
+    origin: Fraction
+    last: bool
+
+
 class _Signature(NamedTuple):
     thumb: torch.Tensor  # (3, 64, 64) float
     hist: torch.Tensor   # (3, 16) per-channel histogram, each row sums to 1
@@ -308,12 +325,17 @@ class InterpolatedStream:
         limits: checked at the first frame, before any model call (:class:`~vfi_core.limits.WorkLimits`,
             its defaults if None); ``estimated_seconds`` then holds the estimate, if the model declares
             its cost.
+        part: ``frames`` are one :class:`SequencePart` of a longer source (None: the whole source).
     """
 
     def __init__(self, frames: Iterable[TimedFrame], model, options: SequenceOptions, source_fps: Fraction,
                  *, source_count: int | None = None, progress: ProgressFn | None = None,
-                 cancel: CancelFn | None = None, limits: WorkLimits | None = None):
+                 cancel: CancelFn | None = None, limits: WorkLimits | None = None,
+                 part: SequencePart | None = None):
         options.validate(source_fps, source_count)
+        if part is not None and (options.loop or options.dedup):
+            raise ParameterError("loop and dedup need the whole source: a part of it cannot use them")
+        self.part = part
         self.limits = limits or WorkLimits()
         self.estimated_seconds: float | None = None
         self._checked_size: tuple[int, int] | None = None  # the frame size the limits were checked for
@@ -367,6 +389,7 @@ class InterpolatedStream:
         last: TimedFrame | None = None  # last frame read (kept or dropped)
         last_position = Fraction(0)
         count = 0
+        start = self.part.first_index if self.part is not None else 0
         for index, frame in enumerate(self.frames):
             if count:
                 self._check_cancel()
@@ -375,13 +398,14 @@ class InterpolatedStream:
             if first is None:
                 self._check_size(frame, None, index)
                 self._check_limits(frame)
-                first = key = _Key(frame, frame_signature(frame.rgb), Fraction(0))
-                origin = frame.time
-                last, last_position = frame, Fraction(0)
+                origin = self.part.origin if self.part is not None else frame.time
+                last_position = self._position(start, frame, origin) if self.part is not None else Fraction(0)
+                first = key = _Key(frame, frame_signature(frame.rgb), last_position)
+                last = frame
                 self._report(count)
                 continue
             self._check_size(frame, first.frame, index)
-            position = self._position(index, frame, origin)
+            position = self._position(start + index, frame, origin)
             if position < last_position:
                 raise InputError(f"frame {index} has a timestamp ({float(frame.time):.4f}s) before the "
                                  "previous frame's; the video's timestamps are broken")
@@ -402,7 +426,10 @@ class InterpolatedStream:
             raise InputError("the source has no frames")
         if count < 2:
             raise InputError("the source has only one frame; interpolation needs at least two")
-        end = self._end_position(count, last, last_position, origin)
+        if self.part is not None and not self.part.last:  # the last frame starts the next part
+            yield from batcher.flush()
+            return
+        end = self._end_position(start + count, last, last_position, origin)
         if opts.loop:
             self._check_cancel()
             loop_key = _Key(first.frame, first.signature, end)

@@ -1,4 +1,5 @@
-"""Options shared by the subcommands that run a model: choosing it and setting its parameters."""
+"""Options shared by the subcommands that run a model: choosing it and setting its parameters, the
+timing (built from the declared timing options) and the encoder."""
 from __future__ import annotations
 
 import argparse
@@ -56,3 +57,64 @@ def load_model(args: argparse.Namespace):
             torch.manual_seed(args.seed)
     return registry.load(desc.name, device=args.device, dtype="float16" if args.half else None,
                          weights=args.weights, weight_dirs=tuple(Path(d) for d in args.weight_dir), **params)
+
+
+def _multiplier(text: str) -> int | tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or a comma list of integers, got {text!r}") from None
+    return values[0] if len(values) == 1 else values
+
+
+def add_timing_options(parser: argparse.ArgumentParser, required: bool, per_pair: bool = True) -> None:
+    """``--multiplier``/``--fps`` (one of them; ``required`` or the declared default multiplier),
+    ``--scene-threshold``, ``--no-scene-detect``, ``--dedup``, ``--loop``, from
+    :data:`vfi_core.pipeline.TIMING_PARAMS`; ``per_pair`` also takes one multiplier per pair."""
+    from ..pipeline import timing_param
+
+    declared = {name: timing_param(name) for name in ("multiplier", "target_fps", "scene_threshold", "loop", "dedup")}
+    multiplier = declared["multiplier"]
+    timing = parser.add_mutually_exclusive_group(required=required)
+    timing.add_argument("--multiplier", "-m", type=_multiplier if per_pair else int, metavar="N",
+                        help=f"{multiplier.help} {multiplier.min:g}-{multiplier.max:g}" +
+                        (", or a comma list with one N per pair" if per_pair else "") +
+                        ("" if required else f" (default {multiplier.default})"))
+    timing.add_argument("--fps", metavar="F", help=f"{declared['target_fps'].help.split('; 0 ')[0]}: 60, 60000/1001 "
+                        f"or 59.94, up to {declared['target_fps'].max:g}")
+    parser.add_argument("--scene-threshold", type=float, default=None, metavar="S",
+                        help=f"{declared['scene_threshold'].help} (default {declared['scene_threshold'].default:g})")
+    parser.add_argument("--no-scene-detect", action="store_true", help="interpolate across every pair, cuts included")
+    parser.add_argument("--dedup", action="store_true", help=declared["dedup"].help)
+    parser.add_argument("--loop", action="store_true", help=declared["loop"].help)
+
+
+def timing_from_args(args: argparse.Namespace) -> dict:
+    """The :func:`vfi_core.pipeline.timing_options` arguments the timing flags give."""
+    from ..pipeline import DEFAULT_SCENE_THRESHOLD, timing_param
+
+    multiplier = args.multiplier if args.multiplier is not None else timing_param("multiplier").default
+    return {"multiplier": multiplier, "target_fps": args.fps if args.fps is not None else 0, "loop": args.loop,
+            "scene_threshold": None if args.no_scene_detect else
+            (DEFAULT_SCENE_THRESHOLD if args.scene_threshold is None else args.scene_threshold),
+            "dedup": args.dedup}
+
+
+def _crf(text: str) -> int:
+    """``--crf``: an integer in the widest range an encoder takes (VP9's 0-63); the writer holds
+    H.264 to its own 0-51."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= 63:
+        raise argparse.ArgumentTypeError(f"expected an integer quality, 0-51 for H.264 (.mp4, .mov, .mkv) or "
+                                         f"0-63 for VP9 (.webm), got {text!r}")
+    return value
+
+
+def add_encoder_options(parser: argparse.ArgumentParser) -> None:
+    """``--crf``, ``--preset`` and ``--no-audio``."""
+    parser.add_argument("--crf", type=_crf, default=None, help="quality: H.264 0-51 (default 18), VP9 0-63 (default 30)")
+    parser.add_argument("--preset", default=None, help="x264 preset, ultrafast..veryslow (default medium)")
+    parser.add_argument("--no-audio", action="store_true", help="leave the source's audio out")

@@ -108,6 +108,7 @@ class VideoReader:
         start: time of the first frame in seconds; ``duration``: from the first frame's start to the
             last frame's end, in seconds.
         variable_rate: the timestamps are not evenly spaced.
+        keyframes: presentation indices of the keyframes (where reading from a frame on starts decoding).
         audio_streams: :class:`AudioInfo` of each audio stream.
     """
 
@@ -145,6 +146,7 @@ class VideoReader:
         self.high_depth = pix_fmt is not None and max(c.bits for c in pix_fmt.components) > 8
         time_base = stream.time_base
         stamps: list[int] = []
+        key_stamps: list[int] = []
         max_pts, last_duration = None, 0  # the duration of the frame shown last
         try:
             for packet in container.demux(stream):
@@ -153,11 +155,16 @@ class VideoReader:
                 if max_pts is None or packet.pts >= max_pts:
                     max_pts, last_duration = packet.pts, packet.duration or 0
                 stamps.append(packet.pts)
+                if packet.is_keyframe:
+                    key_stamps.append(packet.pts)
         except av.error.FFmpegError as exc:
             raise InputError(f"{self.path} is damaged or truncated: {exc.strerror or exc}") from None
         if not stamps:
             raise InputError(f"{self.path} has a video stream without frames")
         stamps.sort()
+        self._stamps = stamps
+        positions = {pts: i for i, pts in enumerate(stamps)}
+        self.keyframes = sorted(positions[pts] for pts in set(key_stamps))
         self.count = len(stamps)
         self.declared = int(stream.frames or 0)
         rate = stream.average_rate or stream.guessed_rate
@@ -172,24 +179,28 @@ class VideoReader:
         last_time = stamps[-1] * time_base
         self.duration = last_time - self.start + (last_duration * time_base if last_duration else 1 / self.fps)
 
-    def frames(self) -> Iterator[TimedFrame]:
-        """Decode the frames in presentation order, each with its time and duration in seconds."""
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[TimedFrame]:
+        """Decode the frames in presentation order, each with its time and duration in seconds.
+
+        ``start``/``stop``: only the frames with those presentation indices (``[start, stop)``, as in
+        a slice); decoding then begins at the keyframe before ``start`` (see :attr:`keyframes`).
+        """
+        if start or stop is not None:
+            return self._frames_between(start, self.count if stop is None else stop)
+        return self._all_frames()
+
+    def _all_frames(self) -> Iterator[TimedFrame]:
         container = _open(self.path)
         try:
             stream = container.streams.video[0]
             if self.declared <= self.count:  # frame threading drops the frames in flight at a cut-off packet
                 stream.thread_type = "AUTO"
-            fmt = ("rgba64le" if self.high_depth else "rgba") if self.has_alpha else \
-                ("rgb48le" if self.high_depth else "rgb24")
+            fmt = self._pixel_format()
             pending = None  # (image, time) waiting for the next frame's time to know its duration
             index = 0
             for frame in self._decode(container, stream):
                 time = frame.pts * stream.time_base if frame.pts is not None else self.start + index / self.fps
-                try:
-                    image = frame.to_ndarray(format=fmt)
-                except (ValueError, av.error.FFmpegError) as exc:
-                    raise InputError(f"{self.path}: pixel format {frame.format.name} is not supported "
-                                     f"({exc})") from None
+                image = self._to_array(frame, fmt)
                 if pending is not None:
                     yield array_to_frame(pending[0], pending[1], time - pending[1])
                 pending = (image, time)
@@ -200,6 +211,44 @@ class VideoReader:
             yield array_to_frame(pending[0], pending[1], last_duration if last_duration > 0 else 1 / self.fps)
         finally:
             container.close()
+
+    def _frames_between(self, start: int, stop: int) -> Iterator[TimedFrame]:
+        if not 0 <= start < stop <= self.count:
+            raise InputError(f"frames {start}-{stop - 1} are not all in {self.path.name} ({self.count} frames)")
+        container = _open(self.path)
+        try:
+            stream = container.streams.video[0]
+            if self.declared <= self.count:
+                stream.thread_type = "AUTO"
+            fmt = self._pixel_format()
+            container.seek(self._stamps[start], stream=stream, backward=True)
+            positions = {pts: i for i, pts in enumerate(self._stamps)}
+            end_time = self.start + self.duration
+            for frame in self._decode(container, stream):
+                index = positions.get(frame.pts)
+                if index is None:
+                    raise InputError(f"{self.path}: a decoded frame's time is not in the file's index "
+                                     "(damaged file?); read it whole")
+                if index < start:
+                    continue
+                time = frame.pts * stream.time_base
+                after = self._stamps[index + 1] * stream.time_base if index + 1 < self.count else end_time
+                yield array_to_frame(self._to_array(frame, fmt), time, after - time if after > time else 1 / self.fps)
+                if index + 1 >= stop:
+                    return
+            raise InputError(f"{self.path}: frames {start}-{stop - 1} could not all be decoded (damaged file?)")
+        finally:
+            container.close()
+
+    def _pixel_format(self) -> str:
+        return ("rgba64le" if self.high_depth else "rgba") if self.has_alpha else \
+            ("rgb48le" if self.high_depth else "rgb24")
+
+    def _to_array(self, frame: av.VideoFrame, fmt: str) -> np.ndarray:
+        try:
+            return frame.to_ndarray(format=fmt)
+        except (ValueError, av.error.FFmpegError) as exc:
+            raise InputError(f"{self.path}: pixel format {frame.format.name} is not supported ({exc})") from None
 
     def _decode(self, container, stream) -> Iterator[av.VideoFrame]:
         """Frames packet by packet. In a file known to be short (fewer frames than declared), a

@@ -1,0 +1,312 @@
+"""Run a batch job on Ray: a local runtime it starts itself, or a cluster it joins.
+
+The driver (the process that runs :func:`run_batch`) plans the work: it skips items the job state
+records as done, reads each video's header, and splits a long video into parts at keyframes
+(:func:`~vfi_core.batch.plan.split_points`); loop and dedup need a whole video and never split. It
+then hands tasks to Ray actors, each a worker process holding its loaded model
+(:mod:`vfi_core.batch.work`); Ray places the actors by their CPU and GPU needs, and restarts a
+worker that dies and retries its task (once). When the last part of a video is done, its join is
+handed out. Workers report frames to a small progress actor, which also carries the stop request.
+
+Job state: ``OUTDIR/.vfi-batch/state.jsonl`` gains a line for each finished item (its key, paths
+and frame count), written and flushed when the item is done; parts of split videos wait in
+``OUTDIR/.vfi-batch/parts/`` until joined. Rerunning the same command skips finished items (whose
+output is still there) and reuses finished parts.
+
+Stopping: on Ctrl-C (or SIGTERM) the driver asks every worker to stop; each removes what it was
+writing, so only whole outputs remain; a second Ctrl-C stops at once.
+
+On a cluster every node needs the suite installed (the same version) and must see the input and
+output folders at the same paths (a shared file system).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..errors import InputError, Terminated, VFIError
+from .plan import BatchItem, Part, split_points
+from .work import JoinTask, PartTask, Task, TaskResult, WholeTask
+
+STATE_DIR = ".vfi-batch"
+DEFAULT_PART_SECONDS = 60.0
+STOP_GRACE_SECONDS = 60.0  # how long stopping waits for workers to remove their partial files
+
+
+@dataclass
+class BatchSummary:
+    """What a batch job did. ``failures`` maps an item's input to its one-line reason."""
+
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    frames: int = 0
+    source_frames: int = 0
+    seconds: float = 0.0
+    workers: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class _Progress:
+    items: int = 0
+    items_total: int = 0
+    frames: int = 0
+    frames_total: int = 0
+
+
+class JobState:
+    """The finished items of a job: ``state.jsonl`` under ``OUTDIR/.vfi-batch``, one JSON line each."""
+
+    def __init__(self, outdir: Path):
+        self.folder = Path(outdir) / STATE_DIR
+        self.path = self.folder / "state.jsonl"
+        self.done: dict[str, dict] = {}
+        if self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short by a crash: that item runs again
+                    continue
+                if isinstance(record, dict) and "key" in record:
+                    self.done[record["key"]] = record
+
+    def is_done(self, item: BatchItem) -> bool:
+        record = self.done.get(item.key)
+        return record is not None and item.output.exists()
+
+    def record(self, item: BatchItem, frames: int) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        record = {"key": item.key, "input": str(item.input), "output": str(item.output), "frames": frames}
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self.done[item.key] = record
+
+    def part_folder(self, item: BatchItem, part: Part) -> Path:
+        return self.folder / "parts" / item.key / f"{part.index:04d}"
+
+
+@dataclass(frozen=True)
+class ItemPlan:
+    """The tasks to run first for an item, all its parts (a split video) and its source frame count."""
+
+    tasks: list[Task]
+    parts: list[PartTask]
+    source_frames: int
+
+
+def plan_item(item: BatchItem, state: JobState, part_seconds: float) -> ItemPlan:
+    """Plan ``item``: the whole item, or its parts (those not already finished, whose folders are not
+    there) or, when all are, their join. Raises :class:`VFIError` for a source that cannot run."""
+    from ..io import open_reader
+
+    options = item.settings.options()
+    reader = open_reader(item.input, item.settings.folder_fps())
+    options.validate(reader.fps, reader.count)
+    whole = ItemPlan([WholeTask(item)], [], reader.count)
+    if item.input.is_dir() or options.loop or options.dedup or part_seconds <= 0:
+        return whole
+    split = split_points(reader.count, reader.keyframes, max(2, math.ceil(part_seconds * reader.fps)))
+    if len(split) == 1:
+        return whole
+    parts = [PartTask(item, part, part.index == len(split) - 1, state.part_folder(item, part)) for part in split]
+    left = [t for t in parts if not t.folder.is_dir()]
+    return ItemPlan(left or [join_task(item, parts)], parts, reader.count)
+
+
+def join_task(item: BatchItem, parts: list[PartTask]) -> JoinTask:
+    return JoinTask(item, tuple(t.folder for t in sorted(parts, key=lambda t: t.part.index)))
+
+
+def run_batch(items: list[BatchItem], outdir: str | Path, *, address: str | None = None, workers: int | None = None,
+              cpus_per_worker: float = 1, gpus_per_worker: float = 0, part_seconds: float = DEFAULT_PART_SECONDS,
+              progress: Callable[[_Progress], None] | None = None,
+              on_failure: Callable[[BatchItem, str], None] | None = None) -> BatchSummary:
+    """Interpolate ``items`` on Ray (see the module docstring) and return the summary.
+
+    Args:
+        address: a Ray cluster to join (``ray://host:10001`` or ``auto``); None starts a local runtime
+            (unless this process already has one), using every CPU of this machine.
+        workers: how many worker actors (default: as many as the resources allow).
+        cpus_per_worker, gpus_per_worker: what each worker reserves; with GPUs each worker uses CUDA.
+        part_seconds: videos longer than this split into parts of about this length (0: never).
+        progress: called with the items and frames done and planned, often.
+        on_failure: called with an item and its one-line reason when it fails.
+    On Ctrl-C (``KeyboardInterrupt``) or SIGTERM (:class:`~vfi_core.errors.Terminated`) the workers
+    are stopped and have removed their partial files before it propagates.
+    """
+    started = time.perf_counter()
+    outdir = Path(outdir)
+    state = JobState(outdir)
+    summary = BatchSummary()
+    counts = _Progress(items_total=len(items))
+    queue: deque[Task] = deque()
+    parts_of: dict[str, list[PartTask]] = {}
+    parts_left: dict[str, int] = {}
+    failed_items: set[str] = set()
+
+    def fail(item: BatchItem, reason: str) -> None:
+        summary.failed += 1
+        summary.failures[str(item.input)] = reason
+        failed_items.add(item.key)
+        counts.items += 1
+        if on_failure is not None:
+            on_failure(item, reason)
+
+    for item in items:
+        if state.is_done(item):
+            summary.skipped += 1
+            counts.items += 1
+            continue
+        if item.error is not None:
+            fail(item, item.error)
+            continue
+        try:
+            plan = plan_item(item, state, part_seconds)
+        except VFIError as exc:
+            fail(item, str(exc).splitlines()[0])
+            continue
+        counts.frames_total += plan.source_frames
+        if plan.parts:
+            parts_of[item.key] = plan.parts
+            parts_left[item.key] = sum(isinstance(t, PartTask) for t in plan.tasks)
+        queue.extend(plan.tasks)
+    if progress is not None:
+        progress(counts)
+    if not queue:
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        _start_ray(address)
+    try:
+        pool = _WorkerPool(workers, cpus_per_worker, gpus_per_worker)
+        summary.workers = len(pool.actors)
+        pool.run(queue, counts, progress, lambda result: _finish(result, state, summary, counts, queue, parts_of,
+                                                                    parts_left, failed_items, fail))
+    finally:
+        if started_here:
+            ray.shutdown()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _finish(result: TaskResult, state: JobState, summary: BatchSummary, counts: _Progress, queue: deque,
+            parts_of: dict, parts_left: dict, failed_items: set, fail: Callable) -> None:
+    """Account for one task's result; queue an item's join when its last part is done."""
+    task, item = result.task, result.task.item
+    summary.source_frames += result.source_frames
+    if result.status == "cancelled" or item.key in failed_items:
+        return
+    if result.status == "failed":
+        fail(item, result.reason or "failed")
+        return
+    if isinstance(task, PartTask):
+        parts_left[item.key] -= 1
+        if parts_left[item.key] == 0:
+            queue.appendleft(join_task(item, parts_of[item.key]))
+        return
+    summary.done += 1
+    summary.frames += result.frames
+    counts.items += 1
+    state.record(item, result.frames)
+
+
+def _start_ray(address: str | None) -> None:
+    import logging
+
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    kwargs = dict(logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, **kwargs)
+    except ConnectionError as exc:
+        raise InputError(f"cannot reach the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
+
+
+class _WorkerPool:
+    """Worker actors, each running one task at a time; Ray restarts a dead one and retries its task."""
+
+    def __init__(self, workers: int | None, cpus: float, gpus: float):
+        import ray
+
+        from .actors import Reporter, worker_class
+
+        if cpus <= 0 or gpus < 0:
+            raise InputError("--cpus-per-worker must be > 0 and --gpus-per-worker >= 0")
+        resources = ray.cluster_resources()
+        fit = resources.get("GPU", 0) // gpus if gpus else resources.get("CPU", 0) // cpus
+        if workers is None:
+            workers = int(fit)
+        if workers < 1 or workers > fit:
+            have = f"{resources.get('GPU', 0):g} GPU(s)" if gpus else f"{resources.get('CPU', 0):g} CPU(s)"
+            raise InputError(f"{workers} worker(s) of {gpus:g} GPU(s) and {cpus:g} CPU(s) do not fit the "
+                             f"{have} Ray has; ask for fewer workers or smaller ones")
+        self.reporter = Reporter.remote()
+        actor = worker_class().options(num_cpus=cpus, num_gpus=gpus, max_restarts=1, max_task_retries=1)
+        device = "cuda" if gpus else "cpu"
+        threads = max(1, int(cpus))
+        self.actors = [actor.remote(self.reporter, device, threads) for _ in range(workers)]
+
+    def run(self, queue: deque, counts: _Progress, progress, finish: Callable[[TaskResult], None]) -> None:
+        import ray
+
+        idle = list(self.actors)
+        running: dict = {}  # future -> (actor, task)
+        try:
+            while queue or running:
+                while queue and idle:
+                    actor, task = idle.pop(), queue.popleft()
+                    running[actor.run.remote(task)] = (actor, task)
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=0.25)
+                counts.frames = ray.get(self.reporter.frames.remote())
+                for future in ready:
+                    actor, task = running.pop(future)
+                    idle.append(actor)
+                    finish(self._result(future, task))
+                if progress is not None:
+                    progress(counts)
+        except BaseException:  # Ctrl-C, SIGTERM or a failure: the workers stop and remove partial files
+            self._stop(running)
+            raise
+
+    @staticmethod
+    def _result(future, task: Task) -> TaskResult:
+        import ray
+
+        try:
+            return ray.get(future)
+        except ray.exceptions.RayError as exc:  # the worker died twice, or an unexpected error in it
+            cause = getattr(exc, "cause", None) or exc
+            text = str(cause).strip().splitlines()
+            return TaskResult(task, "failed", reason=f"{type(cause).__name__}: {text[-1] if text else 'no message'}")
+
+    def _stop(self, running: dict) -> None:
+        import ray
+
+        self.reporter.stop.remote()
+        if not running:
+            return
+        try:
+            ray.wait(list(running), num_returns=len(running), timeout=STOP_GRACE_SECONDS)
+        except (KeyboardInterrupt, Terminated):  # a second Ctrl-C: stop now
+            pass
