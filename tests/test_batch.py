@@ -152,6 +152,9 @@ def test_a_folder_with_a_corrupt_file_finishes_the_others_on_two_workers(ray_run
     for i in range(5):
         write_clip(tmp_path / "in" / ("sub" if i % 2 else "") / f"clip{i}.mp4", 6 + i, seed=i)
     (tmp_path / "in" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
+    (tmp_path / "out").mkdir()
+    leftover = tmp_path / "out" / ".clip0.k2j4.partial.mp4"  # as a killed worker leaves it
+    leftover.write_bytes(b"")
     failures = []
     items = folder_items(tmp_path / "in", tmp_path / "out", ItemSettings(model="flow-asb", multiplier=2))
     summary = run_batch(items, tmp_path / "out", workers=2, on_failure=lambda item, why: failures.append((item, why)))
@@ -161,7 +164,7 @@ def test_a_folder_with_a_corrupt_file_finishes_the_others_on_two_workers(ray_run
         out = open_reader(tmp_path / "out" / ("sub" if i % 2 else "") / f"clip{i}.mp4")
         assert out.count == 2 * (6 + i) - 1 and out.fps == 50
     assert summary.frames == sum(2 * (6 + i) - 1 for i in range(5))
-    assert not list((tmp_path / "out").rglob("*.partial*"))
+    assert not list((tmp_path / "out").rglob("*.partial*")) and not leftover.exists()
     again = run_batch(items, tmp_path / "out", workers=2)
     assert (again.done, again.skipped, again.failed) == (0, 5, 1)
 
@@ -183,6 +186,25 @@ def test_a_long_clip_split_into_three_parts_equals_the_unsplit_result(ray_runtim
         assert all(np.array_equal(a, b) for a, b in zip(results["split"], results["whole"]))
         assert not any((tmp_path / f"split-{list(timing)[0]}" / ".vfi-batch" / "parts").iterdir())
     assert len(results["whole"]) == timing_options(target_fps="60").output_count(61, Fraction(25))
+
+
+def test_a_split_video_keeps_its_audio_once_and_its_timing(ray_runtime, tmp_path):
+    from test_io import audio_packets, make_clip
+
+    from vfi_core.batch import run_batch
+
+    (tmp_path / "in").mkdir()
+    make_clip(tmp_path / "in" / "talk.mp4", frames=40, fps=Fraction(25))
+    outputs = {}
+    for name, part_seconds in (("whole", 0), ("split", 0.5)):
+        outdir = tmp_path / name
+        summary = run_batch(folder_items(tmp_path / "in", outdir, ItemSettings(model="flow-asb", fps="60")), outdir,
+                            workers=2, part_seconds=part_seconds)
+        assert summary.done == 1
+        outputs[name] = outdir / "talk.mp4"
+    split, whole = open_reader(outputs["split"]), open_reader(outputs["whole"])
+    assert (split.count, split.fps, split.duration) == (whole.count, whole.fps, whole.duration) == (96, 60, Fraction(8, 5))
+    assert audio_packets(outputs["split"]) == audio_packets(outputs["whole"]) == audio_packets(tmp_path / "in" / "talk.mp4")
 
 
 def test_a_manifest_applies_its_overrides(ray_runtime, tmp_path):
@@ -228,3 +250,22 @@ def test_ctrl_c_leaves_whole_outputs_and_the_rerun_finishes(tmp_path):
     assert rerun.returncode == 0, rerun.stderr
     assert f"{4 - len(finished)} done, {len(finished)} skipped, 0 failed" in rerun.stdout
     assert all(open_reader(tmp_path / "out" / f"c{i}.mp4").count == 4 * 29 + 1 for i in range(4))
+
+
+def test_a_users_mistakes_are_one_line_errors_before_anything_runs(tmp_path, capsys):
+    from vfi_core.cli import main
+
+    (tmp_path / "in").mkdir()
+    write_clip(tmp_path / "in" / "a.mp4", 4)
+    (tmp_path / "jobs.csv").write_text("input,speed\na.mp4,2\n")
+    cases = [([str(tmp_path / "missing"), str(tmp_path / "out")], "does not exist"),
+             ([str(tmp_path / "in"), str(tmp_path / "in" / "out")], "inside the input folder"),
+             ([str(tmp_path / "jobs.csv"), str(tmp_path / "out")], "unknown column"),
+             ([str(tmp_path / "in" / "a.mp4"), str(tmp_path / "out")], "a manifest is a .csv or .jsonl"),
+             ([str(tmp_path / "in"), str(tmp_path / "out"), "-m", "0"], "multiplier"),
+             ([str(tmp_path / "in"), str(tmp_path / "out"), "--model", "nope"], "nope")]
+    for argv, message in cases:
+        assert main(["batch", *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()

@@ -11,7 +11,7 @@ Our models go through `vfi bench --model` (reports `<out>/<model>.json`). Each p
 predictions with its own Python (`$VFI_PEERS_DIR/venv/bin/python`, built by
 `../shared/peers/setup.sh`) through `tools/peer_predictions.py` into `<out>/peers/<method>/`, and
 `vfi bench --predictions` scores them (`<out>/<method>.json`; the peers' own seconds per frame
-added): every method is scored by the same code (`vfi_core/bench.py`), the perceptual distance
+added): every method is scored by the same code (`vfi_core/evaluation/bench.py`), the perceptual distance
 included with `--perceptual`. Prints, and writes to `<out>/table.md`, the mean PSNR / SSIM
 (/ perceptual distance) and median seconds per frame of every method on every set and overall (`all`).
 """

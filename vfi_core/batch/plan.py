@@ -210,6 +210,9 @@ def _item(source: Path, output: Path, settings: ItemSettings) -> BatchItem:
 
 def _read_manifest(path: Path) -> list[tuple[int, dict]]:
     """``(line number, row)`` pairs of a ``.csv`` or ``.jsonl`` manifest."""
+    if path.suffix.lower() not in (".csv", ".jsonl", ".ndjson"):
+        raise InputError(f"a manifest is a .csv or .jsonl file, got {path.name} (give a folder of videos, or a "
+                         "manifest listing them)")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -220,20 +223,18 @@ def _read_manifest(path: Path) -> list[tuple[int, dict]]:
             raise InputError(f"{path.name}: the first row must name the columns, one of them 'input'")
         return [(i + 2, {k.strip(): v for k, v in row.items() if k is not None})
                 for i, row in enumerate(reader) if any((v or "").strip() for v in row.values() if isinstance(v, str))]
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        rows = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path.name} line {number}: not JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path.name} line {number}: expected an object with an 'input' key")
-            rows.append((number, row))
-        return rows
-    raise InputError(f"a manifest is a .csv or .jsonl file, got {path.name}")
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path.name} line {number}: not JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{path.name} line {number}: expected an object with an 'input' key")
+        rows.append((number, row))
+    return rows
 
 
 def split_points(count: int, keyframes: list[int], part_frames: int) -> list[Part]:

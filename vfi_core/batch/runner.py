@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -100,7 +101,8 @@ class JobState:
 
 @dataclass(frozen=True)
 class ItemPlan:
-    """The tasks to run first for an item, all its parts (a split video) and its source frame count."""
+    """The tasks to run first for an item, all its parts (a split video) and the source frames those
+    tasks read."""
 
     tasks: list[Task]
     parts: list[PartTask]
@@ -123,7 +125,9 @@ def plan_item(item: BatchItem, state: JobState, part_seconds: float) -> ItemPlan
         return whole
     parts = [PartTask(item, part, part.index == len(split) - 1, state.part_folder(item, part)) for part in split]
     left = [t for t in parts if not t.folder.is_dir()]
-    return ItemPlan(left or [join_task(item, parts)], parts, reader.count)
+    # source frames to read: a part's last frame is counted with the next part
+    frames = sum(t.part.stop - t.part.start - (0 if t.last else 1) for t in left)
+    return ItemPlan(left or [join_task(item, parts)], parts, frames)
 
 
 def join_task(item: BatchItem, parts: list[PartTask]) -> JoinTask:
@@ -188,6 +192,7 @@ def run_batch(items: list[BatchItem], outdir: str | Path, *, address: str | None
     if not queue:
         summary.seconds = time.perf_counter() - started
         return summary
+    remove_leftovers(items, state)
 
     import ray
 
@@ -197,11 +202,14 @@ def run_batch(items: list[BatchItem], outdir: str | Path, *, address: str | None
     try:
         pool = _WorkerPool(workers, cpus_per_worker, gpus_per_worker)
         summary.workers = len(pool.actors)
-        pool.run(queue, counts, progress, lambda result: _finish(result, state, summary, counts, queue, parts_of,
-                                                                    parts_left, failed_items, fail))
+        pool.run(queue, counts, progress,
+                 finish=lambda result: _finish(result, state, summary, counts, queue, parts_of, parts_left,
+                                               failed_items, fail),
+                 skip=lambda task: task.item.key in failed_items)
     finally:
         if started_here:
             ray.shutdown()
+        remove_leftovers(items, state)  # of a worker that died while writing (Ray ran its task again)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -225,6 +233,27 @@ def _finish(result: TaskResult, state: JobState, summary: BatchSummary, counts: 
     summary.frames += result.frames
     counts.items += 1
     state.record(item, result.frames)
+
+
+def remove_leftovers(items: list[BatchItem], state: JobState) -> None:
+    """Delete the temporary files a killed worker left beside the outputs (``.NAME.*.partial*``) and
+    among the parts. Run when no worker of this job is writing: one job per output folder at a time."""
+    for item in items:
+        folder = item.output.parent
+        if folder.is_dir():
+            for path in folder.glob(f".{item.output.stem if item.output.suffix else item.output.name}.*.partial*"):
+                _remove(path)
+    parts = state.folder / "parts"
+    if parts.is_dir():
+        for path in parts.glob("*/.*.partial"):
+            _remove(path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _start_ray(address: str | None) -> None:
@@ -267,7 +296,10 @@ class _WorkerPool:
         threads = max(1, int(cpus))
         self.actors = [actor.remote(self.reporter, device, threads) for _ in range(workers)]
 
-    def run(self, queue: deque, counts: _Progress, progress, finish: Callable[[TaskResult], None]) -> None:
+    def run(self, queue: deque, counts: _Progress, progress, finish: Callable[[TaskResult], None],
+            skip: Callable[[Task], bool]) -> None:
+        """Hand out ``queue``'s tasks (it may grow as results come) until all are done; ``finish`` gets each
+        result, ``skip`` drops a queued task (the other parts of a failed video)."""
         import ray
 
         idle = list(self.actors)
@@ -275,7 +307,10 @@ class _WorkerPool:
         try:
             while queue or running:
                 while queue and idle:
-                    actor, task = idle.pop(), queue.popleft()
+                    task = queue.popleft()
+                    if skip(task):
+                        continue
+                    actor = idle.pop()
                     running[actor.run.remote(task)] = (actor, task)
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=0.25)
                 counts.frames = ray.get(self.reporter.frames.remote())
