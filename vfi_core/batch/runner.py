@@ -59,7 +59,9 @@ class BatchSummary:
 
 
 @dataclass
-class _Progress:
+class BatchProgress:
+    """Items finished (done, skipped or failed) and source frames read, with the planned totals."""
+
     items: int = 0
     items_total: int = 0
     frames: int = 0
@@ -136,7 +138,7 @@ def join_task(item: BatchItem, parts: list[PartTask]) -> JoinTask:
 
 def run_batch(items: list[BatchItem], outdir: str | Path, *, address: str | None = None, workers: int | None = None,
               cpus_per_worker: float = 1, gpus_per_worker: float = 0, part_seconds: float = DEFAULT_PART_SECONDS,
-              progress: Callable[[_Progress], None] | None = None,
+              progress: Callable[[BatchProgress], None] | None = None,
               on_failure: Callable[[BatchItem, str], None] | None = None) -> BatchSummary:
     """Interpolate ``items`` on Ray (see the module docstring) and return the summary.
 
@@ -152,48 +154,20 @@ def run_batch(items: list[BatchItem], outdir: str | Path, *, address: str | None
     are stopped and have removed their partial files before it propagates.
     """
     started = time.perf_counter()
-    outdir = Path(outdir)
-    state = JobState(outdir)
-    summary = BatchSummary()
-    counts = _Progress(items_total=len(items))
-    queue: deque[Task] = deque()
-    parts_of: dict[str, list[PartTask]] = {}
-    parts_left: dict[str, int] = {}
-    failed_items: set[str] = set()
-
-    def fail(item: BatchItem, reason: str) -> None:
-        summary.failed += 1
-        summary.failures[str(item.input)] = reason
-        failed_items.add(item.key)
-        counts.items += 1
-        if on_failure is not None:
-            on_failure(item, reason)
-
+    job = _Job(JobState(Path(outdir)), len(items), on_failure)
     for item in items:
-        if state.is_done(item):
-            summary.skipped += 1
-            counts.items += 1
-            continue
-        if item.error is not None:
-            fail(item, item.error)
-            continue
-        try:
-            plan = plan_item(item, state, part_seconds)
-        except VFIError as exc:
-            fail(item, str(exc).splitlines()[0])
-            continue
-        counts.frames_total += plan.source_frames
-        if plan.parts:
-            parts_of[item.key] = plan.parts
-            parts_left[item.key] = sum(isinstance(t, PartTask) for t in plan.tasks)
-        queue.extend(plan.tasks)
+        job.plan(item, part_seconds)
     if progress is not None:
-        progress(counts)
-    if not queue:
-        summary.seconds = time.perf_counter() - started
-        return summary
-    remove_leftovers(items, state)
+        progress(job.counts)
+    if job.queue:
+        remove_leftovers(items, job.state)
+        _run_on_ray(job, address, workers, cpus_per_worker, gpus_per_worker, progress)
+        remove_leftovers(items, job.state)  # of a worker that died while writing (Ray ran its task again)
+    job.summary.seconds = time.perf_counter() - started
+    return job.summary
 
+
+def _run_on_ray(job: "_Job", address, workers, cpus_per_worker, gpus_per_worker, progress) -> None:
     import ray
 
     started_here = not ray.is_initialized()
@@ -201,38 +175,73 @@ def run_batch(items: list[BatchItem], outdir: str | Path, *, address: str | None
         _start_ray(address)
     try:
         pool = _WorkerPool(workers, cpus_per_worker, gpus_per_worker)
-        summary.workers = len(pool.actors)
-        pool.run(queue, counts, progress,
-                 finish=lambda result: _finish(result, state, summary, counts, queue, parts_of, parts_left,
-                                               failed_items, fail),
-                 skip=lambda task: task.item.key in failed_items)
+        job.summary.workers = len(pool.actors)
+        pool.run(job.queue, job.counts, progress, finish=job.finish, skip=lambda task: task.item.key in job.failed)
     finally:
         if started_here:
             ray.shutdown()
-        remove_leftovers(items, state)  # of a worker that died while writing (Ray ran its task again)
-    summary.seconds = time.perf_counter() - started
-    return summary
 
 
-def _finish(result: TaskResult, state: JobState, summary: BatchSummary, counts: _Progress, queue: deque,
-            parts_of: dict, parts_left: dict, failed_items: set, fail: Callable) -> None:
-    """Account for one task's result; queue an item's join when its last part is done."""
-    task, item = result.task, result.task.item
-    summary.source_frames += result.source_frames
-    if result.status == "cancelled" or item.key in failed_items:
-        return
-    if result.status == "failed":
-        fail(item, result.reason or "failed")
-        return
-    if isinstance(task, PartTask):
-        parts_left[item.key] -= 1
-        if parts_left[item.key] == 0:
-            queue.appendleft(join_task(item, parts_of[item.key]))
-        return
-    summary.done += 1
-    summary.frames += result.frames
-    counts.items += 1
-    state.record(item, result.frames)
+class _Job:
+    """A batch job's bookkeeping on the driver: the task queue, the parts each split video waits for,
+    the counts, the summary and the job state."""
+
+    def __init__(self, state: JobState, items: int, on_failure: Callable[[BatchItem, str], None] | None):
+        self.state = state
+        self.summary = BatchSummary()
+        self.counts = BatchProgress(items_total=items)
+        self.queue: deque[Task] = deque()
+        self.parts_of: dict[str, list[PartTask]] = {}
+        self.parts_left: dict[str, int] = {}
+        self.failed: set[str] = set()
+        self.on_failure = on_failure
+
+    def plan(self, item: BatchItem, part_seconds: float) -> None:
+        """Skip a finished item, fail one that cannot run, or queue its first tasks."""
+        if self.state.is_done(item):
+            self.summary.skipped += 1
+            self.counts.items += 1
+            return
+        if item.error is not None:
+            self.fail(item, item.error)
+            return
+        try:
+            plan = plan_item(item, self.state, part_seconds)
+        except VFIError as exc:
+            self.fail(item, str(exc).splitlines()[0])
+            return
+        self.counts.frames_total += plan.source_frames
+        if plan.parts:
+            self.parts_of[item.key] = plan.parts
+            self.parts_left[item.key] = sum(isinstance(t, PartTask) for t in plan.tasks)
+        self.queue.extend(plan.tasks)
+
+    def fail(self, item: BatchItem, reason: str) -> None:
+        self.summary.failed += 1
+        self.summary.failures[str(item.input)] = reason
+        self.failed.add(item.key)
+        self.counts.items += 1
+        if self.on_failure is not None:
+            self.on_failure(item, reason)
+
+    def finish(self, result: TaskResult) -> None:
+        """Account for one task's result; queue an item's join when its last part is done."""
+        task, item = result.task, result.task.item
+        self.summary.source_frames += result.source_frames
+        if result.status == "cancelled" or item.key in self.failed:
+            return
+        if result.status == "failed":
+            self.fail(item, result.reason or "failed")
+            return
+        if isinstance(task, PartTask):
+            self.parts_left[item.key] -= 1
+            if self.parts_left[item.key] == 0:
+                self.queue.appendleft(join_task(item, self.parts_of[item.key]))
+            return
+        self.summary.done += 1
+        self.summary.frames += result.frames
+        self.counts.items += 1
+        self.state.record(item, result.frames)
 
 
 def remove_leftovers(items: list[BatchItem], state: JobState) -> None:
@@ -296,7 +305,7 @@ class _WorkerPool:
         threads = max(1, int(cpus))
         self.actors = [actor.remote(self.reporter, device, threads) for _ in range(workers)]
 
-    def run(self, queue: deque, counts: _Progress, progress, finish: Callable[[TaskResult], None],
+    def run(self, queue: deque, counts: BatchProgress, progress, finish: Callable[[TaskResult], None],
             skip: Callable[[Task], bool]) -> None:
         """Hand out ``queue``'s tasks (it may grow as results come) until all are done; ``finish`` gets each
         result, ``skip`` drops a queued task (the other parts of a failed video)."""
