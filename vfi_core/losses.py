@@ -15,6 +15,9 @@ function                  module                       what it measures
 :func:`gradient_loss`     :class:`GradientLoss`        L1 between horizontal/vertical differences
 ========================  ===========================  ==========================================
 
+Perceptual terms compare VGG16 features (:func:`load_perceptual_features`, layers
+:data:`PERCEPTUAL_LAYERS`) with :func:`normalized_feature_distance`.
+
 Warping and splatting (differentiable) live in :mod:`vfi_core.ops.warp`; :func:`ssim`, which the
 quality metrics share, in :mod:`vfi_core.ops.ssim` (it is importable from here too).
 """
@@ -32,7 +35,19 @@ from .ops.ssim import ssim
 PERCEPTUAL_LAYERS = ("relu1_2", "relu2_2", "relu3_3")
 
 __all__ = ["CensusLoss", "CharbonnierLoss", "GradientLoss", "LaplacianL1Loss", "SSIMLoss",
-           "census_loss", "charbonnier", "gradient_loss", "laplacian_l1", "ssim", "ssim_loss"]
+           "census_loss", "charbonnier", "gradient_loss", "laplacian_l1", "normalized_feature_distance", "ssim",
+           "ssim_loss"]
+
+
+def normalized_feature_distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+    """LPIPS's distance without learned weights between two lists of ``(B,C,h,w)`` feature maps:
+    unit-length feature vectors per pixel, squared differences summed over channels, averaged over
+    pixels, batch and layers. 0 for equal features, at most 4."""
+    total = a[0].new_zeros(())
+    for x, y in zip(a, b):
+        x, y = F.normalize(x, dim=1, eps=1e-6), F.normalize(y, dim=1, eps=1e-6)
+        total = total + (x - y).pow(2).sum(1).mean()
+    return total / len(a)
 
 
 def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:

@@ -96,6 +96,18 @@ def predict_item(model, item: EvalItem) -> tuple[np.ndarray, np.ndarray, float]:
     return prediction, truth, time.perf_counter() - start
 
 
+def reconstruct_item(model, item: EvalItem) -> tuple[np.ndarray, np.ndarray]:
+    """An autoencoder's ``(H,W,3)`` uint8 reconstruction of ``item``'s truth (``model.reconstruct(frame0,
+    frame1, t, truth)``) and the truth: what a training run's dev figures score for such a stage."""
+    import torch
+
+    from ..frames import from_numpy, to_numpy_uint8
+
+    frame0, frame1, truth = read_rgb(item.frame0), read_rgb(item.frame1), read_rgb(item.gt)
+    prediction = model.reconstruct(from_numpy(frame0), from_numpy(frame1), torch.tensor([item.t]), from_numpy(truth))
+    return to_numpy_uint8(prediction)[0], truth
+
+
 def predict_window(model, items: list[EvalItem]) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """Run a window model once on items that share ``frame0`` and ``frame1`` (e.g. frames 2..6 of
     the 7-frame protocol): ``model.interpolate_times(frame0, frame1, [t...])`` gives every frame in

@@ -91,6 +91,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path = WEIGHTS_DIR, name: str
     name = name or recipe.weight_stem()
     weights = {k[len("ema."):]: v.to(torch.float16) if v.is_floating_point() else v
                for k, v in tensors.items() if k.startswith("ema.")}
+    weights, architecture = recipe.export(weights, info["architecture"])
+    parameters = info["parameters"] if architecture == info["architecture"] else \
+        sum(v.numel() for v in weights.values() if v.is_floating_point())
     config = json.loads((run_dir / "config.json").read_text())
     dev = None
     if (run_dir / "dev.csv").is_file():
@@ -100,8 +103,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path = WEIGHTS_DIR, name: str
             dev = {k: float(v) for k, v in rows[-1].items() if k != "seconds"}
             dev["step"] = int(dev["step"])
             dev["set"] = config["eval"]["dev"]
-    card = {"name": name, "model": info["model"], "architecture": info["architecture"],
-            "parameters": info["parameters"], "dtype": "float16",
+    card = {"name": name, "model": info["model"], "architecture": architecture,
+            "parameters": parameters, "dtype": "float16",
             "training": {"config": config, "commands": [s["command"] for s in info["sessions"]],
                          "hardware": sorted({s["hardware"] for s in info["sessions"]}), "data": info["data"],
                          "steps": info["step"], "wall_time_s": round(info["wall_time_s"], 1),

@@ -26,8 +26,15 @@ class NetworkRecipe:
     Subclasses give :meth:`network_class` (imported there, so that importing the recipes stays cheap).
     """
 
+    log_extras: tuple[str, ...] = ()  # further columns of log.csv that step_loss's third result fills
+
     def network_class(self) -> type[nn.Module]:
         raise NotImplementedError
+
+    def export(self, weights: dict, architecture: dict) -> tuple[dict, dict]:
+        """The weights and the architecture record ``vfi export`` ships (default: the trained network's;
+        a recipe that trains helpers beside the model, e.g. a discriminator, leaves them out here)."""
+        return weights, architecture
 
     def loss_config(self, weights: dict):
         """The loss section of a config as the recipe's loss-settings dataclass (defaults filled in)."""

@@ -300,7 +300,8 @@ class Trainer:
         (self.run_dir / "config.json").write_text(json.dumps(self.config, indent=1) + "\n")
         keep = self.step if resume else None
         self.log = _CSVLog(self.run_dir / "log.csv",
-                           ["step", "loss", *self.recipe.terms(), "lr", "grad_norm", "ensemble", "seconds"], keep)
+                           ["step", "loss", *self.recipe.terms(), "lr", "grad_norm", "ensemble",
+                            *self.recipe.log_extras, "seconds"], keep)
         self.dev_log = _CSVLog(self.run_dir / "dev.csv", ["step", "dev_loss", "dev_psnr", "dev_ssim", "seconds"], keep)
         self._dev_items = None
         self._tb = self._tensorboard()
@@ -401,16 +402,20 @@ class Trainer:
                 dev = SyntheticTripletDataset(e["size"], length=e["items"], seed=1_000_003 + self.config["seed"])
                 self._dev_items = [dev[i] for i in range(len(dev))]
             for item in self._dev_items:
-                pred = to_numpy_uint8(model.interpolate(item["frame0"][None], item["frame1"][None], item["t"][None]))[0]
-                truth = to_numpy_uint8(item["gt"][None])[0]
-                records.append((pred, truth))
+                frames = (item["frame0"][None], item["frame1"][None], item["t"][None])
+                # an autoencoder's dev figure is its reconstruction of the truth (it cannot interpolate alone)
+                pred = model.reconstruct(*frames, item["gt"][None]) if hasattr(model, "reconstruct") else \
+                    model.interpolate(*frames)
+                records.append((to_numpy_uint8(pred)[0], to_numpy_uint8(item["gt"][None])[0]))
         else:
             if self._dev_items is None:
                 from ..evaluation.eval_sets import load_eval_set
                 self._dev_items = load_eval_set(Path(e["dev"]), e["layout"], e["limit"])[1]
             for item in self._dev_items:
-                pred, truth, _ = bench.predict_item(model, item)
-                records.append((pred, truth))
+                if hasattr(model, "reconstruct"):
+                    records.append(bench.reconstruct_item(model, item))
+                else:
+                    records.append(bench.predict_item(model, item)[:2])
         scores = [bench.score_images(p, t) for p, t in records]
         return {"step": self.step,
                 "dev_loss": float(np.mean([np.abs(p.astype(np.float32) - t).mean() / 255.0 for p, t in records])),

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ...config import LossWeights
-from ...losses import charbonnier, load_perceptual_features
+from ...losses import charbonnier, load_perceptual_features, normalized_feature_distance
 
 
 @dataclass(frozen=True)
@@ -31,17 +30,6 @@ class RefineLossWeights(LossWeights):
 
     loss_name: ClassVar[str] = "refine"
     settings: ClassVar[tuple[str, ...]] = ("perceptual_weights",)
-
-def normalized_feature_distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
-    """LPIPS's distance without learned weights between two lists of ``(B,C,h,w)`` feature maps:
-    unit-length feature vectors per pixel, squared differences summed over channels, averaged over
-    pixels, batch and layers. 0 for equal features, at most 4."""
-    total = a[0].new_zeros(())
-    for x, y in zip(a, b):
-        x, y = F.normalize(x, dim=1, eps=1e-6), F.normalize(y, dim=1, eps=1e-6)
-        total = total + (x - y).pow(2).sum(1).mean()
-    return total / len(a)
-
 
 class RefineLoss(nn.Module):
     """``forward(prediction, target) -> (total, terms)`` on ``(B,3,H,W)`` frames in [0,1]."""

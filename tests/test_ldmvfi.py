@@ -1,0 +1,152 @@
+"""LDMVFI's autoencoder (VQ-FIGAN) and its loss: shapes, the untrained synthesis, quantisation,
+MaxCA's block and grid partitions, the ablation switch, a save-load round trip, the loss terms and
+the one-optimizer GAN step."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import moving_square
+from vfi_core.errors import InputError
+from vfi_core.models.ldmvfi import VQFIGAN, PatchDiscriminator, VQFIGANConfig, VQFIGANLoss, VQFIGANLossWeights
+from vfi_core.models.ldmvfi.autoencoder import _blocks, _grid, _unblocks, _ungrid
+from vfi_core.ops.warp import backward_warp
+from vfi_core.weights import load_network
+
+TINY = {"factor": 8, "width": 8, "multipliers": [1, 2, 2, 2], "latent_channels": 3, "codebook_size": 16,
+        "heads": 2, "window": 2, "points": 3}
+
+
+def _frames(size: int = 32):
+    frame0, frame1 = moving_square(size, size, 4, 6), moving_square(size, size, 10, 6)
+    return frame0, frame1, moving_square(size, size, 7, 6)
+
+
+def test_shapes_latent_and_size_check():
+    net = VQFIGAN(TINY)
+    assert net.size_multiple == 16
+    frame0, frame1, frame_t = _frames(32)
+    out, quantized = net(frame_t, frame0, frame1)
+    assert out.shape == frame_t.shape and quantized.latent.shape == (1, 3, 4, 4)
+    assert quantized.indices.shape == (1, 4, 4) and quantized.indices.max() < 16
+    sixteen = VQFIGAN({**TINY, "factor": 16, "multipliers": [1, 2, 2, 2, 2]})
+    assert sixteen.encode(torch.rand(1, 3, 64, 32)).latent.shape == (1, 3, 4, 2)
+    with pytest.raises(InputError, match="multiples of 16"):
+        net.encode(torch.rand(1, 3, 40, 32))
+    with pytest.raises(InputError, match="needs 5 positive multipliers"):
+        VQFIGANConfig.from_dict({**TINY, "factor": 16})
+
+
+def test_untrained_decoder_blends_the_frames_warped_by_the_given_motion():
+    net = VQFIGAN(TINY)
+    frame0, frame1, frame_t = _frames(32)
+    flow0, flow1 = torch.full((1, 2, 32, 32), -1.5), torch.full((1, 2, 32, 32), 2.0)
+    latent = net.encode(frame_t).latent
+    out = net.decode(latent, frame0, frame1, flow0, flow1)
+    expected = 0.5 * backward_warp(frame0, flow0) + 0.5 * backward_warp(frame1, flow1)
+    assert torch.allclose(out, expected, atol=1e-6)
+    no_motion = VQFIGAN({**TINY, "motion_offsets": False}).decode(latent, frame0, frame1, flow0, flow1)
+    assert torch.allclose(no_motion, 0.5 * frame0 + 0.5 * frame1, atol=1e-6)
+
+
+def test_quantizer_snaps_to_the_codebook_and_passes_gradients_straight_through():
+    net = VQFIGAN(TINY)
+    z = torch.randn(2, 3, 4, 4, requires_grad=True)
+    q = net.quantizer(z)
+    assert torch.allclose(q.latent, net.quantizer.lookup(q.indices), atol=1e-6)
+    q.latent.sum().backward()
+    assert torch.equal(z.grad, torch.ones_like(z))  # straight-through
+    assert q.loss > 0
+
+
+def test_block_and_grid_partitions_invert_and_group_the_right_pixels():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    assert torch.equal(_unblocks(_blocks(x, 4), x.shape, 4), x)
+    assert torch.equal(_ungrid(_grid(x, 4), x.shape, 4), x)
+    block = _blocks(x, 4)[0, :, 0]  # first block, channel 0: the top-left 4x4 pixels
+    assert torch.equal(block, x[0, 0, :4, :4].flatten())
+    grid = _grid(x, 4)[0, :, 0]  # first grid: every second pixel from (0, 0)
+    assert torch.equal(grid, x[0, 0, ::2, ::2].flatten())
+
+
+def test_cross_attention_uses_the_input_frames_and_the_ablation_does_not():
+    torch.manual_seed(0)
+    net = VQFIGAN(TINY)
+    for p in net.decoder.head.parameters():  # a head that is not zero, so features reach the output
+        torch.nn.init.normal_(p, std=0.1)
+    frame0, frame1, frame_t = _frames(32)
+    latent = net.encode(frame_t).latent
+    base = net.decoder(latent, net.features(frame0), net.features(frame1))
+    other = net.decoder(latent, net.features(frame1), net.features(frame0))
+    assert not torch.allclose(base, other)
+    plain = VQFIGAN({**TINY, "cross_attention": False})
+    assert not any("attention" in name for name, _ in plain.named_parameters())
+    assert plain.decode(plain.encode(frame_t).latent, frame0, frame1).shape == frame_t.shape
+
+
+def test_weights_round_trip(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(1)
+    net = VQFIGAN(TINY)
+    for p in net.decoder.head.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "v.safetensors"))
+    (tmp_path / "v.json").write_text(json.dumps({"architecture": {"class": "VQFIGAN", "config": net.config.to_dict()}}))
+    loaded = load_network(tmp_path / "v.safetensors", VQFIGAN, VQFIGANConfig, torch.device("cpu"), torch.float32)
+    frame0, frame1, frame_t = _frames(32)
+    assert loaded.config == VQFIGANConfig.from_dict(TINY)
+    assert torch.equal(loaded(frame_t, frame0, frame1)[0], net.eval()(frame_t, frame0, frame1)[0])
+
+
+def test_loss_terms_and_one_optimizer_step_trains_both_players_apart():
+    torch.manual_seed(2)
+    net, critic = VQFIGAN(TINY), PatchDiscriminator(width=8, layers=2)
+    loss = VQFIGANLoss(VQFIGANLossWeights.from_dict({"perceptual": 0, "adversarial": 0.5, "adversarial_start": 0.5}))
+    frame0, frame1, frame_t = _frames(32)
+    out, q = net(frame_t, frame0, frame1)
+    early, terms = loss(out, frame_t, q.loss, critic, progress=0.1)
+    assert set(terms) == {"l1", "quantizer"}  # before adversarial_start
+    total, terms = loss(out, frame_t, q.loss, critic, progress=0.6)
+    assert set(terms) == {"l1", "quantizer", "adversarial", "discriminator"}
+    total.backward()
+    # the generator's adversarial gradient reaches the autoencoder, not the critic; the critic's
+    # hinge loss on a detached reconstruction reaches the critic only
+    critic_grads = [p.grad.clone() for p in critic.parameters()]
+    critic.zero_grad()
+    real, fake = critic(frame_t), critic(out.detach())
+    (torch.relu(1 - real).mean() + torch.relu(1 + fake).mean()).backward()
+    assert all(torch.allclose(a, p.grad, atol=1e-6) for a, p in zip(critic_grads, critic.parameters()))
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.decoder.parameters())
+    with pytest.raises(InputError, match="adversarial_start"):
+        VQFIGANLossWeights.from_dict({"adversarial_start": 2})
+
+
+def test_training_trains_both_players_exports_the_autoencoder_and_scores_reconstructions(tmp_path):
+    from vfi_core.train import Trainer, export_run
+    from vfi_core.train.checkpoint import read_checkpoint
+
+    config = {"name": "tiny-vq-figan", "seed": 1,
+              "architecture": {**TINY, "discriminator_width": 8, "discriminator_layers": 2},
+              "loss": {"perceptual": 0, "adversarial": 0.1, "adversarial_start": 0.5},
+              "data": {"crop": 32, "batch_size": 2}, "optim": {"steps": 4, "lr": 0.003, "warmup": 1},
+              "eval": {"every": 4, "dev": "synthetic", "items": 2, "size": 32},
+              "log": {"every": 1, "checkpoint_every": 4, "tensorboard": False}}
+    trainer = Trainer("ldmvfi-autoencoder", config, ["synthetic"], run_dir=tmp_path / "run", show_progress=False)
+    critic_before = [p.detach().clone() for p in trainer.net.discriminator.parameters()]
+    row = trainer.train()
+    assert row["step"] == 4 and row["l1"] > 0 and row["discriminator"] > 0 and 0 < row["codebook_usage"] <= 1
+    assert any(not torch.equal(a, b) for a, b in zip(critic_before, trainer.net.discriminator.parameters()))
+    dev = (tmp_path / "run" / "dev.csv").read_text().splitlines()
+    assert len(dev) == 2 and float(dev[1].split(",")[2]) > 10  # PSNR of the reconstructions
+    weights, card_path = export_run(tmp_path / "run", tmp_path / "w")
+    card = json.loads(card_path.read_text())
+    assert weights.name == "vq_figan.safetensors" and card["architecture"] == {
+        "class": "VQFIGAN", "config": VQFIGANConfig.from_dict(TINY).to_dict()}
+    net = load_network(weights, VQFIGAN, VQFIGANConfig, torch.device("cpu"), torch.float32)
+    assert card["parameters"] == sum(p.numel() for p in net.parameters())
+    ema = {k[len("ema.autoencoder."):]: v for k, v in read_checkpoint(tmp_path / "run")[1].items()
+           if k.startswith("ema.autoencoder.")}
+    assert all(torch.equal(net.state_dict()[k], v.half().float()) for k, v in ema.items())

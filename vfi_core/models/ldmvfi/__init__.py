@@ -1,0 +1,12 @@
+"""LDMVFI: latent diffusion interpolation with a VFI-specific autoencoder. The autoencoder
+(VQ-FIGAN, :mod:`.autoencoder`), its loss (:mod:`.loss`) and its training recipe (:mod:`.recipe`,
+``vfi train ldmvfi-autoencoder``)."""
+from .autoencoder import VQFIGAN, MaxCABlock, Quantized, VectorQuantizer, VQFIGANConfig
+from .loss import PatchDiscriminator, VQFIGANLoss, VQFIGANLossWeights
+
+__all__ = ["MaxCABlock", "PatchDiscriminator", "Quantized", "VQFIGAN", "VQFIGANConfig", "VQFIGANLoss",
+           "VQFIGANLossWeights", "VectorQuantizer"]
+
+from ...registry import register_trainable  # noqa: E402
+
+register_trainable("ldmvfi-autoencoder", "vfi_core.models.ldmvfi.recipe:VQFIGANRecipe")

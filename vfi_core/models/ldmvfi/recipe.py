@@ -1,0 +1,132 @@
+"""Training recipe of LDMVFI's first stage, the VQ-FIGAN autoencoder (``vfi train ldmvfi-autoencoder``).
+
+Per step: the frames 0 and 1 of the batch, the ground truth at ``t`` and motion (a motion pack's
+flows where the batch comes from one, else DIS on the crops, as the other recipes); the decoder's
+offsets start from the linear-motion backward flows ``F_t0 = t * F10`` and ``F_t1 = (1 - t) * F01``.
+The autoencoder reconstructs the ground truth through its quantised latent and the discriminator
+judges it (:class:`~vfi_core.models.ldmvfi.loss.VQFIGANLoss`: L1, perceptual, quantiser, patch GAN
+in one optimizer step).
+
+The trained network is the pair (:class:`VQFIGANPair`); ``vfi export`` ships the autoencoder alone.
+The dev evaluation scores reconstructions: the autoencoder given the truth's own latent, which
+bounds what the latent denoiser of the second stage can reach.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...frames import crop_to, pad_to_multiple
+from ...train.recipe_base import NetworkRecipe
+from .autoencoder import VQFIGAN, VQFIGANConfig
+from .loss import PatchDiscriminator, VQFIGANLoss, VQFIGANLossWeights
+
+WEIGHT_STEM = "vq_figan"
+
+
+@dataclass(frozen=True)
+class VQFIGANPairConfig(VQFIGANConfig):
+    """The autoencoder's config plus the discriminator's width and strided layers."""
+
+    config_name = "vq-figan training pair"
+
+    discriminator_width: int = 32
+    discriminator_layers: int = 3
+
+    def autoencoder(self) -> VQFIGANConfig:
+        return VQFIGANConfig(**{f.name: getattr(self, f.name) for f in fields(VQFIGANConfig)})
+
+
+class VQFIGANPair(nn.Module):
+    """The autoencoder and its discriminator, trained together (one optimizer, see the loss)."""
+
+    def __init__(self, config: VQFIGANPairConfig | dict | None = None):
+        super().__init__()
+        self.config = config = VQFIGANPairConfig.coerce(config)
+        self.autoencoder = VQFIGAN(config.autoencoder())
+        self.discriminator = PatchDiscriminator(config.discriminator_width, config.discriminator_layers)
+
+
+def linear_flows(flows: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(F_t0, F_t1)`` ``(B,2,H,W)`` from ``flows`` ``(B,4,H,W)`` = ``F01, F10`` under linear motion."""
+    t = t.view(-1, 1, 1, 1).to(flows.dtype)
+    return t * flows[:, 2:], (1 - t) * flows[:, :2]
+
+
+class Reconstruction:
+    """Dev evaluation of the autoencoder: ``reconstruct(frame0, frame1, t, truth)`` encodes the truth
+    and decodes it with the two frames and DIS motion, at any size (padded to the size multiple)."""
+
+    def __init__(self, autoencoder: VQFIGAN):
+        self.autoencoder = autoencoder
+        self.device = next(autoencoder.parameters()).device
+
+    @torch.no_grad()
+    def reconstruct(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor,
+                    truth: torch.Tensor) -> torch.Tensor:
+        from ...ops.flow import capped_dis
+
+        size = frame0.shape[-2:]
+        frames = [pad_to_multiple(x.to(self.device).float(), self.autoencoder.size_multiple)[0]
+                  for x in (frame0, frame1, truth)]
+        flows = capped_dis(frames[0], frames[1], "medium", max(frames[0].shape[-2:]), True)
+        flow_t0, flow_t1 = linear_flows(flows, t.to(self.device))
+        self.autoencoder.eval()
+        out, _ = self.autoencoder(frames[2], frames[0], frames[1], flow_t0, flow_t1)
+        return crop_to(out.clamp(0, 1), size)
+
+
+class VQFIGANRecipe(NetworkRecipe):
+    """LDMVFI's first stage; see the module docstring."""
+
+    name = "ldmvfi-autoencoder"
+    log_extras = ("codebook_usage",)
+
+    def network_class(self) -> type[nn.Module]:
+        return VQFIGANPair
+
+    def loss(self, weights: dict) -> nn.Module:
+        return VQFIGANLoss(VQFIGANLossWeights.from_dict(weights))
+
+    def loss_config(self, weights: dict):
+        return VQFIGANLossWeights.from_dict(weights)
+
+    def terms(self) -> tuple[str, ...]:
+        return (*VQFIGANLossWeights.terms(), "discriminator")
+
+    def prepare_batch(self, batch: dict, architecture) -> dict:
+        """Add ``"flows"`` ``(B,4,H,W)`` (``F01, F10``): a motion pack's own, else DIS on the crops."""
+        from ...ops.flow import capped_dis
+
+        if "flows" in batch:
+            return batch
+        frames = batch["frames"]
+        return {**batch, "flows": capped_dis(frames[:, 1], frames[:, 2], "medium", max(frames.shape[-2:]), True)}
+
+    def step_loss(self, net: VQFIGANPair, loss: VQFIGANLoss, batch: dict, rng: np.random.Generator,
+                  progress: float = 0.0):
+        frames, t, gt = batch["frames"], batch["t"], batch["gt"]
+        flow_t0, flow_t1 = linear_flows(batch["flows"].float(), t.float())
+        out, quantized = net.autoencoder(gt, frames[:, 1], frames[:, 2], flow_t0, flow_t1)
+        total, terms = loss(out, gt, quantized.loss, net.discriminator, progress)
+        usage = float(quantized.indices.unique().numel()) / net.config.codebook_size
+        return total, terms, {"codebook_usage": usage}
+
+    def interpolator(self, net: VQFIGANPair) -> Reconstruction:
+        return Reconstruction(net.autoencoder)
+
+    def export(self, weights: dict, architecture: dict) -> tuple[dict, dict]:
+        """The autoencoder's weights and architecture (the discriminator stays behind)."""
+        config = VQFIGANPairConfig.from_dict(architecture["config"]).autoencoder()
+        kept = {k[len("autoencoder."):]: v for k, v in weights.items() if k.startswith("autoencoder.")}
+        return kept, {"class": "VQFIGAN", "config": config.to_dict()}
+
+    def weight_stem(self) -> str:
+        return WEIGHT_STEM
+
+    def load_exported(self, path):
+        from ...weights import load_network
+        return Reconstruction(load_network(path, VQFIGAN, VQFIGANConfig, torch.device("cpu"), torch.float32))
