@@ -16,7 +16,7 @@ function                  module                       what it measures
 ========================  ===========================  ==========================================
 
 Perceptual terms compare VGG16 features (:func:`load_perceptual_features`, layers
-:data:`PERCEPTUAL_LAYERS`) with :func:`normalized_feature_distance`.
+:data:`PERCEPTUAL_LAYERS`, computed by :func:`feature_pair`) with :func:`normalized_feature_distance`.
 
 Warping and splatting (differentiable) live in :mod:`vfi_core.ops.warp`; :func:`ssim`, which the
 quality metrics share, in :mod:`vfi_core.ops.ssim` (it is importable from here too).
@@ -35,7 +35,7 @@ from .ops.ssim import ssim
 PERCEPTUAL_LAYERS = ("relu1_2", "relu2_2", "relu3_3")
 
 __all__ = ["CensusLoss", "CharbonnierLoss", "GradientLoss", "LaplacianL1Loss", "SSIMLoss",
-           "census_loss", "charbonnier", "gradient_loss", "laplacian_l1", "normalized_feature_distance", "ssim",
+           "census_loss", "charbonnier", "gradient_loss", "feature_pair", "laplacian_l1", "normalized_feature_distance", "ssim",
            "ssim_loss"]
 
 
@@ -48,6 +48,19 @@ def normalized_feature_distance(a: list[torch.Tensor], b: list[torch.Tensor]) ->
         x, y = F.normalize(x, dim=1, eps=1e-6), F.normalize(y, dim=1, eps=1e-6)
         total = total + (x - y).pow(2).sum(1).mean()
     return total / len(a)
+
+
+def feature_pair(features: nn.Module, prediction: torch.Tensor, target: torch.Tensor
+                 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The VGG features (:func:`load_perceptual_features`) of ``prediction`` (with gradients) and
+    ``target`` (without), in float32 whatever the autocast; the features move to the frames' device."""
+    if features.mean.device != prediction.device:  # the trainer does not move the loss
+        features.to(prediction.device)
+    with torch.autocast(prediction.device.type, enabled=False):
+        fp = features(prediction.float())
+        with torch.no_grad():
+            ft = features(target.float())
+    return fp, ft
 
 
 def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:

@@ -20,7 +20,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ...config import LossWeights
-from ...losses import load_perceptual_features, normalized_feature_distance
+from ...losses import feature_pair, load_perceptual_features, normalized_feature_distance
 
 
 @dataclass(frozen=True)
@@ -87,13 +87,7 @@ class VQFIGANLoss(nn.Module):
         if w.l1:
             terms["l1"] = (reconstruction.float() - target.float()).abs().mean()
         if w.perceptual:
-            if self.features.mean.device != reconstruction.device:
-                self.features.to(reconstruction.device)
-            with torch.autocast(reconstruction.device.type, enabled=False):
-                fp = self.features(reconstruction.float())
-                with torch.no_grad():
-                    ft = self.features(target.float())
-            terms["perceptual"] = normalized_feature_distance(fp, ft)
+            terms["perceptual"] = normalized_feature_distance(*feature_pair(self.features, reconstruction, target))
         if w.quantizer:
             terms["quantizer"] = quantizer_loss.float()
         total = sum(getattr(w, name) * value for name, value in terms.items())

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ...frames import crop_to, pad_to_multiple
-from ...train.recipe_base import NetworkRecipe
+from ...train.recipe_base import NetworkRecipe, add_crop_flows
 from .autoencoder import VQFIGAN, VQFIGANConfig
 from .loss import PatchDiscriminator, VQFIGANLoss, VQFIGANLossWeights
 
@@ -98,13 +98,8 @@ class VQFIGANRecipe(NetworkRecipe):
         return (*VQFIGANLossWeights.terms(), "discriminator")
 
     def prepare_batch(self, batch: dict, architecture) -> dict:
-        """Add ``"flows"`` ``(B,4,H,W)`` (``F01, F10``): a motion pack's own, else DIS on the crops."""
-        from ...ops.flow import capped_dis
-
-        if "flows" in batch:
-            return batch
-        frames = batch["frames"]
-        return {**batch, "flows": capped_dis(frames[:, 1], frames[:, 2], "medium", max(frames.shape[-2:]), True)}
+        """Add the motion: a motion pack's flows, else DIS on the crops (:func:`add_crop_flows`)."""
+        return add_crop_flows(batch)
 
     def step_loss(self, net: VQFIGANPair, loss: VQFIGANLoss, batch: dict, rng: np.random.Generator,
                   progress: float = 0.0):

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ...config import LossWeights
-from ...losses import charbonnier, load_perceptual_features, normalized_feature_distance
+from ...losses import charbonnier, feature_pair, load_perceptual_features, normalized_feature_distance
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,6 @@ class RefineLoss(nn.Module):
         if w.charbonnier:
             terms["charbonnier"] = charbonnier(prediction.float(), target.float())
         if w.perceptual:
-            if self.features.mean.device != prediction.device:  # the trainer does not move the loss
-                self.features.to(prediction.device)
-            with torch.autocast(prediction.device.type, enabled=False):
-                fp = self.features(prediction.float())
-                with torch.no_grad():
-                    ft = self.features(target.float())
-            terms["perceptual"] = normalized_feature_distance(fp, ft)
+            terms["perceptual"] = normalized_feature_distance(*feature_pair(self.features, prediction, target))
         total = sum(getattr(w, name) * value for name, value in terms.items())
         return total, {name: float(value.detach()) for name, value in terms.items()}

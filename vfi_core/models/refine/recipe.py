@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ...errors import InputError
-from ...train.recipe_base import NetworkRecipe
+from ...train.recipe_base import NetworkRecipe, add_crop_flows
 from .loss import RefineLoss, RefineLossWeights
 
 
@@ -64,14 +64,8 @@ class RefineRecipe(NetworkRecipe):
         return self._base.to(device)
 
     def prepare_batch(self, batch: dict, architecture) -> dict:
-        """Add the motion (``"flows"`` ``(B,4,H,W)``, ``F01, F10`` in pixels of the crop) where
-        batches are made: a motion-crop pack's own, else DIS on the crops (see the module docstring)."""
-        from ...ops.flow import capped_dis
-
-        if "flows" in batch:
-            return batch
-        frames = batch["frames"]
-        return {**batch, "flows": capped_dis(frames[:, 1], frames[:, 2], "medium", max(frames.shape[-2:]), True)}
+        """Add the motion: a motion pack's flows, else DIS on the crops (:func:`add_crop_flows`)."""
+        return add_crop_flows(batch)
 
     def base_inputs(self, batch: dict, use_flow_asb: bool):
         """The frozen base model's :class:`~vfi_core.models.refine.RestorationInputs` for a batch."""
