@@ -114,3 +114,20 @@ def test_every_registered_model_declares_its_cpu_cost():
     from vfi_core import registry
     for descriptor in registry.list_models():
         assert descriptor.seconds_per_megapixel.get("cpu", 0) > 0, descriptor.name
+
+
+def test_the_time_estimate_counts_the_detail_restoration_stage_when_it_is_on():
+    from vfi_core import registry
+    from vfi_core.models.refine import SECONDS_PER_MEGAPIXEL
+    from vfi_core.pipeline import InterpolatedStream, SequenceOptions
+
+    model = registry.load("flow-asb", device="cpu")
+    estimates = {}
+    for refine in (0.0, 1.0):
+        model.set_params(refine=refine)
+        stream = InterpolatedStream([], model, SequenceOptions(multiplier=2), Fraction(25), source_count=3)
+        stream.check_limits(1000, 1000)
+        estimates[refine] = stream.estimated_seconds
+    base = model.descriptor.seconds_per_megapixel["cpu"]
+    assert estimates[0.0] == pytest.approx(2 * base)  # two interpolated frames of one megapixel
+    assert estimates[1.0] == pytest.approx(2 * (base + SECONDS_PER_MEGAPIXEL["cpu"]))

@@ -50,6 +50,11 @@ class Interpolator:
     def name(self) -> str:
         return self.descriptor.name
 
+    def seconds_per_megapixel(self) -> float | None:
+        """Measured seconds per megapixel of an interpolated frame on this model's device with its
+        parameters (the descriptor's figure; models whose parameters add work add it), or None."""
+        return self.descriptor.seconds_per_megapixel.get(torch.device(self.device).type)
+
     def set_params(self, **params) -> None:
         """Change declared parameters without reloading; each is validated against its range."""
         values = {key: self.descriptor.param(key).validate(value) for key, value in params.items()}

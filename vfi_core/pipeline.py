@@ -477,7 +477,9 @@ class InterpolatedStream:
             interpolated = max(planned - self.source_count, 0)
         descriptor = getattr(self.model, "descriptor", None)
         device = torch.device(getattr(self.model, "device", "cpu")).type
-        cost = descriptor.seconds_per_megapixel.get(device) if descriptor is not None else None
+        measured = getattr(self.model, "seconds_per_megapixel", None)  # with the model's parameters
+        cost = measured() if callable(measured) else \
+            descriptor.seconds_per_megapixel.get(device) if descriptor is not None else None
         if descriptor is not None and cost is None and interpolated:
             warnings.warn(f"{descriptor.name} has no measured speed on the {device}: the job's time is not "
                           "estimated and the time limit is not checked")

@@ -60,7 +60,7 @@ from ..ops.flow import DIS_PRESETS
 from ..ops.motion import CONSISTENCY_WEIGHT, linear_motion, splatted_motion
 from ..ops.warp import backward_warp, outside_frame
 from ..registry import ModelDescriptor, Param, register
-from .refine import DetailRestorer, RefineNet, RestorationInputs, refine_param
+from .refine import DetailRestorer, RefineNet, RestorationInputs, add_cost, refine_param
 
 
 # epsilon of PerVFI eq. 6: a pixel that receives less than this much of a frame is occluded in it.
@@ -142,6 +142,10 @@ class FlowASB(Interpolator):
         super().__init__(**kwargs)
         self._flows = PairFlows()
         self._restorer = DetailRestorer(self.device, refiner, search_dirs=self.weight_dirs)
+
+    def seconds_per_megapixel(self) -> float | None:
+        return add_cost(super().seconds_per_megapixel(),
+                        self._restorer.added_seconds_per_megapixel(self.device.type, self.params["refine"]))
 
     def flows(self, frame0: torch.Tensor, frame1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Bidirectional flows; reused when the same pair comes again (every t of a pair in a sequence)."""

@@ -58,7 +58,7 @@ from ...ops.flow import DIS_PRESETS, capped_dis, capped_size
 from ...ops.motion import linear_motion, splatted_motion
 from ...ops.warp import backward_warp, outside_frame, resize_flow
 from ...registry import ModelDescriptor, Param, register
-from ..refine import DetailRestorer, RefineNet, RestorationInputs, refine_param
+from ..refine import DetailRestorer, RefineNet, RestorationInputs, add_cost, refine_param
 
 BASE_MOTIONS = ("linear", "splat-linear")
 ENSEMBLE_RANGE = (1, 8)  # the M range the architecture is trained for (random M per step)
@@ -398,6 +398,10 @@ class SVMV(Interpolator):
         if self.params["ensemble"] > network.config.ensemble_max:
             raise InputError(f"svmv: ensemble {self.params['ensemble']} exceeds the weights' "
                              f"ensemble_max {network.config.ensemble_max}")
+
+    def seconds_per_megapixel(self) -> float | None:
+        return add_cost(super().seconds_per_megapixel(),
+                        self._restorer.added_seconds_per_megapixel(self.device.type, self.params["refine"]))
 
     def _interpolate(self, frame0, frame1, t) -> Interpolation:
         return self._run(stack_frames(frame0, frame1), t)
