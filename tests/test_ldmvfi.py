@@ -150,3 +150,67 @@ def test_training_trains_both_players_exports_the_autoencoder_and_scores_reconst
     ema = {k[len("ema.autoencoder."):]: v for k, v in read_checkpoint(tmp_path / "run")[1].items()
            if k.startswith("ema.autoencoder.")}
     assert all(torch.equal(net.state_dict()[k], v.half().float()) for k, v in ema.items())
+
+
+# -- the latent denoiser ------------------------------------------------------------------------
+
+DENOISER = {"latent_channels": 3, "widths": [16, 32], "embed": 16, "heads": 2, "timesteps": 50}
+
+
+def test_denoiser_shapes_conditioning_and_time():
+    from vfi_core.models.ldmvfi.denoiser import LatentDenoiser
+
+    torch.manual_seed(3)
+    net = LatentDenoiser(DENOISER)
+    for name, p in net.named_parameters():  # blocks start as the identity: give them weight
+        if "conv2" in name:
+            torch.nn.init.normal_(p, std=0.05)
+    z, z0, z1 = torch.randn(2, 3, 6, 8), torch.randn(2, 3, 6, 8), torch.randn(2, 3, 6, 8)
+    step, t = torch.tensor([10, 40]), torch.tensor([0.5, 0.25])
+    out = net(z, step, z0, z1, t)
+    assert out.shape == z.shape
+    assert not torch.allclose(out, net(z, step, z1, z0, t))  # the input frames' latents condition it
+    assert not torch.allclose(out, net(z, step, z0, z1, torch.tensor([0.9, 0.1])))  # and t does
+    assert not torch.allclose(out, net(z, torch.tensor([0, 0]), z0, z1, t))  # and the step
+    with pytest.raises(InputError, match="multiples of 2"):
+        net(torch.randn(1, 3, 5, 8), step[:1], z0[:1, :, :5], z1[:1, :, :5], t[:1])
+
+
+def test_denoiser_learns_the_noise_of_one_batch():
+    from vfi_core.diffusion import NoiseSchedule
+    from vfi_core.models.ldmvfi.denoiser import LatentDenoiser
+
+    torch.manual_seed(4)
+    net, schedule = LatentDenoiser(DENOISER), NoiseSchedule("cosine", 50, "eps")
+    x0, z0, z1 = torch.randn(4, 3, 4, 4), torch.randn(4, 3, 4, 4), torch.randn(4, 3, 4, 4)
+    step, t, noise = torch.randint(0, 50, (4,)), torch.rand(4), torch.randn(4, 3, 4, 4)
+    z = schedule.q_sample(x0, step, noise, torch.ones(4, 1, 1, 1))
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        loss = (net(z, step, z0, z1, t) - schedule.target(x0, noise, step)).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.3 * losses[0]
+
+
+def test_the_shared_sampler_generates_a_whole_latent_and_an_exact_denoiser_recovers_it():
+    from vfi_core.diffusion import NoiseSchedule, sample
+
+    schedule = NoiseSchedule("cosine", 100, "eps")
+    x0 = torch.rand(2, 3, 4, 4) * 1.6 - 0.8
+    mask = torch.ones(2, 1, 1, 1)
+
+    def exact(z, step):  # the noise that takes x0 to z at this step
+        a = schedule.abar(step, z)
+        return (z - a.sqrt() * x0) / (1 - a).sqrt()
+
+    for sampler in ("ddim", "ddpm"):
+        out = sample(exact, schedule, torch.zeros_like(x0), mask, steps=10, sampler=sampler,
+                     generator=torch.Generator().manual_seed(0))
+        assert torch.allclose(out, x0, atol=1e-4), sampler
+    again = sample(exact, schedule, torch.zeros_like(x0), mask, 10, "ddpm", torch.Generator().manual_seed(0))
+    assert torch.equal(again, sample(exact, schedule, torch.zeros_like(x0), mask, 10, "ddpm",
+                                     torch.Generator().manual_seed(0)))

@@ -9,7 +9,7 @@ import torch
 from vfi_core import registry
 from vfi_core.errors import InputError, ParameterError, WeightsError
 from vfi_core.models.mivid import MiVID, MiVIDConfig, MiVIDNet, flow_base, linear_base, load_network, network_base
-from vfi_core.models.mivid.schedule import NoiseSchedule, beta_schedule, ddim_step, ddpm_step, sample
+from vfi_core.diffusion import NoiseSchedule, beta_schedule, ddim_step, ddpm_step, sample
 from vfi_core.models.mivid.loss import MiVIDLoss, MiVIDLossConfig
 from vfi_core.models.mivid.masking import MaskingConfig, curriculum_probability, frame_motion, hybrid_mask
 from vfi_core.models.mivid.recipe import MiVIDRecipe

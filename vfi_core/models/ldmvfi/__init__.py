@@ -1,10 +1,12 @@
 """LDMVFI: latent diffusion interpolation with a VFI-specific autoencoder. The autoencoder
 (VQ-FIGAN, :mod:`.autoencoder`), its loss (:mod:`.loss`) and its training recipe (:mod:`.recipe`,
-``vfi train ldmvfi-autoencoder``)."""
+``vfi train ldmvfi-autoencoder``); the conditional latent denoiser of the second stage
+(:mod:`.denoiser`), sampled with the shared schedules of :mod:`vfi_core.diffusion`."""
 from .autoencoder import VQFIGAN, MaxCABlock, Quantized, VectorQuantizer, VQFIGANConfig
+from .denoiser import LatentDenoiser, LatentDenoiserConfig
 from .loss import PatchDiscriminator, VQFIGANLoss, VQFIGANLossWeights
 
-__all__ = ["MaxCABlock", "PatchDiscriminator", "Quantized", "VQFIGAN", "VQFIGANConfig", "VQFIGANLoss",
+__all__ = ["LatentDenoiser", "LatentDenoiserConfig", "MaxCABlock", "PatchDiscriminator", "Quantized", "VQFIGAN", "VQFIGANConfig", "VQFIGANLoss",
            "VQFIGANLossWeights", "VectorQuantizer"]
 
 from ...registry import register_trainable  # noqa: E402

@@ -2,7 +2,7 @@
 on the clean frames the network's output implies.
 
 - ``diffusion``: mean squared error between the network's output and its target (``eps`` or
-  ``v``, :meth:`~vfi_core.models.mivid.schedule.NoiseSchedule.target`), over masked frames only
+  ``v``, :meth:`~vfi_core.diffusion.NoiseSchedule.target`), over masked frames only
   (visible frames are conditions, never noised, never scored).
 - ``pixel``: Charbonnier distance between the implied ``x0`` (unclipped, so gradients flow
   everywhere) and the true masked frames, in [0, 1] units, each frame weighted by ``abar_t`` of its

@@ -16,7 +16,7 @@ Output: the noise ``eps`` (or ``v``, ``architecture.prediction``: ``eps`` is the
 default; ``v`` stays well scaled at both ends of the schedule and is there for the case it trains
 better in few-step sampling; the model card records which one a weight file uses). The diffusion
 lives in [-1, 1] (``x = 2 * frame - 1``); visible frames are never noised
-(:mod:`vfi_core.models.mivid.schedule`).
+(:mod:`vfi_core.diffusion`).
 
 Inference modes:
 
@@ -61,7 +61,6 @@ validation sequences, medians 0.63-0.77 s per sequence). Time grows with the eva
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -70,13 +69,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...config import ModelConfig
+from ...diffusion import PREDICTIONS, SAMPLERS, SCHEDULES, NoiseSchedule, sample, sinusoidal
 from ...errors import InputError
 from ...frames import as_time_tensor, check_frame_pair, crop_to
 from ...flow import motion_param
 from ...interpolator import Interpolation, Interpolator
 from ...ops.filters import gaussian_blur
 from ...registry import ModelDescriptor, Param, register
-from .schedule import PREDICTIONS, SAMPLERS, SCHEDULES, NoiseSchedule, sample
 
 SIZE_MULTIPLE = 4   # two stride-2 levels
 
@@ -129,14 +128,6 @@ class MiVIDConfig(ModelConfig):
             raise InputError(f"mivid config: base must be one of {', '.join(BASES)}, got {self.base!r}")
         if self.timesteps < 2 or self.work_side < 16:
             raise InputError("mivid config: timesteps >= 2 and work_side >= 16")
-
-
-def sinusoidal(x: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """``(..., dim)`` sinusoidal features of ``x`` (any shape), as the DDPM timestep embedding."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=x.device, dtype=torch.float32) / half)
-    args = x.float().unsqueeze(-1) * freqs
-    return torch.cat((args.cos(), args.sin()), -1)
 
 
 def frame_time_encoding(tau: torch.Tensor, dim: int) -> torch.Tensor:

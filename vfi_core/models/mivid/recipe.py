@@ -55,7 +55,7 @@ class MiVIDRecipe(NetworkRecipe):
         return TERMS
 
     def schedule(self, net: nn.Module):
-        from .schedule import NoiseSchedule
+        from ...diffusion import NoiseSchedule
         c = net.config
         key = (c.schedule, c.timesteps, c.prediction)
         if key not in self._schedules:

@@ -1,4 +1,5 @@
-"""Noise schedules, the masked forward process and the samplers of :mod:`vfi_core.models.mivid`.
+"""Noise schedules, the masked forward process and the samplers of the diffusion models
+(:mod:`vfi_core.models.mivid` in pixel space, :mod:`vfi_core.models.ldmvfi` in a latent space).
 
 Organised as in ``diffusers``: a :class:`NoiseSchedule` (betas, ``abar``, ``q_sample``, the
 conversions between the network's output and ``x0``/``eps``), single steps (:func:`ddim_step`,
@@ -10,6 +11,8 @@ Masked forward process (MiVID eq. for ``z_t``), with ``M`` 1 on masked (generate
     z_t = (1 - M) * x0 + M * (sqrt(abar_t) * x0 + sqrt(1 - abar_t) * eps)
 
 implemented with ``torch.where`` on the binary mask, so visible frames are returned bit for bit.
+The clips are ``(B,C,T,H,W)`` for MiVID; any tensor works with a mask that broadcasts to it, and a
+mask of ones generates the whole of it (LDMVFI's latent ``(B,D,h,w)``).
 
 Schedules (``T`` training steps, ``t`` in ``0..T-1``):
 
@@ -35,20 +38,28 @@ from typing import Callable
 
 import torch
 
-from ...cancellation import check_cancelled
-from ...errors import InputError
+from .cancellation import check_cancelled
+from .errors import InputError
 
 SCHEDULES = ("linear", "cosine")
 SAMPLERS = ("ddim", "ddpm")
 PREDICTIONS = ("eps", "v")
 
 
+def sinusoidal(x: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """``(..., dim)`` sinusoidal features of ``x`` (any shape), as the DDPM timestep embedding."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=x.device, dtype=torch.float32) / half)
+    args = x.float().unsqueeze(-1) * freqs
+    return torch.cat((args.cos(), args.sin()), -1)
+
+
 def beta_schedule(kind: str, timesteps: int) -> torch.Tensor:
     """``(T,)`` float64 betas of the ``linear`` or ``cosine`` schedule."""
     if kind not in SCHEDULES:
-        raise InputError(f"mivid: schedule must be one of {', '.join(SCHEDULES)}, got {kind!r}")
+        raise InputError(f"diffusion: schedule must be one of {', '.join(SCHEDULES)}, got {kind!r}")
     if timesteps < 2:
-        raise InputError(f"mivid: the schedule needs at least 2 timesteps, got {timesteps}")
+        raise InputError(f"diffusion: the schedule needs at least 2 timesteps, got {timesteps}")
     if kind == "linear":
         scale = 1000.0 / timesteps
         return torch.linspace(scale * 1e-4, min(scale * 0.02, 0.999), timesteps, dtype=torch.float64)
@@ -69,7 +80,7 @@ class NoiseSchedule:
 
     def __init__(self, kind: str = "cosine", timesteps: int = 1000, prediction: str = "eps"):
         if prediction not in PREDICTIONS:
-            raise InputError(f"mivid: prediction must be one of {', '.join(PREDICTIONS)}, got {prediction!r}")
+            raise InputError(f"diffusion: prediction must be one of {', '.join(PREDICTIONS)}, got {prediction!r}")
         self.kind, self.timesteps, self.prediction = kind, int(timesteps), prediction
         self.betas = beta_schedule(kind, self.timesteps)
         self.alphas_cumprod = torch.cumprod(1 - self.betas, 0)   # float64, strictly decreasing in (0, 1)
@@ -116,9 +127,9 @@ class NoiseSchedule:
         """The descending timesteps a ``steps``-step sampler visits; with ``strength < 1`` only the
         ``max(1, round(steps * strength))`` of them at or below ``strength * (T-1)``."""
         if steps < 1:
-            raise InputError(f"mivid: steps must be at least 1, got {steps}")
+            raise InputError(f"diffusion: steps must be at least 1, got {steps}")
         if not 0 < strength <= 1:
-            raise InputError(f"mivid: strength must lie in (0, 1], got {strength}")
+            raise InputError(f"diffusion: strength must lie in (0, 1], got {strength}")
         steps = min(int(steps), self.timesteps)
         start = strength * (self.timesteps - 1)
         count = max(1, round(steps * strength))
@@ -170,9 +181,9 @@ def sample(denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], schedu
         the clip ``(B,C,T,H,W)``: generated masked frames, the exact visible ones.
     """
     if sampler not in SAMPLERS:
-        raise InputError(f"mivid: sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+        raise InputError(f"diffusion: sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     if strength < 1 and init is None:
-        raise InputError("mivid: strength below 1 refines an initial estimate: pass init")
+        raise InputError("diffusion: strength below 1 refines an initial estimate: pass init")
     timesteps = schedule.sampling_steps(steps, strength)
     b = x_visible.shape[0]
     noise = torch.randn(x_visible.shape, generator=generator, device=x_visible.device, dtype=x_visible.dtype)
