@@ -214,3 +214,36 @@ def test_the_shared_sampler_generates_a_whole_latent_and_an_exact_denoiser_recov
     again = sample(exact, schedule, torch.zeros_like(x0), mask, 10, "ddpm", torch.Generator().manual_seed(0))
     assert torch.equal(again, sample(exact, schedule, torch.zeros_like(x0), mask, 10, "ddpm",
                                      torch.Generator().manual_seed(0)))
+
+
+def test_second_stage_trains_on_the_frozen_autoencoders_latents_and_the_pipeline_interpolates(tmp_path):
+    from vfi_core.models.ldmvfi.denoiser import LatentDenoiser
+    from vfi_core.models.ldmvfi.pipeline import LDMVFIPipeline
+    from vfi_core.train import Trainer, export_run
+    from vfi_core.train.recipes import get_recipe
+
+    common = {"data": {"crop": 32, "batch_size": 2}, "optim": {"steps": 2, "lr": 0.003, "warmup": 1},
+              "eval": {"every": 2, "dev": "synthetic", "items": 2, "size": 32},
+              "log": {"every": 1, "checkpoint_every": 2, "tensorboard": False}}
+    first = {"name": "tiny-ae", "seed": 1, "architecture": {**TINY, "discriminator_width": 8, "discriminator_layers": 2},
+             "loss": {"perceptual": 0, "adversarial": 0}, **common}
+    Trainer("ldmvfi-autoencoder", first, ["synthetic"], run_dir=tmp_path / "ae", show_progress=False).train()
+    autoencoder, _ = export_run(tmp_path / "ae", tmp_path / "w")
+    second = {"name": "tiny-ldmvfi", "seed": 1, "architecture": {**DENOISER, "widths": [16, 16]},
+              "loss": {"autoencoder": str(autoencoder)}, **common}
+    trainer = Trainer("ldmvfi", second, ["synthetic"], run_dir=tmp_path / "ldm", show_progress=False)
+    before = float(trainer.net.latent_scale)
+    row = trainer.train()
+    assert before == 0 and float(trainer.net.latent_scale) > 0  # measured on the first batch
+    assert row["step"] == 2 and row["diffusion"] > 0
+    dev = (tmp_path / "ldm" / "dev.csv").read_text().splitlines()
+    assert len(dev) == 2 and float(dev[1].split(",")[2]) > 5  # the whole pipeline ran on the dev scenes
+    weights, card_path = export_run(tmp_path / "ldm", tmp_path / "w")
+    assert weights.name == "ldmvfi.safetensors"
+    pipeline = get_recipe("ldmvfi").load_exported(weights)
+    assert isinstance(pipeline, LDMVFIPipeline) and isinstance(pipeline.denoiser, LatentDenoiser)
+    assert float(pipeline.denoiser.latent_scale) == pytest.approx(float(trainer.ema.latent_scale), rel=1e-3)
+    frame0, frame1, _ = _frames(40)
+    out = pipeline.interpolate(frame0, frame1, torch.tensor([0.5]))
+    assert out.shape == frame0.shape and 0 <= float(out.min()) and float(out.max()) <= 1
+    assert torch.equal(out, pipeline.interpolate(frame0, frame1, torch.tensor([0.5])))  # seeded

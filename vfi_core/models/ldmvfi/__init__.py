@@ -12,3 +12,4 @@ __all__ = ["LatentDenoiser", "LatentDenoiserConfig", "MaxCABlock", "PatchDiscrim
 from ...registry import register_trainable  # noqa: E402
 
 register_trainable("ldmvfi-autoencoder", "vfi_core.models.ldmvfi.recipe:VQFIGANRecipe")
+register_trainable("ldmvfi", "vfi_core.models.ldmvfi.recipe:LatentDenoiserRecipe")

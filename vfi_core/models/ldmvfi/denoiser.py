@@ -5,7 +5,8 @@ the latents of the two input frames by concatenation (the paper's conditioning: 
 on the channels) and two embeddings added in every residual block: the diffusion step and the
 interpolation time ``t`` (sinusoidal features, an MLP each). It predicts ``eps`` or ``v``
 (:class:`~vfi_core.diffusion.NoiseSchedule`); self-attention over the whole map at its coarsest
-level. Latent sides must be multiples of ``2^(levels-1)``.
+level. Latent sides must be multiples of ``2^(levels-1)``. The latents are scaled to unit variance
+first (``latent_scale``, measured on the autoencoder's latents when training starts).
 """
 from __future__ import annotations
 
@@ -123,6 +124,9 @@ class LatentDenoiser(nn.Module):
             above = widths[i + 1] if i + 1 < len(widths) else widths[-1]
             self.up.append(EmbeddedResBlock(above + widths[i], widths[i], e))
         self.out = nn.Sequential(_norm(widths[0]), nn.SiLU(), nn.Conv2d(widths[0], config.latent_channels, 3, padding=1))
+        # latents are multiplied by this before diffusion (unit variance, as LDM's scale factor); set
+        # from the autoencoder's latents at the first training step, saved with the weights
+        self.register_buffer("latent_scale", torch.zeros(()))
 
     def forward(self, z_t: torch.Tensor, step: torch.Tensor, z0: torch.Tensor, z1: torch.Tensor,
                 t: torch.Tensor) -> torch.Tensor:

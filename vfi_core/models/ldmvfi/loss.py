@@ -100,3 +100,16 @@ class VQFIGANLoss(nn.Module):
             terms["adversarial"], terms["discriminator"] = generator, critic
             total = total + w.adversarial * generator + critic
         return total, {name: float(value.detach()) for name, value in terms.items()}
+
+
+@dataclass(frozen=True)
+class LatentDiffusionLossWeights(LossWeights):
+    """The second stage's loss: ``diffusion``, the mean squared error of the denoiser's ``eps``/``v``
+    prediction. ``autoencoder``: the frozen VQ-FIGAN weight file whose latents it learns (None: the
+    shipped ``vq_figan.safetensors``)."""
+
+    diffusion: float = 1.0
+    autoencoder: str | None = None
+
+    loss_name: ClassVar[str] = "ldmvfi"
+    settings: ClassVar[tuple[str, ...]] = ("autoencoder",)

@@ -1,4 +1,7 @@
-"""Training recipe of LDMVFI's first stage, the VQ-FIGAN autoencoder (``vfi train ldmvfi-autoencoder``).
+"""Training recipes of LDMVFI: the VQ-FIGAN autoencoder first (``vfi train ldmvfi-autoencoder``), then
+the latent denoiser on its frozen latents (``vfi train ldmvfi``).
+
+First stage.
 
 Per step: the frames 0 and 1 of the batch, the ground truth at ``t`` and motion (a motion pack's
 flows where the batch comes from one, else DIS on the crops, as the other recipes); the decoder's
@@ -10,6 +13,13 @@ in one optimizer step).
 The trained network is the pair (:class:`VQFIGANPair`); ``vfi export`` ships the autoencoder alone.
 The dev evaluation scores reconstructions: the autoencoder given the truth's own latent, which
 bounds what the latent denoiser of the second stage can reach.
+
+Second stage. The frozen autoencoder (``loss.autoencoder``, default the shipped
+``vq_figan.safetensors``) encodes the two frames and the ground truth; the latents are scaled to
+unit variance (the scale measured on the first batch and kept in the denoiser's weights), the
+truth's latent is noised to a random diffusion step and the denoiser, given the frames' latents and
+t, predicts the noise (mean squared error). The dev evaluation runs the whole pipeline
+(:class:`~vfi_core.models.ldmvfi.pipeline.LDMVFIPipeline`, 10 DDIM steps, seed 0).
 """
 from __future__ import annotations
 
@@ -22,9 +32,10 @@ from torch import nn
 from ...frames import crop_to, pad_to_multiple
 from ...train.recipe_base import NetworkRecipe, add_crop_flows
 from .autoencoder import VQFIGAN, VQFIGANConfig
-from .loss import PatchDiscriminator, VQFIGANLoss, VQFIGANLossWeights
+from .loss import LatentDiffusionLossWeights, PatchDiscriminator, VQFIGANLoss, VQFIGANLossWeights
 
 WEIGHT_STEM = "vq_figan"
+DENOISER_STEM = "ldmvfi"
 
 
 @dataclass(frozen=True)
@@ -125,3 +136,91 @@ class VQFIGANRecipe(NetworkRecipe):
     def load_exported(self, path):
         from ...weights import load_network
         return Reconstruction(load_network(path, VQFIGAN, VQFIGANConfig, torch.device("cpu"), torch.float32))
+
+
+class LatentDiffusionLoss(nn.Module):
+    """``forward(prediction, target) -> (total, terms)``: the weighted mean squared error."""
+
+    def __init__(self, weights: LatentDiffusionLossWeights):
+        super().__init__()
+        self.weights = weights
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        error = (prediction.float() - target.float()).pow(2).mean()
+        return self.weights.diffusion * error, {"diffusion": float(error.detach())}
+
+
+class LatentDenoiserRecipe(NetworkRecipe):
+    """LDMVFI's second stage; see the module docstring."""
+
+    name = "ldmvfi"
+
+    def __init__(self):
+        self._autoencoder: tuple[str, VQFIGAN] | None = None
+
+    def network_class(self) -> type[nn.Module]:
+        from .denoiser import LatentDenoiser
+        return LatentDenoiser
+
+    def loss(self, weights: dict) -> nn.Module:
+        return LatentDiffusionLoss(LatentDiffusionLossWeights.from_dict(weights))
+
+    def loss_config(self, weights: dict):
+        return LatentDiffusionLossWeights.from_dict(weights)
+
+    def terms(self) -> tuple[str, ...]:
+        return LatentDiffusionLossWeights.terms()
+
+    def autoencoder(self, path: str | None, device: torch.device) -> VQFIGAN:
+        """The frozen autoencoder from ``path`` (None: the shipped one), loaded once."""
+        from pathlib import Path
+
+        from ...errors import InputError
+        from ...registry import WEIGHTS_DIR
+        from ...weights import load_network
+
+        file = Path(path) if path is not None else WEIGHTS_DIR / f"{WEIGHT_STEM}.safetensors"
+        if self._autoencoder is None or self._autoencoder[0] != str(file):
+            if not file.is_file():
+                raise InputError(f"ldmvfi learns the latents of a trained autoencoder: {file} is missing (train "
+                                 "it with `vfi train ldmvfi-autoencoder`, export it, or set loss.autoencoder)")
+            net = load_network(file, VQFIGAN, VQFIGANConfig, device, torch.float32).requires_grad_(False)
+            self._autoencoder = (str(file), net)
+        return self._autoencoder[1].to(device)
+
+    def step_loss(self, net, loss: LatentDiffusionLoss, batch: dict, rng: np.random.Generator, progress: float = 0.0):
+        from ...diffusion import NoiseSchedule
+
+        frames, t, gt = batch["frames"], batch["t"].float(), batch["gt"]
+        autoencoder = self.autoencoder(loss.weights.autoencoder, gt.device)
+        with torch.no_grad(), torch.autocast(gt.device.type, enabled=False):
+            latents = [autoencoder.encode(x.float()).latent for x in (gt, frames[:, 1], frames[:, 2])]
+            if float(net.latent_scale) == 0:  # the first step: unit variance from here on
+                net.latent_scale.fill_(1.0 / latents[0].std().clamp_min(1e-6))
+        scale = net.latent_scale
+        x0, z0, z1 = (z * scale for z in latents)
+        c = net.config
+        schedule = NoiseSchedule(c.schedule, c.timesteps, c.prediction)
+        step = torch.as_tensor(rng.integers(0, schedule.timesteps, x0.shape[0]), device=x0.device)
+        generator = torch.Generator(device=x0.device).manual_seed(int(rng.integers(0, 2**62)))
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        z = schedule.q_sample(x0, step, noise, torch.ones_like(x0[:, :1, :1, :1]))
+        total, terms = loss(net(z, step, z0, z1, t), schedule.target(x0, noise, step))
+        return total, terms, {}
+
+    def interpolator(self, net):
+        from .pipeline import LDMVFIPipeline
+        return LDMVFIPipeline(self.autoencoder(self._autoencoder[0] if self._autoencoder else None,
+                                               next(net.parameters()).device), net)
+
+    def weight_stem(self) -> str:
+        return DENOISER_STEM
+
+    def load_exported(self, path):
+        from ...weights import load_network, read_model_card
+        from .denoiser import LatentDenoiser, LatentDenoiserConfig
+        from .pipeline import LDMVFIPipeline
+
+        denoiser = load_network(path, LatentDenoiser, LatentDenoiserConfig, torch.device("cpu"), torch.float32)
+        trained_with = read_model_card(path).get("training", {}).get("config", {}).get("loss", {}).get("autoencoder")
+        return LDMVFIPipeline(self.autoencoder(trained_with, torch.device("cpu")), denoiser)
