@@ -247,3 +247,22 @@ def test_second_stage_trains_on_the_frozen_autoencoders_latents_and_the_pipeline
     out = pipeline.interpolate(frame0, frame1, torch.tensor([0.5]))
     assert out.shape == frame0.shape and 0 <= float(out.min()) and float(out.max()) <= 1
     assert torch.equal(out, pipeline.interpolate(frame0, frame1, torch.tensor([0.5])))  # seeded
+
+
+def test_unused_codes_restart_on_the_worst_quantised_vectors_in_training_only():
+    from vfi_core.models.ldmvfi.autoencoder import VectorQuantizer
+
+    quantizer = VectorQuantizer(8, 3, 0.25)
+    z = torch.randn(2, 3, 4, 4) * 3  # far from the tiny initial codes: a few codes would take them all
+    quantizer.eval()
+    before = quantizer.codebook.weight.detach().clone()
+    assert len(quantizer(z).indices.unique()) <= 8 and torch.equal(quantizer.codebook.weight, before)
+    quantizer.train()
+    with torch.no_grad():
+        quantizer.codebook.weight[1:] = 100.0  # codes 1..7 far from every vector, unused for long
+    quantizer.usage[1:] = 0
+    used = quantizer(z).indices.unique()
+    flat = z.permute(0, 2, 3, 1).reshape(-1, 3)
+    moved = quantizer.codebook.weight[1:].detach()
+    assert all(any(torch.allclose(code, v) for v in flat) for code in moved)  # each sits on a batch vector
+    assert len(used) >= 7 and torch.all(quantizer.usage[1:] > 0.5)

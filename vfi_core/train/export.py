@@ -91,9 +91,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path = WEIGHTS_DIR, name: str
     name = name or recipe.weight_stem()
     weights = {k[len("ema."):]: v.to(torch.float16) if v.is_floating_point() else v
                for k, v in tensors.items() if k.startswith("ema.")}
-    weights, architecture = recipe.export(weights, info["architecture"])
-    parameters = info["parameters"] if architecture == info["architecture"] else \
-        sum(v.numel() for v in weights.values() if v.is_floating_point())
+    weights, architecture, parameters = recipe.export(weights, info["architecture"])
+    parameters = info["parameters"] if parameters is None else parameters
     config = json.loads((run_dir / "config.json").read_text())
     dev = None
     if (run_dir / "dev.csv").is_file():

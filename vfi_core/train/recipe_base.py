@@ -43,10 +43,11 @@ class NetworkRecipe:
     def network_class(self) -> type[nn.Module]:
         raise NotImplementedError
 
-    def export(self, weights: dict, architecture: dict) -> tuple[dict, dict]:
-        """The weights and the architecture record ``vfi export`` ships (default: the trained network's;
-        a recipe that trains helpers beside the model, e.g. a discriminator, leaves them out here)."""
-        return weights, architecture
+    def export(self, weights: dict, architecture: dict) -> tuple[dict, dict, int | None]:
+        """The weights, the architecture record and the parameter count ``vfi export`` ships (default:
+        the trained network's, count None; a recipe that trains helpers beside the model, e.g. a
+        discriminator, leaves them out here and counts what is left)."""
+        return weights, architecture, None
 
     def loss_config(self, weights: dict):
         """The loss section of a config as the recipe's loss-settings dataclass (defaults filled in)."""

@@ -99,20 +99,48 @@ class Quantized(NamedTuple):
 
 
 class VectorQuantizer(nn.Module):
-    """Nearest-codebook-vector quantisation with the straight-through gradient (VQ-VAE)."""
+    """Nearest-codebook-vector quantisation with the straight-through gradient (VQ-VAE).
+
+    In training, codes that go unused are restarted (against codebook collapse, where a few codes
+    take every vector): ``usage`` keeps a running average of how often each code is chosen, and a
+    code whose average falls below ``dead_usage`` moves onto one of the batch's worst-quantised
+    vectors (the largest distance to its code; a deterministic choice, so a resumed run repeats).
+    """
+
+    usage_decay = 0.99
+    dead_usage = 0.01  # expected picks per batch, averaged
 
     def __init__(self, size: int, dim: int, beta: float):
         super().__init__()
         self.beta = beta
         self.codebook = nn.Embedding(size, dim)
         self.codebook.weight.data.uniform_(-1.0 / size, 1.0 / size)
+        self.register_buffer("usage", torch.ones(size))
+
+    def _nearest(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        codes = self.codebook.weight.float()
+        distance = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ codes.t() + codes.pow(2).sum(1)[None]
+        return distance.min(1)
+
+    @torch.no_grad()
+    def _restart_dead_codes(self, flat: torch.Tensor, indices: torch.Tensor, error: torch.Tensor) -> bool:
+        counts = torch.bincount(indices, minlength=self.usage.numel()).to(self.usage.dtype)
+        self.usage.mul_(self.usage_decay).add_(counts, alpha=1 - self.usage_decay)
+        dead = (self.usage < self.dead_usage).nonzero().flatten()
+        if not len(dead):
+            return False
+        worst = error.argsort(descending=True)[:len(dead)]
+        dead = dead[:len(worst)]
+        self.codebook.weight.data[dead] = flat[worst].to(self.codebook.weight.dtype)
+        self.usage[dead] = 1.0
+        return True
 
     def forward(self, z: torch.Tensor) -> Quantized:
         b, d, h, w = z.shape
         flat = z.permute(0, 2, 3, 1).reshape(-1, d).float()
-        codes = self.codebook.weight.float()
-        distance = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ codes.t() + codes.pow(2).sum(1)[None]
-        indices = distance.argmin(1)
+        error, indices = self._nearest(flat)
+        if self.training and self._restart_dead_codes(flat.detach(), indices, error):
+            indices = self._nearest(flat)[1]
         quantized = self.lookup(indices.view(b, h, w)).to(z.dtype)
         loss = F.mse_loss(quantized, z.detach()) + self.beta * F.mse_loss(z, quantized.detach())
         return Quantized(z + (quantized - z).detach(), indices.view(b, h, w), loss)

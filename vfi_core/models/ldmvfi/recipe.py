@@ -124,11 +124,12 @@ class VQFIGANRecipe(NetworkRecipe):
     def interpolator(self, net: VQFIGANPair) -> Reconstruction:
         return Reconstruction(net.autoencoder)
 
-    def export(self, weights: dict, architecture: dict) -> tuple[dict, dict]:
-        """The autoencoder's weights and architecture (the discriminator stays behind)."""
+    def export(self, weights: dict, architecture: dict) -> tuple[dict, dict, int]:
+        """The autoencoder's weights, architecture and parameter count (the discriminator stays behind)."""
         config = VQFIGANPairConfig.from_dict(architecture["config"]).autoencoder()
         kept = {k[len("autoencoder."):]: v for k, v in weights.items() if k.startswith("autoencoder.")}
-        return kept, {"class": "VQFIGAN", "config": config.to_dict()}
+        parameters = sum(p.numel() for p in VQFIGAN(config).parameters())
+        return kept, {"class": "VQFIGAN", "config": config.to_dict()}, parameters
 
     def weight_stem(self) -> str:
         return WEIGHT_STEM
