@@ -269,3 +269,20 @@ def test_a_users_mistakes_are_one_line_errors_before_anything_runs(tmp_path, cap
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_dry_run_lists_what_each_item_would_do_and_writes_nothing(tmp_path, capsys):
+    from vfi_core.cli import main
+
+    write_clip(tmp_path / "in" / "short.mp4", 6)
+    write_clip(tmp_path / "in" / "long.mp4", 61, gop=20)
+    (tmp_path / "in" / "broken.mp4").write_bytes(b"not a video" * 50)
+    assert main(["batch", str(tmp_path / "in"), str(tmp_path / "out"), "--model", "flow-asb", "--part-seconds", "0.8",
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    lines = {Path(line.split(" -> ")[0]).name: line.split(": ", 1)[1] for line in out[:-1]}
+    assert lines["short.mp4"] == "run: 6 source frames"
+    assert lines["long.mp4"] == "run: 61 source frames, split into 3 parts (3 left to run)"
+    assert lines["broken.mp4"].startswith("fail: ") and "broken.mp4" in lines["broken.mp4"]
+    assert out[-1] == "batch (dry run): 2 to run, 0 to skip, 1 failing; nothing written"
+    assert not (tmp_path / "out").exists()

@@ -5,7 +5,7 @@
 actors). Importing this package does not import Ray.
 """
 from .plan import BatchItem, ItemSettings, Part, folder_items, manifest_items, split_points
-from .runner import BatchSummary, JobState, run_batch
+from .runner import BatchSummary, JobState, describe_plan, run_batch
 
-__all__ = ["BatchItem", "BatchSummary", "ItemSettings", "JobState", "Part", "folder_items", "manifest_items",
+__all__ = ["BatchItem", "BatchSummary", "ItemSettings", "JobState", "Part", "describe_plan", "folder_items", "manifest_items",
            "run_batch", "split_points"]

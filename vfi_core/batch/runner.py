@@ -132,6 +132,29 @@ def plan_item(item: BatchItem, state: JobState, part_seconds: float) -> ItemPlan
     return ItemPlan(left or [join_task(item, parts)], parts, frames)
 
 
+def describe_plan(items: list[BatchItem], outdir: str | Path, part_seconds: float = DEFAULT_PART_SECONDS
+                  ) -> list[tuple[BatchItem, str]]:
+    """What :func:`run_batch` would do with each item, without running anything (``vfi batch
+    --dry-run``): ``"skip: ..."``, ``"fail: reason"`` or ``"run: N source frames[, K parts]"``."""
+    state = JobState(Path(outdir))
+    rows = []
+    for item in items:
+        if state.is_done(item):
+            rows.append((item, "skip: done in an earlier run"))
+        elif item.error is not None:
+            rows.append((item, f"fail: {item.error}"))
+        else:
+            try:
+                plan = plan_item(item, state, part_seconds)
+            except VFIError as exc:
+                rows.append((item, f"fail: {str(exc).splitlines()[0]}"))
+                continue
+            parts = sum(isinstance(t, PartTask) for t in plan.tasks)
+            split = f", split into {len(plan.parts)} parts ({parts} left to run)" if plan.parts else ""
+            rows.append((item, f"run: {plan.source_frames} source frames{split}"))
+    return rows
+
+
 def join_task(item: BatchItem, parts: list[PartTask]) -> JoinTask:
     return JoinTask(item, tuple(t.folder for t in sorted(parts, key=lambda t: t.part.index)))
 

@@ -59,6 +59,8 @@ def add_parser(sub) -> None:
     ray.add_argument("--part-seconds", type=_positive, default=DEFAULT_PART_SECONDS, metavar="S",
                      help=f"split videos longer than this into parts of about S seconds, cut at keyframes, "
                           f"interpolated in parallel and joined (default {DEFAULT_PART_SECONDS:g}; 0 never splits)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list what each item would do (run, skip, fail and why; parts) and run nothing")
     p.set_defaults(run=run)
 
 
@@ -72,9 +74,6 @@ def run(args) -> int:
     from ..batch.plan import ItemSettings, folder_items, manifest_items
     from ..batch.runner import run_batch
 
-    if importlib.util.find_spec("ray") is None:
-        raise InputError('vfi batch runs on Ray, which is not installed: pip install "vfi-suite[batch]" '
-                         '(or pip install ray)')
     timing = timing_from_args(args)
     settings = ItemSettings(model=args.model or registry.default_model_name(), params=parse_params(args.param),
                             multiplier=timing["multiplier"], fps=str(timing["target_fps"]),
@@ -86,6 +85,11 @@ def run(args) -> int:
     if not source.exists():
         raise InputError(f"{source} does not exist")
     items = folder_items(source, outdir, settings) if source.is_dir() else manifest_items(source, outdir, settings)
+    if args.dry_run:
+        return _dry_run(items, outdir, args.part_seconds)
+    if importlib.util.find_spec("ray") is None:
+        raise InputError('vfi batch runs on Ray, which is not installed: pip install "vfi-suite[batch]" '
+                         '(or pip install ray)')
     bars: list[tqdm] = []
 
     def progress(counts) -> None:
@@ -117,3 +121,14 @@ def run(args) -> int:
     print(f"batch: {summary.done} done, {summary.skipped} skipped, {summary.failed} failed; {summary.frames} frames "
           f"in {summary.seconds:.1f} s ({summary.frames_per_second:.2f} frames/s) on {summary.workers} worker(s)")
     return 1 if summary.failed else 0
+
+
+def _dry_run(items, outdir: Path, part_seconds: float) -> int:
+    from ..batch.runner import describe_plan
+
+    rows = describe_plan(items, outdir, part_seconds)
+    for item, what in rows:
+        print(f"{item.input} -> {item.output}: {what}")
+    counts = {kind: sum(what.startswith(kind) for _, what in rows) for kind in ("run", "skip", "fail")}
+    print(f"batch (dry run): {counts['run']} to run, {counts['skip']} to skip, {counts['fail']} failing; nothing written")
+    return 0
