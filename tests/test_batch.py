@@ -286,3 +286,24 @@ def test_a_dry_run_lists_what_each_item_would_do_and_writes_nothing(tmp_path, ca
     assert lines["broken.mp4"].startswith("fail: ") and "broken.mp4" in lines["broken.mp4"]
     assert out[-1] == "batch (dry run): 2 to run, 0 to skip, 1 failing; nothing written"
     assert not (tmp_path / "out").exists()
+
+
+def test_weight_folders_reach_the_workers_models(tmp_path):
+    from safetensors.torch import save_file
+
+    from vfi_core.batch.plan import BatchItem
+    from vfi_core.batch.work import WholeTask, run_task
+    from vfi_core.models.refine import RefineNet
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    net = RefineNet({"stem": 4, "widths": [4, 6, 8], "selection": True})
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(folder / "refine.safetensors"))
+    (folder / "refine.json").write_text(json.dumps({"architecture": {"class": "RefineNet", "config": net.config.to_dict()}}))
+    clip = write_clip(tmp_path / "in" / "a.mp4", 4)
+    results = {}
+    for name, dirs in (("with", (str(folder),)), ("without", ())):
+        settings = ItemSettings(model="flow-asb", params={"refine": 1.0, "motion": "dis"}, weight_dirs=dirs).checked()
+        results[name] = run_task(WholeTask(BatchItem(clip, tmp_path / name / "a.mp4", settings)))
+    assert results["with"].status == "done" and results["with"].frames == 7
+    assert results["without"].status == "failed" and "refine.safetensors" in results["without"].reason

@@ -34,7 +34,8 @@ class ItemSettings:
     """How one item is interpolated: the model and its parameters, the timing, the encoder.
 
     ``fps`` "0" uses ``multiplier``; ``scene_threshold`` None never cuts; ``input_fps`` is the rate of
-    a folder of frames (None: 25).
+    a folder of frames (None: 25); ``weight_dirs``: folders searched for weight files before the
+    shipped ones (as ``vfi interpolate --weight-dir``).
     """
 
     model: str
@@ -49,6 +50,7 @@ class ItemSettings:
     audio: bool = True
     input_fps: str | None = None
     format: str = "same"
+    weight_dirs: tuple[str, ...] = ()
 
     def checked(self) -> "ItemSettings":
         """These settings with the model's parameters resolved (defaults filled in), every value checked

@@ -97,7 +97,7 @@ def _interpolate(task: WholeTask | PartTask, device, progress, cancel) -> dict:
             progress(done - seen[0])
             seen[0] = done
 
-    with MODELS.use(settings.model, settings.params, device=device) as model:
+    with MODELS.use(settings.model, settings.params, device=device, weight_dirs=settings.weight_dirs) as model:
         if isinstance(task, WholeTask):
             item.output.parent.mkdir(parents=True, exist_ok=True)
             result: FileResult = interpolate_file(item.input, item.output, model, settings.options(),

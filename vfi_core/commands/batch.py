@@ -41,6 +41,9 @@ def add_parser(sub) -> None:
     p.add_argument("--model", default=None, help="interpolator name (see `vfi models`; default: the suite's default)")
     p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
                    help="a model parameter declared in `vfi models` (repeatable)")
+    p.add_argument("--weight-dir", action="append", default=[], metavar="DIR",
+                   help="folder searched before the shipped weights for the model's weight files (repeatable; "
+                        "every node must see it at the same path)")
     add_timing_options(p, required=False, per_pair=False)
     p.add_argument("--input-fps", metavar="F", default=None, help="frame rate of folders of frames (default 25)")
     p.add_argument("--format", choices=FORMATS, default="same",
@@ -79,7 +82,7 @@ def run(args) -> int:
                             multiplier=timing["multiplier"], fps=str(timing["target_fps"]),
                             scene_threshold=timing["scene_threshold"], loop=timing["loop"], dedup=timing["dedup"],
                             crf=args.crf, preset=args.preset, audio=not args.no_audio, input_fps=args.input_fps,
-                            format=args.format)
+                            format=args.format, weight_dirs=tuple(str(Path(d).resolve()) for d in args.weight_dir))
     settings.checked()  # the command's own settings are checked before anything runs
     source, outdir = Path(args.input), Path(args.outdir)
     if not source.exists():
