@@ -111,6 +111,11 @@ def test_folder_items_mirror_the_tree_and_a_manifest_overrides_per_item(tmp_path
         (Path("in/deep/shots"), Path("out/deep/shots"))]
     as_mp4 = folder_items(tmp_path / "in", tmp_path / "out", ItemSettings(model="flow-asb", format="mp4"))
     assert [i.output.name for i in as_mp4] == ["a.mp4", "b.mp4", "shots.mp4"]
+    write_clip(tmp_path / "in" / "a.mkv", 4)  # a.mkv and a.mp4 would both write out/a.mp4
+    clash = folder_items(tmp_path / "in", tmp_path / "out", ItemSettings(model="flow-asb", format="mp4"))
+    assert clash[0].input.name == "a.mkv" and clash[0].error is None
+    assert "also the output of" in clash[1].error and clash[1].input.name == "a.mp4"
+    (tmp_path / "in" / "a.mkv").unlink()
     with pytest.raises(InputError, match="inside the input folder"):
         folder_items(tmp_path / "in", tmp_path / "in" / "out", settings)
 

@@ -169,7 +169,7 @@ def folder_items(root: Path, outdir: Path, settings: ItemSettings) -> list[Batch
     for source in sources:
         relative = source.relative_to(root)
         items.append(_item(source, output_path(source, relative, outdir, settings.format), settings))
-    return items
+    return _without_collisions(items)
 
 
 def manifest_items(manifest: Path, outdir: Path, settings: ItemSettings) -> list[BatchItem]:
@@ -200,7 +200,22 @@ def manifest_items(manifest: Path, outdir: Path, settings: ItemSettings) -> list
         items.append(_item(source, output, item_settings))
     if not items:
         raise InputError(f"{manifest} lists no items")
-    return items
+    return _without_collisions(items)
+
+
+def _without_collisions(items: list[BatchItem]) -> list[BatchItem]:
+    """``items`` where an item whose output another item already writes fails instead (``a.mov`` and
+    ``a.mkv`` both as ``a.mp4``, say), so that no output is written twice."""
+    first: dict[Path, Path] = {}
+    checked = []
+    for item in items:
+        key = item.output.resolve()
+        if key in first and item.error is None:
+            item = replace(item, error=f"its output {item.output} is also the output of {first[key]}; give it "
+                                       "another output (a manifest) or keep the containers (--format same)")
+        first.setdefault(key, item.input)
+        checked.append(item)
+    return checked
 
 
 def _item(source: Path, output: Path, settings: ItemSettings) -> BatchItem:
