@@ -117,7 +117,7 @@ def _interpolate_part(task: PartTask, model, report, cancel) -> dict:
     stream = InterpolatedStream(reader.frames(task.part.start, task.part.stop), model, options, reader.fps,
                                 source_count=task.part.stop - task.part.start, progress=report, cancel=cancel,
                                 part=part)
-    if task.folder.exists():  # a whole part from an earlier, interrupted run of the same work
+    if task.folder.exists():  # written by an earlier attempt at this task (Ray ran it again): redo it whole
         shutil.rmtree(task.folder)
     task.folder.parent.mkdir(parents=True, exist_ok=True)
     writer = PngSequenceWriter(task.folder, alpha=reader.has_alpha)
