@@ -89,6 +89,12 @@ class VQFIGANConfig(ModelConfig):
         return len(self.multipliers)
 
 
+def linear_flows(flows: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(F_t0, F_t1)`` ``(B,2,H,W)`` from ``flows`` ``(B,4,H,W)`` = ``F01, F10`` under linear motion."""
+    t = t.view(-1, 1, 1, 1).to(flows.dtype)
+    return t * flows[:, 2:], (1 - t) * flows[:, :2]
+
+
 class Quantized(NamedTuple):
     """The quantiser's output: ``latent`` ``(B,D,h,w)`` (straight-through), the codebook ``indices``
     ``(B,h,w)`` and its ``loss`` (codebook + beta * commitment, a scalar)."""

@@ -13,9 +13,8 @@ import torch
 
 from ...diffusion import NoiseSchedule, sample
 from ...frames import crop_to, pad_to_multiple
-from .autoencoder import VQFIGAN
+from .autoencoder import VQFIGAN, linear_flows
 from .denoiser import LatentDenoiser
-from .recipe import linear_flows
 
 
 class LDMVFIPipeline:

@@ -31,7 +31,7 @@ from torch import nn
 
 from ...frames import crop_to, pad_to_multiple
 from ...train.recipe_base import NetworkRecipe, add_crop_flows
-from .autoencoder import VQFIGAN, VQFIGANConfig
+from .autoencoder import VQFIGAN, VQFIGANConfig, linear_flows
 from .loss import LatentDiffusionLossWeights, PatchDiscriminator, VQFIGANLoss, VQFIGANLossWeights
 
 WEIGHT_STEM = "vq_figan"
@@ -59,12 +59,6 @@ class VQFIGANPair(nn.Module):
         self.config = config = VQFIGANPairConfig.coerce(config)
         self.autoencoder = VQFIGAN(config.autoencoder())
         self.discriminator = PatchDiscriminator(config.discriminator_width, config.discriminator_layers)
-
-
-def linear_flows(flows: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(F_t0, F_t1)`` ``(B,2,H,W)`` from ``flows`` ``(B,4,H,W)`` = ``F01, F10`` under linear motion."""
-    t = t.view(-1, 1, 1, 1).to(flows.dtype)
-    return t * flows[:, 2:], (1 - t) * flows[:, :2]
 
 
 class Reconstruction:
