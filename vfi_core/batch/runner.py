@@ -125,11 +125,26 @@ def plan_item(item: BatchItem, state: JobState, part_seconds: float) -> ItemPlan
     split = split_points(reader.count, reader.keyframes, max(2, math.ceil(part_seconds * reader.fps)))
     if len(split) == 1:
         return whole
-    parts = [PartTask(item, part, part.index == len(split) - 1, state.part_folder(item, part)) for part in split]
+    # the scanned reader goes with the tasks, so that no worker scans the file again
+    parts = [PartTask(item, part, part.index == len(split) - 1, state.part_folder(item, part), reader)
+             for part in split]
     left = [t for t in parts if not t.folder.is_dir()]
     # source frames to read: a part's last frame is counted with the next part
     frames = sum(t.part.stop - t.part.start - (0 if t.last else 1) for t in left)
     return ItemPlan(left or [join_task(item, parts)], parts, frames)
+
+
+def classify(item: BatchItem, state: JobState, part_seconds: float) -> tuple[str, str | ItemPlan | None]:
+    """``("skip", None)`` for a finished item, ``("fail", reason)`` for one that cannot run, else
+    ``("run", plan)``: what both :func:`run_batch` and :func:`describe_plan` do with it."""
+    if state.is_done(item):
+        return "skip", None
+    if item.error is not None:
+        return "fail", item.error
+    try:
+        return "run", plan_item(item, state, part_seconds)
+    except VFIError as exc:
+        return "fail", str(exc).splitlines()[0]
 
 
 def describe_plan(items: list[BatchItem], outdir: str | Path, part_seconds: float = DEFAULT_PART_SECONDS
@@ -139,24 +154,20 @@ def describe_plan(items: list[BatchItem], outdir: str | Path, part_seconds: floa
     state = JobState(Path(outdir))
     rows = []
     for item in items:
-        if state.is_done(item):
+        kind, detail = classify(item, state, part_seconds)
+        if kind == "skip":
             rows.append((item, "skip: done in an earlier run"))
-        elif item.error is not None:
-            rows.append((item, f"fail: {item.error}"))
+        elif kind == "fail":
+            rows.append((item, f"fail: {detail}"))
         else:
-            try:
-                plan = plan_item(item, state, part_seconds)
-            except VFIError as exc:
-                rows.append((item, f"fail: {str(exc).splitlines()[0]}"))
-                continue
-            parts = sum(isinstance(t, PartTask) for t in plan.tasks)
-            split = f", split into {len(plan.parts)} parts ({parts} left to run)" if plan.parts else ""
-            rows.append((item, f"run: {plan.source_frames} source frames{split}"))
+            parts = sum(isinstance(t, PartTask) for t in detail.tasks)
+            split = f", split into {len(detail.parts)} parts ({parts} left to run)" if detail.parts else ""
+            rows.append((item, f"run: {detail.source_frames} source frames{split}"))
     return rows
 
 
 def join_task(item: BatchItem, parts: list[PartTask]) -> JoinTask:
-    return JoinTask(item, tuple(t.folder for t in sorted(parts, key=lambda t: t.part.index)))
+    return JoinTask(item, tuple(t.folder for t in sorted(parts, key=lambda t: t.part.index)), parts[0].source)
 
 
 def run_batch(items: list[BatchItem], outdir: str | Path, *, address: str | None = None, workers: int | None = None,
@@ -181,7 +192,7 @@ def run_batch(items: list[BatchItem], outdir: str | Path, *, address: str | None
     for item in items:
         job.plan(item, part_seconds)
     if progress is not None:
-        progress(job.counts)
+        progress(job.progress())
     if job.queue:
         remove_leftovers(items, job.state)
         _run_on_ray(job, address, workers, cpus_per_worker, gpus_per_worker, progress)
@@ -199,7 +210,7 @@ def _run_on_ray(job: "_Job", address, workers, cpus_per_worker, gpus_per_worker,
     try:
         pool = _WorkerPool(workers, cpus_per_worker, gpus_per_worker)
         job.summary.workers = len(pool.actors)
-        pool.run(job.queue, job.counts, progress, finish=job.finish, skip=lambda task: task.item.key in job.failed)
+        pool.run(job, progress)
     finally:
         if started_here:
             ray.shutdown()
@@ -207,43 +218,42 @@ def _run_on_ray(job: "_Job", address, workers, cpus_per_worker, gpus_per_worker,
 
 class _Job:
     """A batch job's bookkeeping on the driver: the task queue, the parts each split video waits for,
-    the counts, the summary and the job state."""
+    the summary, the frames planned and read, and the job state."""
 
     def __init__(self, state: JobState, items: int, on_failure: Callable[[BatchItem, str], None] | None):
         self.state = state
         self.summary = BatchSummary()
-        self.counts = BatchProgress(items_total=items)
+        self.items = items
+        self.frames_total = 0
+        self.frames = 0  # source frames the workers have read (their progress reports)
         self.queue: deque[Task] = deque()
         self.parts_of: dict[str, list[PartTask]] = {}
         self.parts_left: dict[str, int] = {}
         self.failed: set[str] = set()
         self.on_failure = on_failure
 
+    def progress(self) -> BatchProgress:
+        s = self.summary
+        return BatchProgress(s.done + s.skipped + s.failed, self.items, self.frames, self.frames_total)
+
     def plan(self, item: BatchItem, part_seconds: float) -> None:
         """Skip a finished item, fail one that cannot run, or queue its first tasks."""
-        if self.state.is_done(item):
+        kind, detail = classify(item, self.state, part_seconds)
+        if kind == "skip":
             self.summary.skipped += 1
-            self.counts.items += 1
-            return
-        if item.error is not None:
-            self.fail(item, item.error)
-            return
-        try:
-            plan = plan_item(item, self.state, part_seconds)
-        except VFIError as exc:
-            self.fail(item, str(exc).splitlines()[0])
-            return
-        self.counts.frames_total += plan.source_frames
-        if plan.parts:
-            self.parts_of[item.key] = plan.parts
-            self.parts_left[item.key] = sum(isinstance(t, PartTask) for t in plan.tasks)
-        self.queue.extend(plan.tasks)
+        elif kind == "fail":
+            self.fail(item, detail)
+        else:
+            self.frames_total += detail.source_frames
+            if detail.parts:
+                self.parts_of[item.key] = detail.parts
+                self.parts_left[item.key] = sum(isinstance(t, PartTask) for t in detail.tasks)
+            self.queue.extend(detail.tasks)
 
     def fail(self, item: BatchItem, reason: str) -> None:
         self.summary.failed += 1
         self.summary.failures[str(item.input)] = reason
         self.failed.add(item.key)
-        self.counts.items += 1
         if self.on_failure is not None:
             self.on_failure(item, reason)
 
@@ -263,7 +273,6 @@ class _Job:
             return
         self.summary.done += 1
         self.summary.frames += result.frames
-        self.counts.items += 1
         self.state.record(item, result.frames)
 
 
@@ -328,30 +337,29 @@ class _WorkerPool:
         threads = max(1, int(cpus))
         self.actors = [actor.remote(self.reporter, device, threads) for _ in range(workers)]
 
-    def run(self, queue: deque, counts: BatchProgress, progress, finish: Callable[[TaskResult], None],
-            skip: Callable[[Task], bool]) -> None:
-        """Hand out ``queue``'s tasks (it may grow as results come) until all are done; ``finish`` gets each
-        result, ``skip`` drops a queued task (the other parts of a failed video)."""
+    def run(self, job: _Job, progress: Callable[[BatchProgress], None] | None) -> None:
+        """Hand out ``job``'s queued tasks (the queue grows as parts finish) until all are done; a queued
+        task of a failed item (the other parts of a broken video) is dropped."""
         import ray
 
         idle = list(self.actors)
         running: dict = {}  # future -> (actor, task)
         try:
-            while queue or running:
-                while queue and idle:
-                    task = queue.popleft()
-                    if skip(task):
+            while job.queue or running:
+                while job.queue and idle:
+                    task = job.queue.popleft()
+                    if task.item.key in job.failed:
                         continue
                     actor = idle.pop()
                     running[actor.run.remote(task)] = (actor, task)
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=0.25)
-                counts.frames = ray.get(self.reporter.frames.remote())
+                job.frames = ray.get(self.reporter.frames.remote())
                 for future in ready:
                     actor, task = running.pop(future)
                     idle.append(actor)
-                    finish(self._result(future, task))
+                    job.finish(self._result(future, task))
                 if progress is not None:
-                    progress(counts)
+                    progress(job.progress())
         except BaseException:  # Ctrl-C, SIGTERM or a failure: the workers stop and remove partial files
             self._stop(running)
             raise

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import Cancelled, InputError, VFIError
+from ..io import VideoReader
 from ..pipeline import FileResult, InterpolatedStream, SequencePart, interpolate_file
 from ..timing import OutputFrame
 from .plan import BatchItem, Part
@@ -36,12 +37,14 @@ class PartTask:
     part: Part
     last: bool
     folder: Path  # where the part's frames go (a PNG folder, written atomically)
+    source: VideoReader  # the planner's reader: its scan of the file travels with the task
 
 
 @dataclass(frozen=True)
 class JoinTask:
     item: BatchItem
     folders: tuple[Path, ...]
+    source: VideoReader
 
 
 Task = WholeTask | PartTask | JoinTask
@@ -109,9 +112,9 @@ def _interpolate(task: WholeTask | PartTask, device, progress, cancel) -> dict:
 
 
 def _interpolate_part(task: PartTask, model, report, cancel) -> dict:
-    from ..io import PngSequenceWriter, VideoReader
+    from ..io import PngSequenceWriter
 
-    reader = VideoReader(task.item.input)
+    reader = task.source
     options = task.item.settings.options()
     part = SequencePart(first_index=task.part.start, origin=reader.start, last=task.last)
     stream = InterpolatedStream(reader.frames(task.part.start, task.part.stop), model, options, reader.fps,
@@ -136,12 +139,12 @@ def _interpolate_part(task: PartTask, model, report, cancel) -> dict:
 
 def _join(task: JoinTask, cancel) -> dict:
     """The parts' frames, in order, into the item's output; the audio is copied from the source."""
-    from ..io import VideoReader, open_writer
+    from ..io import open_writer
     from ..io.images import array_to_frame, list_images, read_image
 
     item = task.item
     settings = item.settings
-    source = VideoReader(item.input)
+    source = task.source
     fps = settings.options().target_fps(source.fps)
     missing = [str(f) for f in task.folders if not f.is_dir()]
     if missing:

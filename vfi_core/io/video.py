@@ -163,8 +163,8 @@ class VideoReader:
             raise InputError(f"{self.path} has a video stream without frames")
         stamps.sort()
         self._stamps = stamps
-        positions = {pts: i for i, pts in enumerate(stamps)}
-        self.keyframes = sorted(positions[pts] for pts in set(key_stamps))
+        self._positions = {pts: i for i, pts in enumerate(stamps)}  # presentation index by timestamp
+        self.keyframes = sorted(self._positions[pts] for pts in set(key_stamps))
         self.count = len(stamps)
         self.declared = int(stream.frames or 0)
         rate = stream.average_rate or stream.guessed_rate
@@ -222,10 +222,9 @@ class VideoReader:
                 stream.thread_type = "AUTO"
             fmt = self._pixel_format()
             container.seek(self._stamps[start], stream=stream, backward=True)
-            positions = {pts: i for i, pts in enumerate(self._stamps)}
             end_time = self.start + self.duration
             for frame in self._decode(container, stream):
-                index = positions.get(frame.pts)
+                index = self._positions.get(frame.pts)
                 if index is None:
                     raise InputError(f"{self.path}: a decoded frame's time is not in the file's index "
                                      "(damaged file?); read it whole")

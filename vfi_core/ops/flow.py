@@ -185,3 +185,9 @@ def capped_dis(frame0: torch.Tensor, frame1: torch.Tensor, preset: str = "medium
     """:func:`capped` DIS flows (float32), refined down to the capped grid's full resolution
     (``finest_scale`` 0); ``global_motion``: started from the dominant translation (:class:`DISFlow`)."""
     return capped(frame0.float(), frame1.float(), dis_estimator(preset, 0, global_motion), max_side)
+
+
+def full_dis(frame0: torch.Tensor, frame1: torch.Tensor) -> torch.Tensor:
+    """``(B,4,H,W)`` flows ``F01, F10``: DIS medium at the frames' own size, started from the dominant
+    translation (the motion the crop-trained recipes and LDMVFI's pipeline use)."""
+    return capped_dis(frame0, frame1, "medium", max(frame0.shape[-2:]), True)

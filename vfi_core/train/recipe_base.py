@@ -23,12 +23,12 @@ def add_crop_flows(batch: dict) -> dict:
     """``batch`` with ``"flows"`` ``(B,4,H,W)`` (``F01, F10`` in pixels of the crop, between
     ``frames[:, 1]`` and ``frames[:, 2]``): a motion pack's own where the batch has them, else DIS
     (medium, from the dominant translation) on the crops, for recipes that train on the core's motion."""
-    from ..ops.flow import capped_dis
+    from ..ops.flow import full_dis
 
     if "flows" in batch:
         return batch
     frames = batch["frames"]
-    return {**batch, "flows": capped_dis(frames[:, 1], frames[:, 2], "medium", max(frames.shape[-2:]), True)}
+    return {**batch, "flows": full_dis(frames[:, 1], frames[:, 2])}
 
 
 class NetworkRecipe:

@@ -20,6 +20,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ...config import LossWeights
+from ...errors import InputError
 from ...losses import feature_pair, load_perceptual_features, normalized_feature_distance
 
 
@@ -45,8 +46,6 @@ class VQFIGANLossWeights(LossWeights):
     settings: ClassVar[tuple[str, ...]] = ("adversarial_start", "perceptual_weights")
 
     def check(self) -> None:
-        from ...errors import InputError
-
         if not 0 <= float(self.adversarial_start) <= 1:
             raise InputError(f"vq-figan loss: adversarial_start must lie in [0, 1], got {self.adversarial_start}")
 

@@ -13,6 +13,7 @@ import torch
 
 from ...diffusion import NoiseSchedule, sample
 from ...frames import crop_to, pad_to_multiple
+from ...ops.flow import full_dis
 from .autoencoder import VQFIGAN, linear_flows
 from .denoiser import LatentDenoiser
 
@@ -31,7 +32,7 @@ class LDMVFIPipeline:
         config = denoiser.config
         self.schedule = NoiseSchedule(config.schedule, config.timesteps, config.prediction)
         self.steps, self.sampler, self.seed = steps, sampler, seed
-        self.motion = motion or _dis
+        self.motion = motion or full_dis
         self.device = next(denoiser.parameters()).device
 
     @property
@@ -55,7 +56,3 @@ class LDMVFIPipeline:
         out = self.autoencoder.decode(latent, frame0, frame1, flow_t0, flow_t1)
         return crop_to(out.clamp(0, 1), size)
 
-
-def _dis(frame0: torch.Tensor, frame1: torch.Tensor) -> torch.Tensor:
-    from ...ops.flow import capped_dis
-    return capped_dis(frame0, frame1, "medium", max(frame0.shape[-2:]), True)

@@ -72,12 +72,12 @@ class Reconstruction:
     @torch.no_grad()
     def reconstruct(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor,
                     truth: torch.Tensor) -> torch.Tensor:
-        from ...ops.flow import capped_dis
+        from ...ops.flow import full_dis
 
         size = frame0.shape[-2:]
         frames = [pad_to_multiple(x.to(self.device).float(), self.autoencoder.size_multiple)[0]
                   for x in (frame0, frame1, truth)]
-        flows = capped_dis(frames[0], frames[1], "medium", max(frames[0].shape[-2:]), True)
+        flows = full_dis(frames[0], frames[1])
         flow_t0, flow_t1 = linear_flows(flows, t.to(self.device))
         self.autoencoder.eval()
         out, _ = self.autoencoder(frames[2], frames[0], frames[1], flow_t0, flow_t1)
