@@ -7,6 +7,9 @@
   workflow names the model by node id, so saved graphs keep their meaning.
 * ``VFISuiteInterpolate``: IMAGE batch in, interpolated IMAGE batch, confidence MASK and frame rate out.
 * ``VFISuiteInterpolateVideo``: VIDEO in, VIDEO out at the new frame rate, audio kept.
+* ``VFISuiteAdapt``: a VFI_MODEL fine-tuned on an IMAGE batch (the clip it will interpolate), for the
+  models that adapt; its widgets are the core's adaptation options. It can save the adapter to
+  ``models/vfi/adapters/``, and ``VFISuiteApplyAdapter`` applies a saved one.
 
 Errors caused by the graph (one frame, a weight file that is not ours, a bad parameter) are
 :class:`vfi_core.VFIError` with a one-line message, which ComfyUI shows on the node.
@@ -26,7 +29,8 @@ import torch
 from comfy_api.latest import ComfyExtension, InputImpl, Types, io
 
 import vfi_core
-from vfi_core.errors import Cancelled
+from vfi_core.adapt import ADAPT_PARAMS, Adapter, adapt_to_frames, apply_adapter
+from vfi_core.errors import Cancelled, InputError
 from vfi_core.model_cache import MODELS
 from vfi_core.pipeline import MAX_FPS, TIMING_PARAMS, SequenceOptions, parse_fps, timing_options
 from vfi_core.registry import ModelDescriptor, Param
@@ -245,9 +249,83 @@ def interpolate_video_file(video, model, options: SequenceOptions):
     return InputImpl.VideoFromFile(destination)
 
 
+ADAPTER_FOLDER = "adapters"  # under the model folder
+
+
+def adapter_choices() -> list[str]:
+    """The adapter files in the model folders' ``adapters/`` folder."""
+    import folder_paths
+
+    return [name for name in folder_paths.get_filename_list(MODEL_FOLDER)
+            if Path(name).parts[0] == ADAPTER_FOLDER]
+
+
+class Adapt(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        able = ", ".join(d.name for d in vfi_core.list_models() if d.adaptable)
+        return io.Schema(
+            node_id="VFISuiteAdapt", display_name="Adapt interpolator to clip (VFI Suite)", category=CATEGORY,
+            description="Fine-tune the interpolator's low-rank adapters on the frames it will interpolate "
+                        "(self-supervised: known frames predicted from their neighbours), then pass it on. "
+                        f"Models that adapt: {able}.",
+            inputs=[VFIModel.Input("vfi_model"),
+                    io.Image.Input("images", tooltip="The clip to adapt to, in order (what you will interpolate)."),
+                    *[param_input(p) for p in ADAPT_PARAMS],
+                    io.Int.Input("seed", default=0, min=0, max=2**63 - 1, tooltip="Seeds the windows and batches."),
+                    io.String.Input("save_as", default="", tooltip=f"If set, save the adapter as "
+                                    f"models/vfi/{ADAPTER_FOLDER}/<name>.safetensors (for Apply adapter).")],
+            outputs=[VFIModel.Output("adapted_model", display_name="VFI_MODEL")])
+
+    @classmethod
+    def execute(cls, vfi_model: LoadedInterpolator, images: torch.Tensor, adapt: int, adapt_rate: float,
+                adapt_rank: int, seed: int, save_as: str = "") -> io.NodeOutput:
+        from .sequence import check_images
+
+        check_images(images)
+        name = save_as.strip()
+        if name and (Path(name).name != name or name.startswith(".")):
+            raise InputError(f"save_as is a file name without folders, got {name!r}")
+        model = prepared(vfi_model)
+        hooks = ComfyHooks()
+        frames = (images[i, :, :, :3].permute(2, 0, 1)[None].float() for i in range(images.shape[0]))
+        result = run_interruptible(adapt_to_frames, model, frames, adapt, adapt_rate, adapt_rank, seed=seed,
+                                   progress=hooks.progress, cancel=hooks.cancel)
+        if name:
+            import folder_paths
+
+            folder = Path(folder_paths.get_folder_paths(MODEL_FOLDER)[0]) / ADAPTER_FOLDER
+            folder.mkdir(parents=True, exist_ok=True)
+            result.adapter.save(folder / f"{Path(name).stem}.safetensors")
+        return io.NodeOutput(LoadedInterpolator(result.model, vfi_model.params))
+
+
+class ApplyAdapter(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="VFISuiteApplyAdapter", display_name="Apply adapter (VFI Suite)", category=CATEGORY,
+            description="Apply an adapter saved by 'Adapt interpolator to clip' to the same model and weights.",
+            inputs=[VFIModel.Input("vfi_model"),
+                    io.Combo.Input("adapter", options=adapter_choices(),
+                                   tooltip=f"An adapter file from models/vfi/{ADAPTER_FOLDER}/.")],
+            outputs=[VFIModel.Output("adapted_model", display_name="VFI_MODEL")])
+
+    @classmethod
+    def execute(cls, vfi_model: LoadedInterpolator, adapter: str) -> io.NodeOutput:
+        import folder_paths
+
+        path = folder_paths.get_full_path(MODEL_FOLDER, adapter)
+        if path is None:
+            raise InputError(f"adapter {adapter!r} is not in the model folders")
+        model = apply_adapter(prepared(vfi_model), Adapter.load(path))
+        return io.NodeOutput(LoadedInterpolator(model, vfi_model.params))
+
+
 def node_list() -> list[type[io.ComfyNode]]:
-    """Every node of the pack: one loader per registered interpolator, then the two interpolate nodes."""
-    return [loader_node(d) for d in vfi_core.list_models()] + [Interpolate, InterpolateVideo]
+    """Every node of the pack: one loader per registered interpolator, the two interpolate nodes and
+    the adaptation nodes."""
+    return [loader_node(d) for d in vfi_core.list_models()] + [Interpolate, InterpolateVideo, Adapt, ApplyAdapter]
 
 
 class VFISuiteExtension(ComfyExtension):

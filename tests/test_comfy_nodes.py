@@ -138,7 +138,7 @@ def test_every_registered_model_gets_a_loader_with_its_declared_parameters(comfy
         assert schema.category == nodes.CATEGORY and schema.display_name and schema.description
     ids = [s.node_id for s in schemas]
     assert len(set(ids)) == len(ids)
-    assert ids[-2:] == ["VFISuiteInterpolate", "VFISuiteInterpolateVideo"]
+    assert ids[-4:] == ["VFISuiteInterpolate", "VFISuiteInterpolateVideo", "VFISuiteAdapt", "VFISuiteApplyAdapter"]
     for descriptor in vfi_core.list_models():
         schema = loader(descriptor.name).define_schema()
         inputs = {i.id: i for i in schema.inputs}

@@ -55,6 +55,11 @@ class Interpolator:
         parameters (the descriptor's figure; models whose parameters add work add it), or None."""
         return self.descriptor.seconds_per_megapixel.get(torch.device(self.device).type)
 
+    def adaptation(self):
+        """What per-clip adaptation needs (:class:`vfi_core.adapt.Adaptation`), or None for a model
+        that does not adapt (``descriptor.adaptable`` is False)."""
+        return None
+
     def set_params(self, **params) -> None:
         """Change declared parameters without reloading; each is validated against its range."""
         values = {key: self.descriptor.param(key).validate(value) for key, value in params.items()}

@@ -98,6 +98,8 @@ class ModelDescriptor:
     weight_file: str | None = None
     params: tuple[Param, ...] = ()
     gives_confidence: bool = False
+    # whether the interpolator adapts to a clip (its ``adaptation()``, :mod:`vfi_core.adapt`)
+    adaptable: bool = False
     # seconds per megapixel of an interpolated frame, by device type: what the work limits estimate
     # a job's time from (vfi_core.limits); measured at the default parameters, None where unmeasured
     seconds_per_megapixel: dict[str, float] = field(default_factory=dict, compare=False)
@@ -133,6 +135,7 @@ class ModelDescriptor:
         return {"name": self.name, "summary": self.summary, "arbitrary_t": self.arbitrary_t,
                 "size_multiple": self.size_multiple, "supports_half": self.supports_half,
                 "weight_file": self.weight_file, "gives_confidence": self.gives_confidence,
+                "adaptable": self.adaptable,
                 "params": [p.to_dict() for p in self.params]}
 
 

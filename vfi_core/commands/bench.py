@@ -3,6 +3,9 @@
   vfi bench --model NAME --dataset PATH [--layout auto|triplets-csv|...] [--sets A,B] [--out DIR] [--limit N]
             [--speed] [--perceptual]
   vfi bench --predictions DIR --dataset PATH ...
+  vfi bench --model NAME --clips CLIP [CLIP ...] [--adapt 0,50,200] [--clip-frames N] [--perceptual]
+      the dropped-frame protocol: every second frame of each clip is dropped, restored from the frames
+      that remain (after adapting to them for each step count) and scored; one report per step count
   vfi bench --compare a.json b.json [...]
 """
 from __future__ import annotations
@@ -11,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from .common import add_model_options
+from .common import add_adapt_options, add_model_options
 
 
 def add_parser(sub) -> None:
@@ -33,6 +36,11 @@ def add_parser(sub) -> None:
     p.add_argument("--perceptual", action="store_true",
                    help="also compute the perceptual distance (needs: pip install 'vfi-suite[perceptual]')")
     p.add_argument("--save-predictions", metavar="DIR", help="keep the model's predictions as a predictions folder")
+    p.add_argument("--clips", nargs="+", metavar="CLIP", help="video files or image folders for the dropped-frame "
+                   "protocol (instead of --dataset)")
+    p.add_argument("--clip-frames", type=int, default=None, metavar="N",
+                   help="use only the first N frames of each clip (default: all)")
+    add_adapt_options(p, several=True)
     p.set_defaults(run=run)
 
 
@@ -58,8 +66,14 @@ def run(args) -> int:
             raise InputError("--compare takes only report files, not --dataset or --predictions")
         print(bench.compare_reports([bench.load_report(p) for p in args.compare]))
         return 0
+    if args.clips:
+        if args.dataset or args.predictions:
+            raise InputError("--clips is a benchmark of its own: leave out --dataset and --predictions")
+        return run_clips(args)
+    if args.adapt != (0,):
+        raise InputError("--adapt applies to the dropped-frame protocol: give --clips")
     if not args.dataset:
-        raise InputError("vfi bench needs --dataset PATH (or --compare a.json b.json)")
+        raise InputError("vfi bench needs --dataset PATH or --clips CLIP ... (or --compare a.json b.json)")
     if args.predictions and (args.model or args.speed or args.save_predictions):
         raise InputError("--predictions scores a folder: it takes no --model, --speed or --save-predictions")
 
@@ -98,4 +112,51 @@ def run(args) -> int:
     json_path, md_path = bench.write_report(report, Path(args.out))
     print(bench.markdown_report(report))
     print(f"\nwrote {json_path} and {md_path}")
+    return 0
+
+
+def run_clips(args) -> int:
+    """The dropped-frame protocol (:mod:`vfi_core.evaluation.clips`), one report per step count."""
+    import sys
+
+    from tqdm import tqdm
+
+    from ..evaluation import bench
+    from ..evaluation.clips import adapted_model, score_clip
+    from .common import adapt_from_args, load_model
+
+    for clip in args.clips:
+        if not Path(clip).exists():
+            raise InputError(f"clip {clip} does not exist")
+    if args.clip_frames is not None and args.clip_frames < 3:
+        raise InputError(f"--clip-frames must be at least 3, got {args.clip_frames}")
+    options = adapt_from_args(args)
+    perceptual = None
+    if args.perceptual:
+        from ..evaluation.perceptual import load_perceptual_metric
+        perceptual = load_perceptual_metric()
+    model = load_model(args)
+    base = args.name or f"{model.name}-clips"
+    reports = []
+    for steps in options["steps"]:
+        records, seconds = [], {}
+        for clip in args.clips:
+            name = Path(clip).stem if Path(clip).is_file() else Path(clip).name
+            with tqdm(total=steps, desc=f"adapting to {name}", unit="step", disable=not steps, file=sys.stderr) as bar:
+                adapted, seconds[name] = adapted_model(model, clip, steps, args.clip_frames, options["rate"],
+                                                       options["rank"], seed=args.seed or 0,
+                                                       progress=lambda done, total: bar.update(done - bar.n))
+            with tqdm(desc=f"scoring {name}", unit="frame", file=sys.stderr) as bar:
+                records += score_clip(adapted, clip, args.clip_frames, perceptual,
+                                      progress=lambda done, total: bar.update(done - bar.n))
+        source = {"model": model.name, "params": model.params, "device": str(model.device),
+                  "dtype": str(model.dtype).replace("torch.", ""), "protocol": "dropped-frame",
+                  "clip_frames": args.clip_frames,
+                  "adapt": {"steps": steps, "rate": options["rate"], "rank": options["rank"], "seconds": seconds}}
+        report = bench.build_report(f"{base}-adapt{steps}", source, ", ".join(args.clips), "clips", records,
+                                    memory=bench.peak_memory(model.device))
+        json_path, _ = bench.write_report(report, Path(args.out))
+        reports.append(report)
+        print(f"wrote {json_path}", file=sys.stderr)
+    print(bench.compare_reports(reports) if len(reports) > 1 else bench.markdown_report(reports[0]))
     return 0

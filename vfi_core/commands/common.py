@@ -118,3 +118,46 @@ def add_encoder_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crf", type=_crf, default=None, help="quality: H.264 0-51 (default 18), VP9 0-63 (default 30)")
     parser.add_argument("--preset", default=None, help="x264 preset, ultrafast..veryslow (default medium)")
     parser.add_argument("--no-audio", action="store_true", help="leave the source's audio out")
+
+
+def _steps_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma list of step counts, e.g. 0,50,200, got {text!r}") from None
+
+
+def add_adapt_options(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    """``--adapt``, ``--adapt-rate``, ``--adapt-rank`` from :data:`vfi_core.adapt.ADAPT_PARAMS`
+    (``several``: ``--adapt`` takes a comma list of step counts), and, for a single run, the adapter
+    file options ``--adapter`` and ``--save-adapter``."""
+    from ..adapt import adapt_param
+
+    steps, rate, rank = (adapt_param(n) for n in ("adapt", "adapt_rate", "adapt_rank"))
+    group = parser.add_argument_group("adapting to the clip (models that support it, see `vfi models`)")
+    if several:
+        group.add_argument("--adapt", type=_steps_list, default=(steps.default,), metavar="N,N,...",
+                           help="adaptation steps to compare, e.g. 0,50,200 (0: not adapted)")
+    else:
+        group.add_argument("--adapt", type=int, default=steps.default, metavar="N",
+                           help=f"{steps.help} Up to {steps.max:g}.")
+    group.add_argument("--adapt-rate", type=float, default=rate.default, metavar="LR",
+                       help=f"{rate.help} (default {rate.default:g})")
+    group.add_argument("--adapt-rank", type=int, default=rank.default, metavar="R",
+                       help=f"{rank.help} {rank.min:g}-{rank.max:g} (default {rank.default})")
+    if not several:
+        group.add_argument("--adapter", metavar="FILE", help="apply an adapter saved by --save-adapter "
+                           "(with --adapt, adaptation continues from it)")
+        group.add_argument("--save-adapter", metavar="FILE", help="save the adapted layers to this .safetensors file "
+                           "(reuse with --adapter)")
+
+
+def adapt_from_args(args: argparse.Namespace) -> dict:
+    """The adaptation options the flags give, each checked against its declaration."""
+    from ..adapt import adapt_param
+
+    values = {"rate": adapt_param("adapt_rate").validate(args.adapt_rate),
+              "rank": adapt_param("adapt_rank").validate(args.adapt_rank)}
+    steps = args.adapt if isinstance(args.adapt, tuple) else (args.adapt,)
+    values["steps"] = tuple(adapt_param("adapt").validate(n) for n in steps)
+    return values

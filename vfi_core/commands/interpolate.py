@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ..errors import InputError, Terminated
 from ..limits import WorkLimits
-from .common import add_encoder_options, add_model_options, add_timing_options, load_model, timing_from_args
+from .common import (add_adapt_options, add_encoder_options, add_model_options, add_timing_options, adapt_from_args,
+                     load_model, timing_from_args)
 
 
 def _tile(text: str) -> int | str:
@@ -47,11 +48,42 @@ def add_parser(sub) -> None:
                    help="refuse a video holding fewer frames than it declares (truncated); default: warn and "
                    "use the frames that are there")
     add_model_options(p)
+    add_adapt_options(p)
     p.set_defaults(run=run)
 
 
 def _terminate(signum, frame):
     raise Terminated
+
+
+def adapted(model, args, adapting: dict, folder_fps):
+    """``model`` with the adapter ``--adapter`` names and/or adapted to the input for ``--adapt`` steps
+    (progress bars for reading and adapting); the adapter saved to ``--save-adapter``."""
+    from tqdm import tqdm
+
+    from ..adapt import Adapter, adapt_to_frames, adaptation_of, apply_adapter
+    from ..io import open_reader
+
+    steps = adapting["steps"][0]
+    if not steps and args.adapter is None:
+        return model
+    adaptation_of(model)  # a model that cannot adapt fails here, in one line, before any reading
+    start = Adapter.load(args.adapter) if args.adapter is not None else None
+    if steps:
+        reader = open_reader(args.input, folder_fps, strict=args.strict)
+        with tqdm(total=reader.count, desc="reading the clip", unit="frame", dynamic_ncols=True) as reading, \
+                tqdm(total=steps, desc="adapting", unit="step", dynamic_ncols=True) as bar:
+            result = adapt_to_frames(model, (f.rgb for f in reader.frames()), steps, adapting["rate"],
+                                     adapting["rank"], start=start, seed=args.seed or 0,
+                                     reading=lambda n: reading.update(n - reading.n),
+                                     progress=lambda done, total: bar.update(done - bar.n))
+        model, adapter = result.model, result.adapter
+        tqdm.write(f"adapted in {result.seconds:.0f} s (loss {adapter.losses[0]:.4f} -> {adapter.losses[-1]:.4f})")
+    else:
+        model, adapter = apply_adapter(model, start), start
+    if args.save_adapter is not None:
+        tqdm.write(f"saved the adapter to {adapter.save(args.save_adapter)}")
+    return model
 
 
 def run(args) -> int:
@@ -65,6 +97,11 @@ def run(args) -> int:
 
     options = timing_options(**timing_from_args(args), tile=args.tile, tile_overlap=args.tile_overlap,
                              batch_size=args.batch_size)
+    adapting = adapt_from_args(args)
+    if args.save_adapter is not None and Path(args.save_adapter).suffix != ".safetensors":
+        raise InputError(f"--save-adapter writes a .safetensors file, got {args.save_adapter}")
+    if args.save_adapter is not None and not (adapting["steps"][0] or args.adapter):
+        raise InputError("--save-adapter saves what --adapt N learns: give --adapt N")
     folder_fps = parse_fps(args.input_fps) if args.input_fps is not None else None
     model = load_model(args)
     if Path(args.input).exists():  # like `mkdir -p`, but never for a job that cannot start
@@ -92,6 +129,7 @@ def run(args) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = show_warning
         try:
+            model = adapted(model, args, adapting, folder_fps)
             result = interpolate_file(args.input, args.output, model, options, crf=args.crf, preset=args.preset,
                                       audio=not args.no_audio, folder_fps=folder_fps, progress=progress,
                                       strict=args.strict,

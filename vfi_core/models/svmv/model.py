@@ -61,6 +61,12 @@ from ...registry import ModelDescriptor, Param, register
 from ..refine import DetailRestorer, RefineNet, RestorationInputs, add_cost, refine_param
 
 BASE_MOTIONS = ("linear", "splat-linear")
+# Per-clip adaptation (vfi_core.adapt): low-rank adapters on the decoder and its heads (the shared
+# encoder stays as trained), learning from 7-frame windows of the clip: I-1, I0, I1, I2 are its frames
+# 0, 2, 4, 6 and frame 3 the target at t = 0.5, so the model learns at the clip's own motion, doubled.
+ADAPTER_TARGETS = ("decoders", "heads")
+ADAPT_SPAN = 7
+ADAPT_TWO_FRAME = 0.25  # share of adaptation batches given as two-frame input (a clip's ends)
 ENSEMBLE_RANGE = (1, 8)  # the M range the architecture is trained for (random M per step)
 
 
@@ -352,6 +358,14 @@ def restoration_inputs(out: SVMVOutput) -> RestorationInputs:
     return RestorationInputs(warped[:, 0], warped[:, 1], out.frame, share[:, 1].clamp(0, 1), out.confidence)
 
 
+def augment_prior(prior: torch.Tensor, flip: torch.Tensor, reverse: torch.Tensor) -> torch.Tensor:
+    """Flows ``F01, F10`` ``(B,4,h,w)`` of frames mirrored left-right where ``flip`` ``(B,)`` is true
+    (the fields mirrored, their x components negated) and swapped in time where ``reverse`` is."""
+    sign = prior.new_tensor([-1.0, 1.0, -1.0, 1.0]).view(1, 4, 1, 1)
+    prior = torch.where(flip.view(-1, 1, 1, 1), prior.flip(-1) * sign, prior)
+    return torch.where(reverse.view(-1, 1, 1, 1), prior[:, [2, 3, 0, 1]], prior)
+
+
 def stack_frames(frame0: torch.Tensor, frame1: torch.Tensor, frame_prev: torch.Tensor | None = None,
                  frame_next: torch.Tensor | None = None) -> torch.Tensor:
     """``(B,4,3,H,W)`` stack ``[I-1, I0, I1, I2]``; a missing outer frame repeats its neighbour."""
@@ -377,6 +391,7 @@ class SVMV(Interpolator):
         weight_file="svmv.safetensors",
         recipe="vfi_core.models.svmv.recipe:SVMVRecipe",
         gives_confidence=True,
+        adaptable=True,
         seconds_per_megapixel={"cpu": 5.0, "cuda": 0.04},  # one CPU core (854x480), one H200 (1080p)
         params=(
             motion_param(),
@@ -405,6 +420,41 @@ class SVMV(Interpolator):
 
     def _interpolate(self, frame0, frame1, t) -> Interpolation:
         return self._run(stack_frames(frame0, frame1), t)
+
+    def adaptation(self):
+        """Per-clip adaptation of the decoder and heads (see :data:`ADAPTER_TARGETS`)."""
+        from ...adapt import Adaptation
+
+        return Adaptation(self.network, ADAPTER_TARGETS, ADAPT_SPAN, self._window_loss, self._on_network,
+                          prepare=self._window_prior, augment=augment_prior)
+
+    def _on_network(self, network: SVMVNet) -> "SVMV":
+        return type(self)(network=network, refiner=self._restorer.network, descriptor=self.descriptor,
+                          device=self.device, dtype=self.dtype, params=self.params, weights=self.weights,
+                          weight_dirs=self.weight_dirs)
+
+    def _window_prior(self, runs: torch.Tensor) -> torch.Tensor | None:
+        """``(B,4,h,w)`` the prior between frames 2 and 4 of each window ``(B,7,3,h,w)`` from the
+        ``motion`` parameter's estimator, as at inference."""
+        cfg = self.network.config
+        if cfg.flow_prior == "none":
+            return runs.new_zeros(runs.shape[0], 4, *capped_size(*runs.shape[-2:], cfg.dis_max_side))
+        estimator = MotionEstimator(self.params["motion"], cfg.dis_preset, 0, cfg.dis_global_motion)
+        return capped_flows(runs[:, 2], runs[:, 4], estimator, cfg.dis_max_side).float()
+
+    def _window_loss(self, network: SVMVNet, runs: torch.Tensor, prior: torch.Tensor, rng) -> torch.Tensor:
+        """The shipped training loss (reconstruction and census) of frame 3 of each window
+        ``(B,7,3,h,w)`` from frames 0, 2, 4, 6 at t = 0.5, given their ``prior``."""
+        from .loss import SVMVLoss, SVMVLossWeights
+
+        frames = runs[:, [0, 2, 4, 6]]
+        if rng.random() < ADAPT_TWO_FRAME:
+            frames = stack_frames(runs[:, 2], runs[:, 4])
+        t = runs.new_full((runs.shape[0],), 0.5)
+        out = network(frames, t, ensemble=self.params["ensemble"], prior=prior)
+        loss = SVMVLoss(SVMVLossWeights(spatial_variance=0.0, temporal_variance=0.0, flow=0.0))
+        total, _ = loss(out, {"gt": runs[:, 3]})
+        return total
 
     def prior(self, frame0: torch.Tensor, frame1: torch.Tensor) -> torch.Tensor | None:
         """The network's motion prior from the ``motion`` parameter's estimator (on the config's
