@@ -36,7 +36,7 @@ ADAPTER_FORMAT = "vfi-adapter/1"
 MAX_ADAPT_STEPS = 5000
 ADAPT_PARAMS = (
     Param("adapt", int, 0, "Adapt the model to this clip first: steps of fine-tuning on the clip's own frames "
-          "(known frames predicted from their neighbours); 0 is off. About 200 steps gain most.",
+          "(known frames predicted from their neighbours); 0 is off.",
           min=0, max=MAX_ADAPT_STEPS, step=10),
     Param("adapt_rate", float, 1e-3, "Learning rate of the adaptation.", min=1e-6, max=1e-1, step=1e-4),
     Param("adapt_rank", int, 4, "Rank of the low-rank adapters: more can learn more from the clip.",
