@@ -241,7 +241,7 @@ def adapt(model, windows: ClipWindows, steps: int, rate: float | None = None, ra
     rng = np.random.default_rng(seed)
     device = next(spec.network.parameters()).device
     losses: list[float] = []
-    with torch.inference_mode(False), cancellable(cancel):
+    with torch.inference_mode(False), torch.enable_grad(), cancellable(cancel):
         aux = None
         if spec.prepare is not None and steps:
             with torch.no_grad():
@@ -253,7 +253,6 @@ def adapt(model, windows: ClipWindows, steps: int, rate: float | None = None, ra
                 aux = torch.cat(parts)
         if progress is not None:
             progress(0, steps)
-    with torch.inference_mode(False), torch.enable_grad(), cancellable(cancel):
         torch.manual_seed(seed)
         rank_used, targets = (start.rank, start.targets) if start is not None else (rank, spec.targets)
         network = _adapted_copy(spec, rank_used, targets)

@@ -122,7 +122,7 @@ def run_clips(args) -> int:
     from tqdm import tqdm
 
     from ..evaluation import bench
-    from ..evaluation.clips import adapted_model, score_clip
+    from ..evaluation.clips import adapted_model, clip_name, score_clip
     from .common import adapt_from_args, load_model
 
     for clip in args.clips:
@@ -141,7 +141,7 @@ def run_clips(args) -> int:
     for steps in options["steps"]:
         records, seconds = [], {}
         for clip in args.clips:
-            name = Path(clip).stem if Path(clip).is_file() else Path(clip).name
+            name = clip_name(clip)
             with tqdm(total=steps, desc=f"adapting to {name}", unit="step", disable=not steps, file=sys.stderr) as bar:
                 adapted, seconds[name] = adapted_model(model, clip, steps, args.clip_frames, options["rate"],
                                                        options["rank"], seed=args.seed or 0,

@@ -27,6 +27,11 @@ def _limited(frames: Iterator[TimedFrame], limit: int | None) -> Iterator[TimedF
         yield frame
 
 
+def clip_name(clip: str | Path) -> str:
+    """A clip's name in reports: a video file's stem, an image folder's name."""
+    return Path(clip).stem if Path(clip).is_file() else Path(clip).name
+
+
 def kept_frames(clip: str | Path, limit: int | None = None) -> Iterator[TimedFrame]:
     """The frames of ``clip`` (a video file or an image folder) that remain: 0, 2, 4, ... of its first
     ``limit`` frames."""
@@ -45,7 +50,7 @@ def score_clip(model, clip: str | Path, limit: int | None = None, perceptual=Non
     from ..pipeline import interpolate_frames, timing_options
 
     reader = open_reader(clip)
-    name = Path(clip).stem if Path(clip).is_file() else Path(clip).name
+    name = clip_name(clip)
     dropped: dict[int, TimedFrame] = {}
 
     def remaining() -> Iterator[TimedFrame]:

@@ -59,6 +59,7 @@ from ...ops.motion import linear_motion, splatted_motion
 from ...ops.warp import backward_warp, outside_frame, resize_flow
 from ...registry import ModelDescriptor, Param, register
 from ..refine import DetailRestorer, RefineNet, RestorationInputs, add_cost, refine_param
+from .loss import SVMVLoss, SVMVLossWeights
 
 BASE_MOTIONS = ("linear", "splat-linear")
 # Per-clip adaptation (vfi_core.adapt): low-rank adapters on the decoder and its heads (the shared
@@ -67,6 +68,7 @@ BASE_MOTIONS = ("linear", "splat-linear")
 ADAPTER_TARGETS = ("decoders", "heads")
 ADAPT_SPAN = 7
 ADAPT_TWO_FRAME = 0.25  # share of adaptation batches given as two-frame input (a clip's ends)
+ADAPT_LOSS = SVMVLoss(SVMVLossWeights(spatial_variance=0.0, temporal_variance=0.0, flow=0.0))  # the shipped terms
 ENSEMBLE_RANGE = (1, 8)  # the M range the architecture is trained for (random M per step)
 
 
@@ -439,21 +441,17 @@ class SVMV(Interpolator):
         cfg = self.network.config
         if cfg.flow_prior == "none":
             return runs.new_zeros(runs.shape[0], 4, *capped_size(*runs.shape[-2:], cfg.dis_max_side))
-        estimator = MotionEstimator(self.params["motion"], cfg.dis_preset, 0, cfg.dis_global_motion)
-        return capped_flows(runs[:, 2], runs[:, 4], estimator, cfg.dis_max_side).float()
+        return capped_flows(runs[:, 2], runs[:, 4], self._estimator(), cfg.dis_max_side).float()
 
     def _window_loss(self, network: SVMVNet, runs: torch.Tensor, prior: torch.Tensor, rng) -> torch.Tensor:
         """The shipped training loss (reconstruction and census) of frame 3 of each window
         ``(B,7,3,h,w)`` from frames 0, 2, 4, 6 at t = 0.5, given their ``prior``."""
-        from .loss import SVMVLoss, SVMVLossWeights
-
         frames = runs[:, [0, 2, 4, 6]]
         if rng.random() < ADAPT_TWO_FRAME:
             frames = stack_frames(runs[:, 2], runs[:, 4])
         t = runs.new_full((runs.shape[0],), 0.5)
         out = network(frames, t, ensemble=self.params["ensemble"], prior=prior)
-        loss = SVMVLoss(SVMVLossWeights(spatial_variance=0.0, temporal_variance=0.0, flow=0.0))
-        total, _ = loss(out, {"gt": runs[:, 3]})
+        total, _ = ADAPT_LOSS(out, {"gt": runs[:, 3]})
         return total
 
     def prior(self, frame0: torch.Tensor, frame1: torch.Tensor) -> torch.Tensor | None:
@@ -463,9 +461,14 @@ class SVMV(Interpolator):
         cfg = self.network.config
         if cfg.flow_prior == "none":
             return None
-        estimator = MotionEstimator(self.params["motion"], cfg.dis_preset, 0, cfg.dis_global_motion)
+        estimator = self._estimator()
         return self._flows.get(frame0, frame1, lambda: capped_flows(frame0, frame1, estimator, cfg.dis_max_side)
                                .to(frame0.dtype), key=estimator)
+
+    def _estimator(self) -> MotionEstimator:
+        """The ``motion`` parameter's estimator with the network's DIS settings."""
+        cfg = self.network.config
+        return MotionEstimator(self.params["motion"], cfg.dis_preset, 0, cfg.dis_global_motion)
 
     def _run(self, frames: torch.Tensor, t: torch.Tensor) -> Interpolation:
         prior = self.prior(frames[:, 1], frames[:, 2])
