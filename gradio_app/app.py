@@ -1,7 +1,8 @@
 """The Gradio Blocks app: inputs, the model's own controls (built from its declared parameters),
 results, cancel, queue, limits, examples and the ``/interpolate`` API endpoint.
 
-Layout: on the left the source (a video, or two images), the interpolator with its controls, timing
+Layout: on the left the source (a video, or two images), the interpolator with its controls,
+"adapt to this clip" (models that can adapt, :data:`vfi_core.adapt.ADAPT_PARAMS`), timing
 (multiplier or target fps, scene-cut threshold, loop, dedup: built from the core's timing
 declarations), preview length, output format and audio, and the
 Run / Cancel buttons; on the right the interpolated video, the side-by-side comparison, the confidence
@@ -9,7 +10,8 @@ heat map (models that give confidence), a summary with the seconds it took, and 
 
 The UI's Run button and the API share one job function. The API endpoint ``/interpolate`` has a
 stable signature whatever models are registered: the model's parameters go in one dict
-(``model_params``), checked against the model's declarations, and ``timing`` says whether the
+(``model_params``), checked against the model's declarations, the adaptation options in another
+(``adaptation``), and ``timing`` says whether the
 multiplier or the target fps applies (the other is ignored).
 """
 from __future__ import annotations
@@ -25,7 +27,7 @@ from vfi_core.errors import InputError, ParameterError, VFIError
 from vfi_core.pipeline import timing_options, timing_param
 from vfi_core.registry import ModelDescriptor, Param
 
-from .job import OUTPUT_FORMATS, JobSettings, Limits, image_pair_folder, public_message, run_job
+from .job import OUTPUT_FORMATS, JobSettings, Limits, adapt_settings, image_pair_folder, public_message, run_job
 
 API_NAME = "interpolate"
 SAMPLES_DIR = Path(registry.__file__).resolve().parent / "samples"
@@ -98,9 +100,10 @@ def weights_note(model: ModelDescriptor) -> str:
 
 def job_settings(video, first_image, second_image, model: str, timing: str, multiplier, target_fps,
                  model_params: dict | None, scene_threshold, loop, dedup, preview_seconds, output_format,
-                 keep_audio, work: Path) -> tuple[Path, JobSettings]:
+                 keep_audio, work: Path, adaptation: dict | None = None) -> tuple[Path, JobSettings]:
     """The source to read and the :class:`JobSettings` of one request, checked; ``timing`` names the
-    mode (:data:`TIMING_MODES`): the multiplier, or the target fps, never both."""
+    mode (:data:`TIMING_MODES`): the multiplier, or the target fps, never both; ``adaptation`` maps
+    the adaptation options' declared names to values (:func:`~gradio_app.job.adapt_settings`)."""
     if video and (first_image or second_image):
         raise InputError("give either a video or two images, not both")
     if video:
@@ -122,7 +125,8 @@ def job_settings(video, first_image, second_image, model: str, timing: str, mult
                              scene_threshold=scene_threshold, loop=loop, dedup=dedup)
     settings = JobSettings(model=descriptor.name, model_params=descriptor.resolve_params(model_params or {}),
                            options=options, preview_seconds=float(preview_seconds or 0),
-                           output_format=output_format, keep_audio=bool(keep_audio))
+                           output_format=output_format, keep_audio=bool(keep_audio),
+                           adapt=adapt_settings(adaptation))
     return source, settings
 
 
@@ -133,13 +137,14 @@ def job_function(limits: Limits, cancel_requests: CancelRequests):
     def interpolate(video: str | None, first_image: str | None, second_image: str | None, model: str,
                     timing: str, multiplier: float, target_fps: str | None, model_params: dict | None,
                     scene_threshold: float, loop: bool, dedup: bool, preview_seconds: float, output_format: str,
-                    keep_audio: bool, request: gr.Request, progress=gr.Progress()):
+                    keep_audio: bool, adaptation: dict | None, request: gr.Request, progress=gr.Progress()):
         """Interpolate a video, or two images, with ``model``.
 
         ``timing`` is "multiplier" or "target fps" (then ``target_fps``: "60", "59.94", "60000/1001" is
         used); ``model_params`` maps the model's declared parameter names to values; ``preview_seconds``
         > 0 interpolates only the first seconds; ``scene_threshold`` 1 never cuts; ``loop`` and ``dedup``
-        as their declarations say.
+        as their declarations say; ``adaptation`` (``{"adapt": steps, "adapt_rate", "adapt_rank"}``, any
+        left out at its default) adapts a model that supports it to the clip first.
         Returns the interpolated video, the side-by-side comparison, the confidence heat map (None for
         models without confidence), a summary and the file in the chosen format.
         """
@@ -151,12 +156,16 @@ def job_function(limits: Limits, cancel_requests: CancelRequests):
                 work = Path(folder)
                 source, settings = job_settings(video, first_image, second_image, model, timing, multiplier,
                                                 target_fps, model_params, scene_threshold, loop, dedup,
-                                                preview_seconds, output_format, keep_audio, work)
+                                                preview_seconds, output_format, keep_audio, work, adaptation)
 
                 def report(done: int, total: int | None) -> None:
                     progress((done, total), desc="interpolating", unit="frames")
 
-                result = run_job(source, settings, limits, work, progress=report, cancel=flag.is_set)
+                def adapting(step: int, steps: int) -> None:
+                    progress((step, steps), desc="adapting to the clip", unit="steps")
+
+                result = run_job(source, settings, limits, work, progress=report, cancel=flag.is_set,
+                                 adapting=adapting)
                 result.notes[:] = [public_message(note, uploads, work) for note in result.notes]
                 # Gradio copies the files when it receives them; the folder goes when the generator resumes.
                 yield (str(result.playable), str(result.comparison), result.heat_map, result.summary(),
@@ -195,6 +204,26 @@ def _model_inputs(models: list[ModelDescriptor], default_model: str):
             controls_by_model[descriptor.name] = [model_control(descriptor, p) for p in descriptor.params]
         groups.append(group)
     return model, groups, controls_by_model
+
+
+def _adapt_inputs(models: list[ModelDescriptor], default_model: str, limits: Limits):
+    """The "Adapt to this clip" group, built from :data:`vfi_core.adapt.ADAPT_PARAMS` (the steps capped
+    at the app's limit), shown for models that can adapt: ``(accordion, {name: control})``."""
+    from dataclasses import replace
+
+    from vfi_core.adapt import ADAPT_PARAMS
+
+    able = ", ".join(m.name for m in models if m.adaptable)
+    with gr.Accordion("Adapt to this clip", open=False, elem_id="adapt-group",
+                      visible=registry.get_descriptor(default_model).adaptable) as group:
+        gr.Markdown(f"Fine-tunes the model on the clip's own frames before interpolating (models: {able}). "
+                    "Each step takes about a second on a CPU.")
+        controls = {}
+        for param in ADAPT_PARAMS:
+            if param.name == "adapt":
+                param = replace(param, max=min(param.max, limits.max_adapt_steps))
+            controls[param.name] = param_control(param, f"adapt-{param.name.replace('_', '-')}")
+    return group, controls
 
 
 def _timing_inputs() -> dict:
@@ -243,6 +272,7 @@ def build_demo(limits: Limits = Limits(), concurrency: int = 1, keep_minutes: fl
             with gr.Column(scale=1):
                 source_tab, video, first_image, second_image, video_tab, images_tab = _source_inputs(limits)
                 model, model_groups, controls_by_model = _model_inputs(models, default_model)
+                adapt_group, adapt_controls = _adapt_inputs(models, default_model, limits)
                 timing = _timing_inputs()
                 preview_seconds = gr.Slider(0, 10, value=0, step=0.1, label="Preview: first seconds only",
                                             info="0 interpolates the whole clip", elem_id="preview-seconds")
@@ -263,8 +293,10 @@ def build_demo(limits: Limits = Limits(), concurrency: int = 1, keep_minutes: fl
         images_tab.select(lambda: IMAGES_TAB, outputs=source_tab, api_visibility="private", queue=False)
         heat_map = results[2]
         model.change(lambda name: [gr.Group(visible=m.name == name) for m in models] +
-                     [gr.Image(visible=registry.get_descriptor(name).gives_confidence)],
-                     inputs=model, outputs=[*model_groups, heat_map], api_visibility="private", queue=False)
+                     [gr.Image(visible=registry.get_descriptor(name).gives_confidence),
+                      gr.Accordion(visible=registry.get_descriptor(name).adaptable)],
+                     inputs=model, outputs=[*model_groups, heat_map, adapt_group], api_visibility="private",
+                     queue=False)
         timing["timing"].change(lambda mode: (gr.Slider(visible=mode == MULTIPLIER),
                                               gr.Textbox(visible=mode == TARGET_FPS)),
                                 inputs=timing["timing"], outputs=[timing["multiplier"], timing["target_fps"]],
@@ -279,15 +311,18 @@ def build_demo(limits: Limits = Limits(), concurrency: int = 1, keep_minutes: fl
             name = values[model]
             params = {p.name: values[c] for p, c in zip(registry.get_descriptor(name).params, controls_by_model[name])}
             on_video_tab = values[source_tab] == VIDEO_TAB
+            adaptable = registry.get_descriptor(name).adaptable
+            adaptation = {key: values[c] for key, c in adapt_controls.items()} if adaptable else {}
             yield from interpolate(values[video] if on_video_tab else None,
                                    None if on_video_tab else values[first_image],
                                    None if on_video_tab else values[second_image],
                                    name, *(values[c] for c in job_inputs), params,
-                                   *(values[c] for c in after_params), request, progress)
+                                   *(values[c] for c in after_params), adaptation, request, progress)
 
         run_event = run_button.click(
             interpolate_from_controls,
-            inputs={source_tab, video, first_image, second_image, model, *job_inputs, *after_params, *all_controls},
+            inputs={source_tab, video, first_image, second_image, model, *job_inputs, *after_params, *all_controls,
+                    *adapt_controls.values()},
             outputs=results, api_visibility="private", concurrency_id="interpolation",
             concurrency_limit=concurrency)
 
@@ -300,9 +335,11 @@ def build_demo(limits: Limits = Limits(), concurrency: int = 1, keep_minutes: fl
 
         # The API endpoint: the same job, with the model's parameters as one dict and the timing mode explicit.
         api_params = gr.JSON(value={}, visible=False, label="model_params")
+        api_adaptation = gr.JSON(value={}, visible=False, label="adaptation")
         api_trigger = gr.Button(visible=False)
         api_trigger.click(interpolate,
-                          inputs=[video, first_image, second_image, model, *job_inputs, api_params, *after_params],
+                          inputs=[video, first_image, second_image, model, *job_inputs, api_params, *after_params,
+                                  api_adaptation],
                           outputs=results, api_name=API_NAME, concurrency_id="interpolation",
                           concurrency_limit=concurrency)
     demo.queue(default_concurrency_limit=concurrency, max_size=16)

@@ -23,6 +23,8 @@ def add_app_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=None, help="port (default: 7860, or the next free one)")
     parser.add_argument("--max-upload-mb", type=int, default=200, help="largest upload in MB (default 200)")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="longest clip in seconds (default 60)")
+    parser.add_argument("--max-adapt-steps", type=int, default=500,
+                        help="most steps of adapting to a clip a job may ask for (default 500)")
     parser.add_argument("--concurrency", type=int, default=1, help="jobs that run at once (default 1)")
     parser.add_argument("--keep-minutes", type=float, default=60.0,
                         help="uploads and results older than this are deleted while the app runs; all of "
@@ -42,6 +44,8 @@ def run(args) -> int:
     keeps them in a folder of its own (inside ``GRADIO_TEMP_DIR`` if set), removed when it stops."""
     if not args.keep_minutes > 0:
         raise VFIError(f"--keep-minutes must be positive, got {args.keep_minutes}")
+    if args.max_adapt_steps < 0:
+        raise VFIError(f"--max-adapt-steps must be 0 (no adapting) or more, got {args.max_adapt_steps}")
     previous = os.environ.get("GRADIO_TEMP_DIR")
     if previous:
         Path(previous).mkdir(parents=True, exist_ok=True)
@@ -56,7 +60,8 @@ def run(args) -> int:
             raise VFIError(f"the web app needs gradio ({exc}): pip install -e \".[gradio]\"") from None
         from .job import Limits
 
-        limits = Limits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
+        limits = Limits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds,
+                        max_adapt_steps=args.max_adapt_steps)
         launch(limits, server_name=args.host, server_port=args.port, concurrency=args.concurrency,
                keep_minutes=args.keep_minutes)
     finally:

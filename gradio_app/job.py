@@ -51,12 +51,19 @@ class Limits:
     max_pixels: int = 1920 * 1080
     max_frames: int = 10_000
     max_minutes: float = 20.0
+    max_adapt_steps: int = 500
 
     def work_limits(self) -> WorkLimits:
         """The core's bounds for this app's jobs: stricter than the command line's."""
         elsewhere = "this app's limit; `vfi interpolate` takes more"
         return WorkLimits(self.max_frames, self.max_pixels / 1e6, self.max_minutes / 60,
                           raise_with=(elsewhere, elsewhere, elsewhere))
+
+    def check_adapt_steps(self, steps: int) -> None:
+        """Raise :class:`InputError` for more adaptation steps than this app runs."""
+        if steps > self.max_adapt_steps:
+            raise InputError(f"this app adapts for up to {self.max_adapt_steps} steps, got {steps}; "
+                             "use `vfi interpolate --adapt` for more")
 
     def check(self, reader, preview_seconds: float = 0.0) -> None:
         """Raise :class:`InputError` for a source the app does not take (its frame size is checked
@@ -73,7 +80,8 @@ class Limits:
 @dataclass(frozen=True)
 class JobSettings:
     """What the user chose. ``options``: the timing, checked against its declaration
-    (:func:`vfi_core.pipeline.timing_options`)."""
+    (:func:`vfi_core.pipeline.timing_options`); ``adapt``: the adaptation options by their declared
+    names (:data:`vfi_core.adapt.ADAPT_PARAMS`), checked (:func:`adapt_settings`)."""
 
     model: str
     model_params: dict
@@ -81,6 +89,20 @@ class JobSettings:
     preview_seconds: float = 0.0  # 0: the whole clip
     output_format: str = "mp4"
     keep_audio: bool = True
+    adapt: dict = field(default_factory=lambda: adapt_settings({}))
+
+
+def adapt_settings(values: dict | None) -> dict:
+    """The adaptation options ``{"adapt", "adapt_rate", "adapt_rank"}`` from ``values`` (missing ones
+    take their declared default), each checked against its declaration; unknown names are refused."""
+    from vfi_core.adapt import ADAPT_PARAMS
+
+    values = dict(values or {})
+    unknown = set(values) - {p.name for p in ADAPT_PARAMS}
+    if unknown:
+        raise InputError(f"unknown adaptation option(s) {', '.join(sorted(unknown))}; the options are "
+                         f"{', '.join(p.name for p in ADAPT_PARAMS)}")
+    return {p.name: p.validate(values.get(p.name, p.default)) for p in ADAPT_PARAMS}
 
 
 @dataclass(frozen=True)
@@ -153,11 +175,15 @@ def image_pair_folder(first: str | Path, second: str | Path, work: Path) -> Path
 
 def run_job(source: Path, settings: JobSettings, limits: Limits, work: Path, *,
             progress: Callable[[int, int | None], None] | None = None,
-            cancel: Callable[[], bool] | None = None) -> JobResult:
-    """Interpolate ``source`` (a video file, or a folder from :func:`image_pair_folder`) into ``work``."""
+            cancel: Callable[[], bool] | None = None,
+            adapting: Callable[[int, int], None] | None = None) -> JobResult:
+    """Interpolate ``source`` (a video file, or a folder from :func:`image_pair_folder`) into ``work``;
+    with ``settings.adapt["adapt"]`` steps, the model is first adapted to the frames it will
+    interpolate (``adapting(step, steps)`` reports it; the loaded model itself is not changed)."""
     started = time.perf_counter()
     if settings.output_format not in OUTPUT_FORMATS:
         raise InputError(f"output format {settings.output_format!r} is not one of {', '.join(OUTPUT_FORMATS)}")
+    limits.check_adapt_steps(settings.adapt["adapt"])
     folder_fps = IMAGE_PAIR_FPS if source.is_dir() else None
     bounds = limits.work_limits()  # frame size (from the header), output frames, time
     reader = open_reader(source, folder_fps, limits=bounds)
@@ -172,6 +198,9 @@ def run_job(source: Path, settings: JobSettings, limits: Limits, work: Path, *,
     destination = work / f"interpolated.{settings.output_format}"
     # the core's cache keeps the model loaded between jobs; a job holds it while it runs
     with MODELS.use(settings.model, settings.model_params) as model:
+        if settings.adapt["adapt"]:
+            model, note = _adapted(model, open_reader(source, folder_fps), settings.adapt, adapting, cancel)
+            notes.append(note)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             interpolation_started = time.perf_counter()
@@ -188,6 +217,18 @@ def run_job(source: Path, settings: JobSettings, limits: Limits, work: Path, *,
     comparison = _side_by_side(open_reader(source, folder_fps), playable, work / "comparison.mp4")
     return JobResult(result.path, playable, comparison, heat_map, pair, result.frames, result.fps,
                      interpolation_seconds, time.perf_counter() - started, result.stats, notes)
+
+
+def _adapted(model, reader, options: dict, progress, cancel):
+    """``model`` adapted to the frames of ``reader`` for ``options["adapt"]`` steps, and the summary's note."""
+    from vfi_core.adapt import adapt_to_frames, adaptation_of
+
+    adaptation_of(model)  # a model that cannot adapt: one line, before any reading
+    result = adapt_to_frames(model, (f.rgb for f in reader.frames()), options["adapt"], options["adapt_rate"],
+                             options["adapt_rank"], progress=progress, cancel=cancel)
+    losses = result.adapter.losses
+    return result.model, (f"adapted to the clip in {result.seconds:.1f} s ({options['adapt']} steps, "
+                          f"loss {losses[0]:.4f} -> {losses[-1]:.4f})")
 
 
 def _first_seconds(reader, seconds: float, folder: Path) -> Path:

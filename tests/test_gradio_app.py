@@ -66,7 +66,7 @@ def tiny_clip(tmp_path_factory):
 def call(client, video, **settings):
     arguments = dict(video=handle_file(str(video)) if video is not None else None, first_image=None, second_image=None, model="flow-asb",
                      timing="multiplier", multiplier=2, target_fps="", model_params={}, scene_threshold=0.3,
-                     loop=False, dedup=False, preview_seconds=0, output_format="mp4", keep_audio=True)
+                     loop=False, dedup=False, preview_seconds=0, output_format="mp4", keep_audio=True, adaptation={})
     arguments.update(settings)
     if "target_fps" in settings and "timing" not in settings:
         arguments["timing"] = "target fps"
@@ -124,6 +124,9 @@ def test_two_images_give_the_frames_between(client, tmp_path):
     ("absurd rate", r"the output would have 50,000 frames, over the limit of 10,000 \(this app's limit; `vfi interpolate`"),
     ("rate out of range", r"parameter 'target_fps' must lie in \[0.0, 1000.0\], got 1000000000.0"),
     ("no mode", r"'fast' .* is not in the list of choices: \['multiplier', 'target fps'\]"),
+    ("cannot adapt", r"model 'flow-asb' cannot adapt to a clip; models that can: .*svmv"),
+    ("too many adapt steps", r"this app adapts for up to 500 steps, got 900; use `vfi interpolate --adapt`"),
+    ("unknown adapt option", r"unknown adaptation option\(s\) steps; the options are adapt, adapt_rate, adapt_rank"),
 ])
 def test_bad_input_is_one_message_and_the_app_keeps_serving(client, tiny_clip, tmp_path, monkeypatch, case, expected):
     settings = {}
@@ -146,7 +149,10 @@ def test_bad_input_is_one_message_and_the_app_keeps_serving(client, tiny_clip, t
         if case == "missing weights":   # the app runs in this process: hide the shipped weights from it
             monkeypatch.setattr("vfi_core.registry.WEIGHTS_DIR", tmp_path / "no-weights")
         settings = {"bad parameter": {"model_params": {"asymmetry": 3.0}}, "missing weights": {"model": WEIGHTED},
-                    "rate out of range": {"target_fps": "1e9"}, "no mode": {"timing": "fast"}}[case]
+                    "rate out of range": {"target_fps": "1e9"}, "no mode": {"timing": "fast"},
+                    "cannot adapt": {"adaptation": {"adapt": 10}},
+                    "too many adapt steps": {"model": "svmv", "adaptation": {"adapt": 900}},
+                    "unknown adapt option": {"adaptation": {"steps": 10}}}[case]
     with pytest.raises(AppError, match=expected) as caught:
         call(client, video, **settings)
     message = str(caught.value)
@@ -156,6 +162,29 @@ def test_bad_input_is_one_message_and_the_app_keeps_serving(client, tiny_clip, t
         assert message.startswith("notes.mp4 is not a video")  # the name the user uploaded
     _, _, _, summary, _ = call(client, tiny_clip)
     assert "11 frames at 50 fps" in summary
+
+
+def test_adapting_to_the_clip_reports_it_and_keeps_the_frame_count(client, tmp_path):
+    clip = write_clip(tmp_path / "pan.mp4", 9, (160, 68))
+    _, _, _, summary, download = call(client, clip, model="svmv",
+                                      adaptation={"adapt": 2, "adapt_rate": 1e-3, "adapt_rank": 2})
+    assert "adapted to the clip in" in summary and "(2 steps, loss" in summary
+    assert video_facts(local(download)) == (17, Fraction(50))
+
+
+def test_adapt_controls_are_the_cores_declarations_and_follow_the_model():
+    from vfi_core import registry
+    from vfi_core.adapt import ADAPT_PARAMS
+
+    demo = gradio_app.build_demo()
+    by_id = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    for param in ADAPT_PARAMS:
+        control = by_id[f"adapt-{param.name.replace('_', '-')}"]
+        assert control.value == param.default and control.info == param.help
+        assert control.minimum == param.min
+    assert by_id["adapt-adapt"].maximum == gradio_app.Limits().max_adapt_steps
+    default = registry.get_descriptor(registry.default_model_name())
+    assert by_id["adapt-group"].visible == default.adaptable
 
 
 def test_messages_name_the_users_files_not_the_servers_paths(tmp_path):
