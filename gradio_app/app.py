@@ -309,10 +309,10 @@ def build_demo(limits: Limits = Limits(), concurrency: int = 1, keep_minutes: fl
         def interpolate_from_controls(values: dict, request: gr.Request, progress=gr.Progress()):
             """The Run button: the inputs of the visible tab, and the chosen model's controls as its parameters."""
             name = values[model]
-            params = {p.name: values[c] for p, c in zip(registry.get_descriptor(name).params, controls_by_model[name])}
+            descriptor = registry.get_descriptor(name)
+            params = {p.name: values[c] for p, c in zip(descriptor.params, controls_by_model[name])}
             on_video_tab = values[source_tab] == VIDEO_TAB
-            adaptable = registry.get_descriptor(name).adaptable
-            adaptation = {key: values[c] for key, c in adapt_controls.items()} if adaptable else {}
+            adaptation = {key: values[c] for key, c in adapt_controls.items()} if descriptor.adaptable else {}
             yield from interpolate(values[video] if on_video_tab else None,
                                    None if on_video_tab else values[first_image],
                                    None if on_video_tab else values[second_image],

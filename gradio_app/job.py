@@ -221,9 +221,9 @@ def run_job(source: Path, settings: JobSettings, limits: Limits, work: Path, *,
 
 def _adapted(model, reader, options: dict, progress, cancel):
     """``model`` adapted to the frames of ``reader`` for ``options["adapt"]`` steps, and the summary's note."""
-    from vfi_core.adapt import adapt_to_frames, adaptation_of
+    from vfi_core.adapt import adapt_to_frames
 
-    adaptation_of(model)  # a model that cannot adapt: one line, before any reading
+    # adapt_to_frames refuses a model that cannot adapt in one line, before reading a frame
     result = adapt_to_frames(model, (f.rgb for f in reader.frames()), options["adapt"], options["adapt_rate"],
                              options["adapt_rank"], progress=progress, cancel=cancel)
     losses = result.adapter.losses
