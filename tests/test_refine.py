@@ -134,9 +134,9 @@ def test_training_recipe_trains_exports_and_loads(tmp_path):
 def test_loss_weights_are_checked_with_one_line_errors():
     from vfi_core.models.refine.loss import RefineLoss, RefineLossWeights
 
-    assert RefineLossWeights.terms() == ("charbonnier", "perceptual")
+    assert RefineLossWeights.terms() == ("charbonnier", "perceptual", "gram")
     for bad, message in [({"l1": 1}, "unknown"), ({"charbonnier": "a lot"}, "numbers"),
-                         ({"charbonnier": -1}, ">= 0"), ({"charbonnier": 0, "perceptual": 0}, "every term")]:
+                         ({"charbonnier": -1}, ">= 0"), ({"charbonnier": 0, "perceptual": 0, "gram": 0}, "every term")]:
         with pytest.raises(InputError, match=message) as info:
             RefineLossWeights.from_dict(bad)
         assert "\n" not in str(info.value) and str(info.value).startswith("refine loss")
@@ -144,3 +144,21 @@ def test_loss_weights_are_checked_with_one_line_errors():
     a, b = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
     total, terms = loss(a, b)
     assert set(terms) == {"charbonnier"} and total.item() > 0 and loss(a, a)[0].item() < total.item()
+
+
+def test_gram_distance_scores_lost_texture_and_tolerates_where_it_sits():
+    from vfi_core.losses import gram_distance
+    from vfi_core.ops.filters import gaussian_blur
+
+    torch.manual_seed(0)
+    texture = torch.rand(2, 3, 32, 32)
+    moved = texture.roll(3, dims=-1)          # the same texture, 3 pixels along (circularly)
+    softened = gaussian_blur(texture, 1.5)    # what warping and averaging do to detail
+    same = gram_distance([texture], [texture.clone()])
+    assert same.item() == 0
+    assert gram_distance([moved], [texture]).item() < 1e-6 < (moved - texture).abs().mean().item()
+    assert gram_distance([softened], [texture]).item() > 1e-3
+    # several layers are averaged; gradients reach the prediction
+    prediction = softened.clone().requires_grad_(True)
+    gram_distance([prediction, prediction[:, :2]], [texture, texture[:, :2]]).backward()
+    assert prediction.grad is not None and prediction.grad.abs().sum() > 0

@@ -50,6 +50,21 @@ def normalized_feature_distance(a: list[torch.Tensor], b: list[torch.Tensor]) ->
     return total / len(a)
 
 
+def gram_distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+    """Style distance between two lists of ``(B,C,h,w)`` feature maps (Gatys et al.; FILM's style
+    loss): the mean absolute difference of their Gram matrices ``F F^T / (C h w)``, averaged over
+    layers. It compares which features occur together, not where, so it scores texture and
+    sharpness while tolerating small misalignments; 0 for equal features."""
+    total = a[0].new_zeros(())
+    for x, y in zip(a, b):
+        n, c, h, w = x.shape
+        fx, fy = x.float().reshape(n, c, h * w), y.float().reshape(n, c, h * w)
+        gx = fx @ fx.transpose(1, 2) / (c * h * w)
+        gy = fy @ fy.transpose(1, 2) / (c * h * w)
+        total = total + (gx - gy).abs().mean()
+    return total / len(a)
+
+
 def feature_pair(features: nn.Module, prediction: torch.Tensor, target: torch.Tensor
                  ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """The VGG features (:func:`load_perceptual_features`) of ``prediction`` (with gradients) and
