@@ -194,26 +194,32 @@ def _source_inputs(limits: Limits):
 
 
 def _model_inputs(models: list[ModelDescriptor], default_model: str):
-    """The model dropdown and one group of controls per model (only the chosen one visible)."""
+    """The model dropdown and one group of controls per model (only the chosen one visible): each
+    model's ``{parameter name: control}``, its adaptation-only parameters left to :func:`_adapt_inputs`."""
     model = gr.Dropdown(choices=[(m.name, m.name) for m in models], value=default_model,
                         label="Interpolator", elem_id="model")
     groups, controls_by_model = [], {}
     for descriptor in models:
         with gr.Group(visible=descriptor.name == default_model) as group:
             gr.Markdown(f"**{descriptor.name}**: {descriptor.summary} {weights_note(descriptor)}")
-            controls_by_model[descriptor.name] = [model_control(descriptor, p) for p in descriptor.params]
+            controls_by_model[descriptor.name] = {p.name: model_control(descriptor, p)
+                                                  for p in descriptor.params if p.group != "adapt"}
         groups.append(group)
     return model, groups, controls_by_model
 
 
-def _adapt_inputs(models: list[ModelDescriptor], default_model: str, limits: Limits):
-    """The "Adapt to this clip" group, built from :data:`vfi_core.adapt.ADAPT_PARAMS` (the steps capped
-    at the app's limit), shown for models that can adapt: ``(accordion, {name: control})``."""
+def _adapt_inputs(models: list[ModelDescriptor], default_model: str, limits: Limits, controls_by_model: dict):
+    """The "Adapt to this clip" group, shown for models that can adapt: the options of
+    :data:`vfi_core.adapt.ADAPT_PARAMS` (the steps capped at the app's limit) and, in a group per
+    model shown with it, the model's own adaptation parameters (``group="adapt"``, e.g. mivid's mask
+    ratios), which join that model's entry of ``controls_by_model``. Returns
+    ``(accordion, {name: control}, [per-model group])``."""
     from dataclasses import replace
 
     from vfi_core.adapt import ADAPT_PARAMS
 
     able = ", ".join(m.name for m in models if m.adaptable)
+    model_groups = []
     with gr.Accordion("Adapt to this clip", open=False, elem_id="adapt-group",
                       visible=registry.get_descriptor(default_model).adaptable) as group:
         gr.Markdown(f"Fine-tunes the model on the clip's own frames before interpolating (models: {able}). "
@@ -223,7 +229,15 @@ def _adapt_inputs(models: list[ModelDescriptor], default_model: str, limits: Lim
             if param.name == "adapt":
                 param = replace(param, max=min(param.max, limits.max_adapt_steps))
             controls[param.name] = param_control(param, f"adapt-{param.name.replace('_', '-')}")
-    return group, controls
+        for descriptor in models:
+            own = [p for p in descriptor.params if p.group == "adapt"]
+            if not own:
+                continue
+            with gr.Group(visible=descriptor.name == default_model) as model_group:
+                for param in own:
+                    controls_by_model[descriptor.name][param.name] = model_control(descriptor, param)
+            model_groups.append((descriptor.name, model_group))
+    return group, controls, model_groups
 
 
 def _timing_inputs() -> dict:
@@ -272,7 +286,8 @@ def build_demo(limits: Limits = Limits(), concurrency: int = 1, keep_minutes: fl
             with gr.Column(scale=1):
                 source_tab, video, first_image, second_image, video_tab, images_tab = _source_inputs(limits)
                 model, model_groups, controls_by_model = _model_inputs(models, default_model)
-                adapt_group, adapt_controls = _adapt_inputs(models, default_model, limits)
+                adapt_group, adapt_controls, adapt_model_groups = _adapt_inputs(models, default_model, limits,
+                                                                                 controls_by_model)
                 timing = _timing_inputs()
                 preview_seconds = gr.Slider(0, 10, value=0, step=0.1, label="Preview: first seconds only",
                                             info="0 interpolates the whole clip", elem_id="preview-seconds")
@@ -294,14 +309,16 @@ def build_demo(limits: Limits = Limits(), concurrency: int = 1, keep_minutes: fl
         heat_map = results[2]
         model.change(lambda name: [gr.Group(visible=m.name == name) for m in models] +
                      [gr.Image(visible=registry.get_descriptor(name).gives_confidence),
-                      gr.Accordion(visible=registry.get_descriptor(name).adaptable)],
-                     inputs=model, outputs=[*model_groups, heat_map, adapt_group], api_visibility="private",
+                      gr.Accordion(visible=registry.get_descriptor(name).adaptable)] +
+                     [gr.Group(visible=owner == name) for owner, _ in adapt_model_groups],
+                     inputs=model, outputs=[*model_groups, heat_map, adapt_group, *(g for _, g in adapt_model_groups)],
+                     api_visibility="private",
                      queue=False)
         timing["timing"].change(lambda mode: (gr.Slider(visible=mode == MULTIPLIER),
                                               gr.Textbox(visible=mode == TARGET_FPS)),
                                 inputs=timing["timing"], outputs=[timing["multiplier"], timing["target_fps"]],
                                 api_visibility="private", queue=False)
-        all_controls = [c for name in controls_by_model for c in controls_by_model[name]]
+        all_controls = [c for name in controls_by_model for c in controls_by_model[name].values()]
         job_inputs = [timing[k] for k in ("timing", "multiplier", "target_fps")]
         after_params = [timing[k] for k in ("scene_threshold", "loop", "dedup")] + \
             [preview_seconds, output_format, keep_audio]
@@ -310,7 +327,7 @@ def build_demo(limits: Limits = Limits(), concurrency: int = 1, keep_minutes: fl
             """The Run button: the inputs of the visible tab, and the chosen model's controls as its parameters."""
             name = values[model]
             descriptor = registry.get_descriptor(name)
-            params = {p.name: values[c] for p, c in zip(descriptor.params, controls_by_model[name])}
+            params = {key: values[c] for key, c in controls_by_model[name].items()}
             on_video_tab = values[source_tab] == VIDEO_TAB
             adaptation = {key: values[c] for key, c in adapt_controls.items()} if descriptor.adaptable else {}
             yield from interpolate(values[video] if on_video_tab else None,

@@ -227,7 +227,8 @@ def _adapted(model, reader, options: dict, progress, cancel):
     result = adapt_to_frames(model, (f.rgb for f in reader.frames()), options["adapt"], options["adapt_rate"],
                              options["adapt_rank"], progress=progress, cancel=cancel)
     losses = result.adapter.losses
-    return result.model, (f"adapted to the clip in {result.seconds:.1f} s ({options['adapt']} steps, "
+    own = "".join(f", {p.name} {model.params[p.name]:g}" for p in model.descriptor.params if p.group == "adapt")
+    return result.model, (f"adapted to the clip in {result.seconds:.1f} s ({options['adapt']} steps{own}, "
                           f"loss {losses[0]:.4f} -> {losses[-1]:.4f})")
 
 

@@ -172,6 +172,16 @@ def test_adapting_to_the_clip_reports_it_and_keeps_the_frame_count(client, tmp_p
     assert video_facts(local(download)) == (17, Fraction(50))
 
 
+def test_mivids_mask_ratios_reach_its_adaptation(client, tmp_path):
+    clip = write_clip(tmp_path / "pan.mp4", 9, (160, 68))
+    _, _, _, summary, _ = call(client, clip, model="mivid", model_params={"random_mask": 0.5, "curriculum_end": 0.8},
+                               adaptation={"adapt": 2})
+    assert "(2 steps, random_mask 0.5, motion_mask 0.3, curriculum_start 0.1, curriculum_end 0.8, loss" in summary
+    with pytest.raises(AppError, match="curriculum_start") as caught:
+        call(client, clip, model="mivid", model_params={"curriculum_start": 0.9}, adaptation={"adapt": 2})
+    assert "\n" not in str(caught.value).strip()
+
+
 def test_adapt_controls_are_the_cores_declarations_and_follow_the_model():
     from vfi_core import registry
     from vfi_core.adapt import ADAPT_PARAMS
@@ -185,6 +195,21 @@ def test_adapt_controls_are_the_cores_declarations_and_follow_the_model():
     assert by_id["adapt-adapt"].maximum == gradio_app.Limits().max_adapt_steps
     default = registry.get_descriptor(registry.default_model_name())
     assert by_id["adapt-group"].visible == default.adaptable
+
+    def in_adapt_group(block) -> bool:
+        while block is not None:
+            if block is by_id["adapt-group"]:
+                return True
+            block = getattr(block, "parent", None)
+        return False
+
+    # a model's own adaptation parameters (mivid's mask ratios) sit in the group, its others do not
+    mivid = registry.get_descriptor("mivid")
+    assert any(p.group == "adapt" for p in mivid.params)
+    for param in mivid.params:
+        control = by_id[f"param-mivid-{param.name}"]
+        assert in_adapt_group(control) == (param.group == "adapt"), param.name
+        assert control.value == param.default
 
 
 def test_messages_name_the_users_files_not_the_servers_paths(tmp_path):

@@ -76,3 +76,24 @@ def test_cancel_button_stops_the_job_on_the_server(page):
     while job_folders() - folders_before:  # its working folder goes when the pipeline stops
         assert time.monotonic() - cancelled_at < 30, "the job still runs 30 s after Cancel"
         time.sleep(0.2)
+
+
+def test_mask_ratio_sliders_drive_mivids_adaptation(page):
+    """mivid's mask ratios sit in the "Adapt to this clip" group; moved there, they reach the adaptation."""
+    if not page.locator("#source-video video").count():
+        page.locator("#source-video input[type=file]").set_input_files(str(SAMPLE_CLIP))
+        page.locator("#source-video video").wait_for(timeout=30_000)
+    page.locator("#model input").click()
+    page.get_by_role("option", name="mivid", exact=True).click()
+    page.locator("#adapt-group").get_by_text("Adapt to this clip").click()
+    assert float(move_slider(page, "param-mivid-random_mask", 2)) == pytest.approx(0.4)   # 0.3 -> 0.4
+    assert float(move_slider(page, "param-mivid-curriculum_end", 1)) == pytest.approx(0.65)
+    assert float(move_slider(page, "adapt-adapt", 1)) == 10   # 0 -> 10 steps
+    page.locator("#preview-seconds input[type=number]").fill("0.4")  # 10 of the 60 frames (windows of 7)
+    page.locator("#preview-seconds input[type=number]").press("Enter")
+    page.locator("#run").click()
+    summary = page.locator("#summary")
+    sync_api.expect(summary).to_contain_text("adapted to the clip", timeout=300_000)
+    sync_api.expect(summary).to_contain_text("(10 steps, random_mask 0.4, motion_mask 0.3, curriculum_start 0.1, "
+                                             "curriculum_end 0.65")
+    sync_api.expect(summary).to_contain_text("19 frames at 50 fps")

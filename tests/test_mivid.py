@@ -496,3 +496,69 @@ def test_trainer_runs_mivid_on_windows_and_exports(tmp_path):
     assert json.loads(card.read_text())["architecture"]["class"] == "MiVIDNet"
     model = registry.load("mivid", device="cpu", weights=weights, steps=2)
     assert model.interpolate(torch.rand(1, 3, 20, 24), torch.rand(1, 3, 20, 24), 0.5).shape == (1, 3, 20, 24)
+
+
+# -- per-clip adaptation with the hybrid masking as user options ------------------------------------------
+def test_mask_ratios_are_declared_once_for_adaptation_with_the_shipped_recipes_defaults():
+    from vfi_core.models.mivid.model import MASK_PARAMS
+
+    desc = registry.get_descriptor("mivid")
+    assert desc.adaptable
+    own = [p for p in desc.params if p.group == "adapt"]
+    assert own == list(MASK_PARAMS)
+    assert [p.name for p in own] == ["random_mask", "motion_mask", "curriculum_start", "curriculum_end"]
+    assert all((p.kind, p.min, p.max) == (float, 0.0, 1.0) and p.to_dict()["group"] == "adapt" for p in own)
+    card = json.loads((registry.WEIGHTS_DIR / "mivid.json").read_text())
+    shipped = card["training"]["config"]["loss"]["masking"]
+    assert [p.default for p in own] == [shipped[k] for k in ("p_random", "p_motion", "p_min", "p_max")]
+    with pytest.raises(ParameterError, match="random_mask"):
+        desc.resolve_params({"random_mask": 1.5})
+
+
+def test_adaptation_masks_with_the_users_ratios_and_a_curriculum_over_the_steps(monkeypatch):
+    from vfi_core.adapt import adapt, collect_windows
+    from vfi_core.models.mivid import masking
+
+    seen, inputs = [], []
+    real_mask = masking.hybrid_mask
+
+    def spy(clip, rng, config, progress=0.0):
+        mask = real_mask(clip, rng, config, progress)
+        seen.append((config, progress))
+        inputs.append((clip.clone(), mask))
+        return mask
+
+    monkeypatch.setattr(masking, "hybrid_mask", spy)
+    net = _net()
+    forward = net.forward
+    noised = []
+
+    def watch(z, visible, base, mask, tau, timestep):
+        noised.append((z.detach().clone(), mask))
+        return forward(z, visible, base, mask, tau, timestep)
+
+    monkeypatch.setattr(net, "forward", watch)
+    model = MiVID.from_network(net, random_mask=0.6, motion_mask=0.0, curriculum_start=0.2, curriculum_end=0.9)
+    spec = model.adaptation()
+    frames = [torch.rand(1, 3, 96, 160) for _ in range(9)]
+    small = spec.resize(frames[0])
+    assert small.shape[-2:] == (38, 64)  # the working scale (work_side 64)
+    windows = collect_windows((spec.resize(f) for f in frames), spec.span, crop=spec.crop or 64)
+    result = adapt(model, windows, steps=3, batch_size=2)
+    assert [p for _, p in seen] == [0.0, 0.5, 1.0]
+    config = seen[0][0]
+    assert (config.p_random, config.p_motion, config.p_min, config.p_max) == (0.6, 0.0, 0.2, 0.9)
+    assert len(inputs) == len(noised) == 3
+    for (clip, mask), (z, _) in zip(inputs, noised):  # visible frames reach the network clean
+        visible = ~mask.bool().expand_as(clip)
+        assert torch.equal(z[visible], (clip * 2 - 1)[visible])
+        assert mask.sum() > 0
+    assert isinstance(result.model, MiVID) and result.adapter.steps == 3
+    assert result.model.params["random_mask"] == 0.6
+
+
+def test_a_falling_curriculum_is_a_one_line_error():
+    model = MiVID.from_network(_net(), curriculum_start=0.7, curriculum_end=0.3)
+    with pytest.raises(InputError, match="curriculum_start") as info:
+        model.adaptation()
+    assert "\n" not in str(info.value)

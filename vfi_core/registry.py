@@ -36,7 +36,9 @@ class Param:
     """A parameter a user may set, declared once by the model.
 
     ``kind`` is ``int``, ``float``, ``bool`` or ``str``; numeric ones carry an inclusive range
-    (``min``/``max``) and a ``step`` hint for sliders; string ones carry ``choices``.
+    (``min``/``max``) and a ``step`` hint for sliders; string ones carry ``choices``. ``group`` is
+    ``"adapt"`` for a parameter that acts only while the model adapts to a clip (front ends show it
+    with the adaptation options), else None.
     """
 
     name: str
@@ -47,6 +49,7 @@ class Param:
     max: float | None = None
     step: float | None = None
     choices: tuple[str, ...] | None = None
+    group: str | None = None
 
     def validate(self, value: Any) -> Any:
         """Return ``value`` converted to ``kind``; raise :class:`ParameterError` if it does not fit."""
@@ -80,7 +83,7 @@ class Param:
 
     def to_dict(self) -> dict:
         d = {"name": self.name, "type": self.kind.__name__, "default": self.default, "help": self.help}
-        for key in ("min", "max", "step", "choices"):
+        for key in ("min", "max", "step", "choices", "group"):
             if getattr(self, key) is not None:
                 d[key] = list(self.choices) if key == "choices" else getattr(self, key)
         return d

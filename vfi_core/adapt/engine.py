@@ -58,9 +58,10 @@ class Adaptation:
         network: the interpolator's network (copied before it is adapted, never changed).
         targets: names of the layers (or of modules holding them) that take low-rank adapters.
         span: frames per training window.
-        loss: ``loss(network, runs, aux, rng) -> scalar``: the self-supervised loss of a batch of
-            windows ``runs`` ``(B, span, 3, h, w)`` float in [0,1] on the model's device, with their
-            ``aux`` (see ``prepare``; None without).
+        loss: ``loss(network, runs, aux, rng, progress) -> scalar``: the self-supervised loss of a
+            batch of windows ``runs`` ``(B, span, 3, h, w)`` float in [0,1] on the model's device, with
+            their ``aux`` (see ``prepare``; None without), ``progress`` the share of the adaptation
+            done, in [0, 1] (for a curriculum).
         rebuild: ``rebuild(network) -> Interpolator``: the same interpolator, parameters and all, on
             another network.
         prepare: ``prepare(runs) -> (B, ...)``: what the loss needs of each window that does not
@@ -68,15 +69,20 @@ class Adaptation:
             window before the first step; None if nothing.
         augment: ``augment(aux, flip, reverse) -> aux``: ``aux`` as the windows see it when mirrored
             left-right (``flip``, ``(B,)`` bool) and played backwards (``reverse``).
+        resize: ``resize(frame) -> frame``: the scale the network works at, applied to each
+            ``(1,3,H,W)`` frame before windows are cut (None: the clip's own size).
+        crop: side of the windows' square crops (None: what the caller asks for).
     """
 
     network: nn.Module
     targets: tuple[str, ...]
     span: int
-    loss: Callable[[nn.Module, torch.Tensor, torch.Tensor | None, np.random.Generator], torch.Tensor]
+    loss: Callable[[nn.Module, torch.Tensor, torch.Tensor | None, np.random.Generator, float], torch.Tensor]
     rebuild: Callable[[nn.Module], object]
     prepare: Callable[[torch.Tensor], torch.Tensor] | None = None
     augment: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    resize: Callable[[torch.Tensor], torch.Tensor] | None = None
+    crop: int | None = None
 
 
 def network_fingerprint(network: nn.Module) -> str:
@@ -273,7 +279,7 @@ def adapt(model, windows: ClipWindows, steps: int, rate: float | None = None, ra
                 picked = aux[torch.from_numpy(picks).to(aux.device)]
                 if spec.augment is not None:
                     picked = spec.augment(picked, flip.to(aux.device), reverse.to(aux.device))
-            loss = spec.loss(network, runs, picked, rng)
+            loss = spec.loss(network, runs, picked, rng, (step - 1) / max(1, steps - 1))
             if not bool(torch.isfinite(loss)):
                 raise InputError("the adaptation diverged (the loss is not finite); lower adapt_rate")
             optimizer.zero_grad(set_to_none=True)
@@ -300,10 +306,14 @@ def adapt_to_frames(model, frames, steps: int, rate: float | None = None, rank: 
                     cancel: Callable[[], bool] | None = None) -> AdaptResult:
     """:func:`adapt` on windows of ``frames`` (``(1,3,H,W)`` float RGB in [0,1], in order, e.g. a
     reader's frames; read once, streaming): :func:`~vfi_core.adapt.windows.collect_windows` with the
-    model's window length, ``capacity`` and ``crop``; ``reading(n)`` after each frame read."""
+    model's window length, ``capacity`` and ``crop`` (the model's own ``crop`` and ``resize`` where it
+    declares them); ``reading(n)`` after each frame read."""
     from .windows import collect_windows
 
     spec = adaptation_of(model)
+    if spec.resize is not None:
+        frames = (spec.resize(frame if frame.ndim == 4 else frame[None]) for frame in frames)
     with cancellable(cancel):
-        windows = collect_windows(frames, spec.span, capacity=capacity, crop=crop, seed=seed, progress=reading)
+        windows = collect_windows(frames, spec.span, capacity=capacity, crop=spec.crop or crop, seed=seed,
+                                  progress=reading)
     return adapt(model, windows, steps, rate, rank, start=start, seed=seed, progress=progress, cancel=cancel)

@@ -51,6 +51,14 @@ flow base by ``configs/mivid_cpu_flow.json``) trained on 64-px crops of frames s
 long side, the working size's own scale; ``configs/mivid.json`` (widths 32/64/128, 128-px crops) is
 the GPU recipe.
 
+Per-clip adaptation (:mod:`vfi_core.adapt`, ``--adapt N``): the training objective
+(:func:`masked_clip_loss`) on 7-frame windows of the user's clip at the working scale (64-px crops),
+low-rank adapters on the bottleneck and decoder. Which frames are hidden is the hybrid masking of
+:mod:`.masking`, whose rates are parameters (``random_mask``, ``motion_mask``, ``curriculum_start``,
+``curriculum_end``, declared with ``group="adapt"``; defaults: the shipped training recipe's); the
+curriculum runs from start to end over the adaptation's steps. About 0.7 s a step on one CPU thread
+(a 640x272 clip: ``vfi interpolate vfi_core/samples/bikes_60.mp4 out.mp4 -m 2 --model mivid --adapt 10``).
+
 Speed on a 2-core x86_64 CPU (torch 2.13, float32, channels-last, guide flow-asb), 854x480 input, the
 7-frame protocol in window mode (five frames from frames 1 and 7 in one pass), with the shipped
 weights on both threads: defaults (20 DDIM steps, strength 0.15, so 3 network evaluations) 0.69 s
@@ -64,6 +72,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -76,6 +85,7 @@ from ...flow import motion_param
 from ...interpolator import Interpolation, Interpolator
 from ...ops.filters import gaussian_blur
 from ...registry import ModelDescriptor, Param, register
+from .masking import MaskingConfig
 
 SIZE_MULTIPLE = 4   # two stride-2 levels
 
@@ -376,6 +386,59 @@ def network_base(kind: str, clip: torch.Tensor, mask: torch.Tensor, tau: torch.T
     return flow_base(clip, mask, tau) * 2 - 1
 
 
+def cut_clips(windows: torch.Tensor, length: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clips of ``length`` frames from windows ``(B,W,3,h,w)``: ``(B,3,length,h,w)`` and times ``(B,length)``:
+    per item a span ``S`` in ``length-1..W-1`` frames, a start, and ``length-2`` interior frames drawn
+    without replacement (irregular spacing); each frame's time is its position in the span."""
+    b, w = windows.shape[:2]
+    if not 3 <= length <= w:
+        raise InputError(f"mivid: clips of {length} frames cannot be cut from windows of {w}")
+    index, times = [], []
+    for _ in range(b):
+        span = int(rng.integers(length - 1, w))
+        first = int(rng.integers(0, w - span))
+        inner = np.sort(rng.choice(np.arange(1, span), size=length - 2, replace=False))
+        offsets = np.concatenate(([0], inner, [span]))
+        index.append(first + offsets)
+        times.append(offsets / span)
+    index = torch.as_tensor(np.stack(index), device=windows.device)
+    clips = torch.stack([windows[i, index[i]] for i in range(b)]).transpose(1, 2)
+    return clips, torch.as_tensor(np.stack(times), dtype=torch.float32, device=windows.device)
+
+
+def masked_clip_loss(net: "MiVIDNet", loss: nn.Module, windows: torch.Tensor, rng: np.random.Generator,
+                     schedule: NoiseSchedule, progress: float = 0.0) -> tuple[torch.Tensor, dict]:
+    """MiVID's self-supervised objective on windows ``(B,W,3,h,w)`` in [0,1] (training and per-clip
+    adaptation): a clip length from ``loss.config.clip_lengths``, clips cut by :func:`cut_clips`, a
+    downscaling factor from ``loss.config.scales``, the hybrid mask at ``progress`` (the curriculum),
+    a diffusion step and noise (only masked frames are noised), then ``loss``. Returns ``(total, terms)``."""
+    from .masking import hybrid_mask
+
+    lengths = [n for n in loss.config.clip_lengths if n <= windows.shape[1]]
+    if not lengths:
+        raise InputError(f"mivid: no clip length in {loss.config.clip_lengths} fits windows of {windows.shape[1]}")
+    length = lengths[int(rng.integers(0, len(lengths)))]
+    clips, tau = cut_clips(windows, length, rng)
+    scale = loss.config.scales[int(rng.integers(0, len(loss.config.scales)))]
+    if scale > 1:
+        h, w = clips.shape[-2:]
+        if h % (scale * SIZE_MULTIPLE) or w % (scale * SIZE_MULTIPLE):
+            raise InputError(f"mivid: crops of {w}x{h} do not divide by {scale * SIZE_MULTIPLE} (scale {scale})")
+        clips = F.avg_pool3d(clips, (1, scale, scale))
+    mask = hybrid_mask(clips, rng, loss.masking, progress)
+    b = clips.shape[0]
+    x0 = clips * 2 - 1
+    t = torch.as_tensor(rng.integers(0, schedule.timesteps, b), device=x0.device)
+    generator = torch.Generator(device=x0.device).manual_seed(int(rng.integers(0, 2**62)))
+    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    z = schedule.q_sample(x0, t, noise, mask)
+    visible = torch.where(mask.bool(), torch.zeros_like(x0), x0)
+    base = network_base(net.config.base, clips, mask, tau)
+    output = net(z, visible, base, mask, tau, t)
+    x0_hat, _ = schedule.split(z, output.float(), t, clip=None)
+    return loss(output, schedule.target(x0, noise, t), x0_hat, x0, mask, schedule.abar(t, x0).view(b))
+
+
 def load_network(weights, device: torch.device, dtype: torch.dtype) -> MiVIDNet:
     """Build :class:`MiVIDNet` from a weight file and the ``architecture.config`` of its model card."""
     from ...weights import load_network as load
@@ -400,6 +463,37 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 # 0.2121 (flow-asb alone: 20.39 dB, 0.2122).
 CORRECTION_SIGMA = 1.0
 
+# Per-clip adaptation (vfi_core.adapt): windows of 7 frames at the working scale, 64-px crops (the
+# shipped weights' training crops), low-rank adapters on the bottleneck and the decoder.
+ADAPT_SPAN = 7
+ADAPT_CROP = 64
+ADAPTER_TARGETS = ("attention", "mid2", "up1", "dec1", "up0", "dec0")
+ADAPT_CLIP_LENGTHS = (3, 5, 7)
+# The hybrid masking's rates as user options (defaults: the shipped training recipe's MaskingConfig)
+_MASKING = MaskingConfig()
+MASK_PARAMS = (
+    Param("random_mask", float, _MASKING.p_random, "Adaptation: each frame of a training window is hidden "
+          "with this probability (simulated occlusion), and the model learns to regenerate it.",
+          min=0.0, max=1.0, step=0.05, group="adapt"),
+    Param("motion_mask", float, _MASKING.p_motion, "Adaptation: on average this share of a window's frames "
+          "is hidden, drawn towards the frames that change most (motion-guided masking).",
+          min=0.0, max=1.0, step=0.05, group="adapt"),
+    Param("curriculum_start", float, _MASKING.p_min, "Adaptation: masking rate of the curriculum at the "
+          "first step (easy: few gaps).", min=0.0, max=1.0, step=0.05, group="adapt"),
+    Param("curriculum_end", float, _MASKING.p_max, "Adaptation: masking rate of the curriculum at the last "
+          "step (hard: long gaps); at least curriculum_start.", min=0.0, max=1.0, step=0.05, group="adapt"),
+)
+
+
+def adaptation_masking(params: dict) -> MaskingConfig:
+    """The :class:`MaskingConfig` of mivid's mask-ratio parameters; a one-line :class:`InputError`
+    when the curriculum would fall."""
+    if params["curriculum_start"] > params["curriculum_end"]:
+        raise InputError(f"mivid: curriculum_start ({params['curriculum_start']}) must not exceed "
+                         f"curriculum_end ({params['curriculum_end']})")
+    return MaskingConfig(p_random=params["random_mask"], p_motion=params["motion_mask"],
+                         p_min=params["curriculum_start"], p_max=params["curriculum_end"])
+
 
 class MiVID(Interpolator):
     descriptor = ModelDescriptor(
@@ -412,6 +506,7 @@ class MiVID(Interpolator):
         weight_file="mivid.safetensors",
         recipe="vfi_core.models.mivid.recipe:MiVIDRecipe",
         gives_confidence=False,
+        adaptable=True,
         seconds_per_megapixel={"cpu": 6.1},  # one CPU core (854x480); not yet timed on a GPU
         params=(
             Param("steps", int, 20, "Denoising steps: more is slower and can be sharper.", min=1, max=1000, step=1),
@@ -432,6 +527,7 @@ class MiVID(Interpolator):
                   "where the guide is unsure (flow-asb's confidence map: its two warped frames disagree or "
                   "neither frame sees the pixel), keeping the guide's sharp detail where its motion holds.",
                   choices=("everywhere", "unsure")),
+            *MASK_PARAMS,
         ),
     )
 
@@ -446,6 +542,30 @@ class MiVID(Interpolator):
         self.schedule = NoiseSchedule(network.config.schedule, network.config.timesteps, network.config.prediction)
         self._flow_asb = None
         self.progress: Callable[[int, int], None] | None = None   # progress(done, total) per denoising step
+
+    # -- per-clip adaptation ------------------------------------------------------------------------
+    def adaptation(self):
+        """Per-clip adaptation: the training objective on windows of the clip at the working scale,
+        masked with the hybrid strategy at the ``random_mask``, ``motion_mask`` and curriculum
+        parameters (the curriculum runs from start to end over the adaptation's steps). Visible
+        frames are never noised; targets are the clip's own frames, never interpolated ones."""
+        from ...adapt import Adaptation
+        from .loss import MiVIDLoss, MiVIDLossConfig
+
+        loss = MiVIDLoss(MiVIDLossConfig(masking=adaptation_masking(self.params), clip_lengths=ADAPT_CLIP_LENGTHS))
+
+        def window_loss(network: MiVIDNet, runs: torch.Tensor, aux, rng, progress: float) -> torch.Tensor:
+            return masked_clip_loss(network, loss, runs, rng, self.schedule, progress)[0]
+
+        def working_scale(frame: torch.Tensor) -> torch.Tensor:
+            return _resize(frame, self._work_size(*frame.shape[-2:]))
+
+        return Adaptation(self.network, ADAPTER_TARGETS, ADAPT_SPAN, window_loss, self._on_network,
+                          resize=working_scale, crop=ADAPT_CROP)
+
+    def _on_network(self, network: MiVIDNet) -> "MiVID":
+        return type(self)(network=network, descriptor=self.descriptor, device=self.device, dtype=self.dtype,
+                          params=self.params, weights=self.weights, weight_dirs=self.weight_dirs)
 
     # -- guide --------------------------------------------------------------------------------------
     def _guide(self, first: torch.Tensor, last: torch.Tensor,

@@ -23,12 +23,11 @@ On a GPU, train it beside the other models in one command: ``tools/gpu_train.sh`
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ...errors import InputError
 from ...train.recipe_base import NetworkRecipe
+from .model import cut_clips, masked_clip_loss
 
 
 class MiVIDRecipe(NetworkRecipe):
@@ -62,59 +61,16 @@ class MiVIDRecipe(NetworkRecipe):
             self._schedules[key] = NoiseSchedule(*key)
         return self._schedules[key]
 
-    @staticmethod
-    def cut_clips(windows: torch.Tensor, length: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Clips of ``length`` frames from windows ``(B,W,3,h,w)``: ``(B,3,length,h,w)`` and times ``(B,length)``."""
-        b, w = windows.shape[:2]
-        if not 3 <= length <= w:
-            raise InputError(f"mivid: clips of {length} frames cannot be cut from windows of {w}")
-        index, times = [], []
-        for _ in range(b):
-            span = int(rng.integers(length - 1, w))
-            first = int(rng.integers(0, w - span))
-            inner = np.sort(rng.choice(np.arange(1, span), size=length - 2, replace=False))
-            offsets = np.concatenate(([0], inner, [span]))
-            index.append(first + offsets)
-            times.append(offsets / span)
-        index = torch.as_tensor(np.stack(index), device=windows.device)
-        clips = torch.stack([windows[i, index[i]] for i in range(b)]).transpose(1, 2)
-        return clips, torch.as_tensor(np.stack(times), dtype=torch.float32, device=windows.device)
+    cut_clips = staticmethod(cut_clips)
 
     def step_loss(self, net: nn.Module, loss: nn.Module, batch: dict, rng: np.random.Generator,
                   progress: float = 0.0):
         """One training forward: ``(total, terms, {})`` (see the module docstring)."""
-        from .model import network_base
-        from .masking import hybrid_mask
-
         windows = batch["frames"]
         if "gt" in batch or windows.ndim != 5 or windows.shape[1] < 3:
             raise InputError("mivid trains on whole windows: the trainer must build TrainingData(..., "
                              "items=recipe.items) (got four-frame items)")
-        lengths = [n for n in loss.config.clip_lengths if n <= windows.shape[1]]
-        if not lengths:
-            raise InputError(f"mivid: no clip length in {loss.config.clip_lengths} fits windows of {windows.shape[1]}")
-        length = lengths[int(rng.integers(0, len(lengths)))]
-        clips, tau = self.cut_clips(windows, length, rng)
-        scale = loss.config.scales[int(rng.integers(0, len(loss.config.scales)))]
-        if scale > 1:
-            from .model import SIZE_MULTIPLE
-            h, w = clips.shape[-2:]
-            if h % (scale * SIZE_MULTIPLE) or w % (scale * SIZE_MULTIPLE):
-                raise InputError(f"mivid: crops of {w}x{h} do not divide by {scale * SIZE_MULTIPLE} (scale {scale})")
-            clips = F.avg_pool3d(clips, (1, scale, scale))
-        mask = hybrid_mask(clips, rng, loss.masking, progress)
-        schedule = self.schedule(net)
-        b = clips.shape[0]
-        x0 = clips * 2 - 1
-        t = torch.as_tensor(rng.integers(0, schedule.timesteps, b), device=x0.device)
-        generator = torch.Generator(device=x0.device).manual_seed(int(rng.integers(0, 2**62)))
-        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-        z = schedule.q_sample(x0, t, noise, mask)
-        visible = torch.where(mask.bool(), torch.zeros_like(x0), x0)
-        base = network_base(net.config.base, clips, mask, tau)
-        output = net(z, visible, base, mask, tau, t)
-        x0_hat, _ = schedule.split(z, output.float(), t, clip=None)
-        total, terms = loss(output, schedule.target(x0, noise, t), x0_hat, x0, mask, schedule.abar(t, x0).view(b))
+        total, terms = masked_clip_loss(net, loss, windows, rng, self.schedule(net), progress)
         return total, terms, {}
 
     def interpolator(self, net: nn.Module):

@@ -443,9 +443,11 @@ class SVMV(Interpolator):
             return runs.new_zeros(runs.shape[0], 4, *capped_size(*runs.shape[-2:], cfg.dis_max_side))
         return capped_flows(runs[:, 2], runs[:, 4], self._estimator(), cfg.dis_max_side).float()
 
-    def _window_loss(self, network: SVMVNet, runs: torch.Tensor, prior: torch.Tensor, rng) -> torch.Tensor:
+    def _window_loss(self, network: SVMVNet, runs: torch.Tensor, prior: torch.Tensor, rng,
+                     progress: float = 0.0) -> torch.Tensor:
         """The shipped training loss (reconstruction and census) of frame 3 of each window
-        ``(B,7,3,h,w)`` from frames 0, 2, 4, 6 at t = 0.5, given their ``prior``."""
+        ``(B,7,3,h,w)`` from frames 0, 2, 4, 6 at t = 0.5, given their ``prior`` (no curriculum:
+        ``progress`` is not used)."""
         frames = runs[:, [0, 2, 4, 6]]
         if rng.random() < ADAPT_TWO_FRAME:
             frames = stack_frames(runs[:, 2], runs[:, 4])
