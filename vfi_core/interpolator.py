@@ -46,6 +46,12 @@ class Interpolator:
         return cls(network=network, descriptor=desc, device=dev, dtype=torch.float32,
                    params=desc.resolve_params(params))
 
+    def on_network(self, network: torch.nn.Module, **extra) -> "Interpolator":
+        """The same interpolator (descriptor, device, dtype, parameters, weight folders) on another
+        network, e.g. an adapted copy; ``extra`` goes to ``__init__`` beside ``network=``."""
+        return type(self)(network=network, descriptor=self.descriptor, device=self.device, dtype=self.dtype,
+                          params=self.params, weights=self.weights, weight_dirs=self.weight_dirs, **extra)
+
     @property
     def name(self) -> str:
         return self.descriptor.name

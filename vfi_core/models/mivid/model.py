@@ -85,7 +85,7 @@ from ...flow import motion_param
 from ...interpolator import Interpolation, Interpolator
 from ...ops.filters import gaussian_blur
 from ...registry import ModelDescriptor, Param, register
-from .masking import MaskingConfig
+from . import masking
 
 SIZE_MULTIPLE = 4   # two stride-2 levels
 
@@ -412,8 +412,6 @@ def masked_clip_loss(net: "MiVIDNet", loss: nn.Module, windows: torch.Tensor, rn
     adaptation): a clip length from ``loss.config.clip_lengths``, clips cut by :func:`cut_clips`, a
     downscaling factor from ``loss.config.scales``, the hybrid mask at ``progress`` (the curriculum),
     a diffusion step and noise (only masked frames are noised), then ``loss``. Returns ``(total, terms)``."""
-    from .masking import hybrid_mask
-
     lengths = [n for n in loss.config.clip_lengths if n <= windows.shape[1]]
     if not lengths:
         raise InputError(f"mivid: no clip length in {loss.config.clip_lengths} fits windows of {windows.shape[1]}")
@@ -425,7 +423,7 @@ def masked_clip_loss(net: "MiVIDNet", loss: nn.Module, windows: torch.Tensor, rn
         if h % (scale * SIZE_MULTIPLE) or w % (scale * SIZE_MULTIPLE):
             raise InputError(f"mivid: crops of {w}x{h} do not divide by {scale * SIZE_MULTIPLE} (scale {scale})")
         clips = F.avg_pool3d(clips, (1, scale, scale))
-    mask = hybrid_mask(clips, rng, loss.masking, progress)
+    mask = masking.hybrid_mask(clips, rng, loss.masking, progress)
     b = clips.shape[0]
     x0 = clips * 2 - 1
     t = torch.as_tensor(rng.integers(0, schedule.timesteps, b), device=x0.device)
@@ -470,7 +468,7 @@ ADAPT_CROP = 64
 ADAPTER_TARGETS = ("attention", "mid2", "up1", "dec1", "up0", "dec0")
 ADAPT_CLIP_LENGTHS = (3, 5, 7)
 # The hybrid masking's rates as user options (defaults: the shipped training recipe's MaskingConfig)
-_MASKING = MaskingConfig()
+_MASKING = masking.MaskingConfig()
 MASK_PARAMS = (
     Param("random_mask", float, _MASKING.p_random, "Adaptation: each frame of a training window is hidden "
           "with this probability (simulated occlusion), and the model learns to regenerate it.",
@@ -485,13 +483,13 @@ MASK_PARAMS = (
 )
 
 
-def adaptation_masking(params: dict) -> MaskingConfig:
-    """The :class:`MaskingConfig` of mivid's mask-ratio parameters; a one-line :class:`InputError`
+def adaptation_masking(params: dict) -> masking.MaskingConfig:
+    """The :class:`~.masking.MaskingConfig` of mivid's mask-ratio parameters; a one-line :class:`InputError`
     when the curriculum would fall."""
     if params["curriculum_start"] > params["curriculum_end"]:
         raise InputError(f"mivid: curriculum_start ({params['curriculum_start']}) must not exceed "
                          f"curriculum_end ({params['curriculum_end']})")
-    return MaskingConfig(p_random=params["random_mask"], p_motion=params["motion_mask"],
+    return masking.MaskingConfig(p_random=params["random_mask"], p_motion=params["motion_mask"],
                          p_min=params["curriculum_start"], p_max=params["curriculum_end"])
 
 
@@ -560,12 +558,8 @@ class MiVID(Interpolator):
         def working_scale(frame: torch.Tensor) -> torch.Tensor:
             return _resize(frame, self._work_size(*frame.shape[-2:]))
 
-        return Adaptation(self.network, ADAPTER_TARGETS, ADAPT_SPAN, window_loss, self._on_network,
+        return Adaptation(self.network, ADAPTER_TARGETS, ADAPT_SPAN, window_loss, self.on_network,
                           resize=working_scale, crop=ADAPT_CROP)
-
-    def _on_network(self, network: MiVIDNet) -> "MiVID":
-        return type(self)(network=network, descriptor=self.descriptor, device=self.device, dtype=self.dtype,
-                          params=self.params, weights=self.weights, weight_dirs=self.weight_dirs)
 
     # -- guide --------------------------------------------------------------------------------------
     def _guide(self, first: torch.Tensor, last: torch.Tensor,

@@ -27,7 +27,7 @@ from torch import nn
 
 from ...errors import InputError
 from ...train.recipe_base import NetworkRecipe
-from .model import cut_clips, masked_clip_loss
+from .model import masked_clip_loss
 
 
 class MiVIDRecipe(NetworkRecipe):
@@ -60,8 +60,6 @@ class MiVIDRecipe(NetworkRecipe):
         if key not in self._schedules:
             self._schedules[key] = NoiseSchedule(*key)
         return self._schedules[key]
-
-    cut_clips = staticmethod(cut_clips)
 
     def step_loss(self, net: nn.Module, loss: nn.Module, batch: dict, rng: np.random.Generator,
                   progress: float = 0.0):

@@ -431,9 +431,7 @@ class SVMV(Interpolator):
                           prepare=self._window_prior, augment=augment_prior)
 
     def _on_network(self, network: SVMVNet) -> "SVMV":
-        return type(self)(network=network, refiner=self._restorer.network, descriptor=self.descriptor,
-                          device=self.device, dtype=self.dtype, params=self.params, weights=self.weights,
-                          weight_dirs=self.weight_dirs)
+        return self.on_network(network, refiner=self._restorer.network)
 
     def _window_prior(self, runs: torch.Tensor) -> torch.Tensor | None:
         """``(B,4,h,w)`` the prior between frames 2 and 4 of each window ``(B,7,3,h,w)`` from the
