@@ -263,7 +263,7 @@ def test_ui_workflows_convert_to_their_api_twins_with_comfy_cli(comfyui):
 
 
 @pytest.mark.parametrize("name, frames, fps", [("vfi_suite_flow_asb", 11, "50"), ("vfi_suite_svmv", 11, "50"),
-                                               ("vfi_suite_video", 119, "50")])
+                                               ("vfi_suite_keyframe_peft", 15, "50"), ("vfi_suite_video", 119, "50")])
 def test_every_api_workflow_runs(comfyui, name, frames, fps):
     graph = api_workflow(name)
     started = time.monotonic()

@@ -533,13 +533,17 @@ class MiVID(Interpolator):
         super().__init__(**kwargs)
         owned = network is None
         if owned:
-            network = load_network(self.weights, self.device, self.dtype)
+            network = self._load_network()
         self.network = network.to(device=self.device, dtype=self.dtype).eval()
         if owned and self.device.type == "cpu":   # oneDNN convolutions run about 1.5x faster channels-last
             self.network = self.network.to(memory_format=torch.channels_last)
         self.schedule = NoiseSchedule(network.config.schedule, network.config.timesteps, network.config.prediction)
         self._flow_asb = None
         self.progress: Callable[[int, int], None] | None = None   # progress(done, total) per denoising step
+
+    def _load_network(self) -> nn.Module:
+        """The network of the weight file this interpolator was built with."""
+        return load_network(self.weights, self.device, self.dtype)
 
     # -- per-clip adaptation ------------------------------------------------------------------------
     def adaptation(self):

@@ -66,7 +66,7 @@ class MiVIDRecipe(NetworkRecipe):
         """One training forward: ``(total, terms, {})`` (see the module docstring)."""
         windows = batch["frames"]
         if "gt" in batch or windows.ndim != 5 or windows.shape[1] < 3:
-            raise InputError("mivid trains on whole windows: the trainer must build TrainingData(..., "
+            raise InputError(f"{self.name} trains on whole windows: the trainer must build TrainingData(..., "
                              "items=recipe.items) (got four-frame items)")
         total, terms = masked_clip_loss(net, loss, windows, rng, self.schedule(net), progress)
         return total, terms, {}
