@@ -38,7 +38,6 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -47,6 +46,7 @@ from ...config import ModelConfig
 from ...diffusion import sinusoidal
 from ...errors import InputError, WeightsError
 from ...registry import WEIGHTS_DIR, ModelDescriptor, register
+from ..mivid import masking
 from ..mivid import model as mivid
 
 LEVELS = (0, 1, 2)   # full, 1/2 and 1/4 of the working size
@@ -375,12 +375,10 @@ def load_network(weights: Path, device: torch.device, dtype: torch.dtype,
     return net.to(device=device, dtype=dtype).eval()
 
 
-# Per-clip adaptation: low-rank adapters on the trainable module's keyframe attention and on the
-# condition encoder's zero projections; clips cut from 7-frame windows, ends given, every frame
-# between them generated (the model's own task at the clip's own frame gaps)
-ADAPTER_TARGETS = ("keyframe", "control.zero")
-ADAPT_MASKING = {"random": False, "motion": False, "curriculum": True, "p_min": 1.0, "p_max": 1.0,
-                 "keep_ends": True}
+# The paper's protocol, in training and per-clip adaptation: the ends given, every frame between them
+# generated (as mivid's hybrid masking: the curriculum at rate 1 with the ends kept)
+KEYFRAME_MASKING = {"random": False, "motion": False, "curriculum": True, "p_min": 1.0, "p_max": 1.0,
+                    "keep_ends": True}
 
 
 class KeyframePEFT(mivid.MiVID):
@@ -403,24 +401,12 @@ class KeyframePEFT(mivid.MiVID):
     def _load_network(self) -> KeyframePEFTNet:
         return load_network(self.weights, self.device, self.dtype, self.weight_dirs)
 
-    def adaptation(self):
-        """Per-clip adaptation: the training objective on clips cut from 7-frame windows of the clip at
-        the working scale, ends given and every frame between them generated; low-rank adapters on the
-        keyframe attention and the condition encoder's output projections."""
-        from ...adapt import Adaptation
-        from ..mivid.loss import MiVIDLoss, MiVIDLossConfig
+    # adaptation (mivid's, on clips of the clip's own windows): low-rank adapters on the keyframe
+    # attention and the condition encoder's zero projections, the frames between the ends generated
+    adapter_targets = ("keyframe", "control.zero")
 
-        loss = MiVIDLoss(MiVIDLossConfig.from_dict({"masking": ADAPT_MASKING,
-                                                    "clip_lengths": list(mivid.ADAPT_CLIP_LENGTHS)}))
-
-        def window_loss(network, runs: torch.Tensor, aux, rng: np.random.Generator, progress: float):
-            return mivid.masked_clip_loss(network, loss, runs, rng, self.schedule, progress)[0]
-
-        def working_scale(frame: torch.Tensor) -> torch.Tensor:
-            return mivid._resize(frame, self._work_size(*frame.shape[-2:]))
-
-        return Adaptation(self.network, ADAPTER_TARGETS, mivid.ADAPT_SPAN, window_loss, self.on_network,
-                          resize=working_scale, crop=mivid.ADAPT_CROP)
+    def _adaptation_masking(self) -> masking.MaskingConfig:
+        return masking.MaskingConfig.from_dict(KEYFRAME_MASKING)
 
 
 register(KeyframePEFT.descriptor, KeyframePEFT)

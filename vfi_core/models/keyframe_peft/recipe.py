@@ -14,10 +14,8 @@ from __future__ import annotations
 from torch import nn
 
 from ..mivid.recipe import MiVIDRecipe
+from .model import KEYFRAME_MASKING
 
-# the keyframe protocol: the ends given, every frame between them generated
-KEYFRAME_MASKING = {"random": False, "motion": False, "curriculum": True, "p_min": 1.0, "p_max": 1.0,
-                    "keep_ends": True}
 KEYFRAME_LOSS = {"masking": KEYFRAME_MASKING, "clip_lengths": [7]}
 
 

@@ -554,7 +554,7 @@ class MiVID(Interpolator):
         from ...adapt import Adaptation
         from .loss import MiVIDLoss, MiVIDLossConfig
 
-        loss = MiVIDLoss(MiVIDLossConfig(masking=adaptation_masking(self.params), clip_lengths=ADAPT_CLIP_LENGTHS))
+        loss = MiVIDLoss(MiVIDLossConfig(masking=self._adaptation_masking(), clip_lengths=ADAPT_CLIP_LENGTHS))
 
         def window_loss(network: MiVIDNet, runs: torch.Tensor, aux, rng, progress: float) -> torch.Tensor:
             return masked_clip_loss(network, loss, runs, rng, self.schedule, progress)[0]
@@ -562,8 +562,14 @@ class MiVID(Interpolator):
         def working_scale(frame: torch.Tensor) -> torch.Tensor:
             return _resize(frame, self._work_size(*frame.shape[-2:]))
 
-        return Adaptation(self.network, ADAPTER_TARGETS, ADAPT_SPAN, window_loss, self.on_network,
+        return Adaptation(self.network, self.adapter_targets, ADAPT_SPAN, window_loss, self.on_network,
                           resize=working_scale, crop=ADAPT_CROP)
+
+    adapter_targets = ADAPTER_TARGETS   # the network's layers (or modules) that take low-rank adapters
+
+    def _adaptation_masking(self) -> masking.MaskingConfig:
+        """Which frames of the adaptation's clips are hidden: the mask-ratio parameters'."""
+        return adaptation_masking(self.params)
 
     # -- guide --------------------------------------------------------------------------------------
     def _guide(self, first: torch.Tensor, last: torch.Tensor,
