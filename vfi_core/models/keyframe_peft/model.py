@@ -34,7 +34,6 @@ sampling, ``strength`` and window mode) with this network in place of the base.
 from __future__ import annotations
 
 import copy
-import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -45,6 +44,7 @@ from torch import nn
 from ...config import ModelConfig
 from ...diffusion import sinusoidal
 from ...errors import InputError, WeightsError
+from ...files import file_sha256
 from ...registry import WEIGHTS_DIR, ModelDescriptor, register
 from ..mivid import masking
 from ..mivid import model as mivid
@@ -112,14 +112,6 @@ class KeyframePEFTConfig(ModelConfig):
     def base(self) -> str:
         """The base's estimate of the masked frames (``flow`` or ``linear``), as :class:`MiVIDConfig`."""
         return self._base().base
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def find_base(name: str, search_dirs: tuple[Path, ...] = ()) -> Path:
