@@ -42,7 +42,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...config import ModelConfig
-from ...diffusion import sinusoidal
 from ...errors import InputError, WeightsError
 from ...files import file_sha256
 from ...registry import WEIGHTS_DIR, ModelDescriptor, register
@@ -308,41 +307,20 @@ class KeyframePEFTNet(nn.Module):
         return x if block is None else block(x, position)
 
     def forward(self, z, visible, base, mask, tau, timestep) -> torch.Tensor:
-        net = self.base
-        net.check_inputs(z, visible, base, mask, tau, timestep)
+        """The base's forward with the keyframe attention before its blocks and the condition encoder's
+        residuals on its skips and bottleneck (:meth:`MiVIDNet.forward`'s ``attend`` and ``control``)."""
+        self.base.check_inputs(z, visible, base, mask, tau, timestep)
         b, _, t, h, w = z.shape
         if t < 3:
             raise InputError(f"keyframe-peft: clips need two keyframes and a frame between, got {t} frames")
-        dtype = z.dtype
-        e = net.config.embed
-        steps = sinusoidal(timestep, e).to(dtype)                                  # (B,E)
-        frames = mivid.frame_time_encoding(tau, e).to(dtype)                       # (B,T,E)
-        position = net.frame_mlp(frames)
-        emb = net.time_mlp(steps)[:, None] + position
-        x_in = torch.cat((z, visible, base, mask.to(dtype).expand(b, 1, t, h, w)), 1)
-        x_in = x_in.transpose(1, 2).reshape(b * t, 10, h, w)
-        ends = torch.zeros(1, 1, t, 1, 1, device=z.device, dtype=dtype)
+        ends = torch.zeros(1, 1, t, 1, 1, device=z.device, dtype=z.dtype)
         ends[:, :, [0, -1]] = 1
         condition = torch.cat((visible * ends, ends.expand(b, 1, t, h, w)), 1).transpose(1, 2).reshape(b * t, 4, h, w)
-        r0, r1, r2 = self.control(x_in, condition, steps, frames)
 
-        x = net.inp(x_in)
-        for i, block in enumerate(net.enc0):
-            x = block(self._attend(f"enc0_{i}", x, position), emb)
-        s0 = x + r0
-        x = net.down0(x)
-        for i, block in enumerate(net.enc1):
-            x = block(self._attend(f"enc1_{i}", x, position), emb)
-        s1 = x + r1
-        x = net.mid1(self._attend("mid1", net.down1(x), position), emb)
-        x = net.attention(x, position)
-        x = net.mid2(self._attend("mid2", x, position), emb) + r2
-        x = torch.cat((net.up1(F.interpolate(x, size=s1.shape[-2:], mode="nearest")), s1), 1)
-        x = net.dec1(self._attend("dec1", x, position), emb)
-        x = torch.cat((net.up0(F.interpolate(x, size=s0.shape[-2:], mode="nearest")), s0), 1)
-        x = net.dec0(self._attend("dec0", x, position), emb)
-        x = net.out(F.silu(net.out_norm(x)))
-        return x.view(b, t, 3, h, w).transpose(1, 2)
+        def control(x_in, steps, frames):
+            return self.control(x_in, condition, steps, frames)
+
+        return self.base(z, visible, base, mask, tau, timestep, attend=self._attend, control=control)
 
 
 def load_network(weights: Path, device: torch.device, dtype: torch.dtype,

@@ -269,28 +269,41 @@ class MiVIDNet(nn.Module):
             raise InputError(f"mivid: mask (B,1,T,1,1), tau (B,T) and timestep (B,) expected, got "
                              f"{tuple(mask.shape)}, {tuple(tau.shape)}, {tuple(timestep.shape)}")
 
-    def forward(self, z, visible, base, mask, tau, timestep) -> torch.Tensor:
+    def forward(self, z, visible, base, mask, tau, timestep, attend=None, control=None) -> torch.Tensor:
+        """The denoiser's output (class docstring). For a module built around this frozen network
+        (keyframe-peft): ``attend(name, x, position)`` runs before each block (``name`` ``enc0_<i>``,
+        ``enc1_<i>``, ``mid1``, ``mid2``, ``dec1``, ``dec0``; ``position`` the ``(B,T,E)`` frame
+        embeddings) and ``control(x_in, steps, frames)`` returns the residuals added to the two skips and
+        the bottleneck, from the ``(B*T,10,h,w)`` input and the step and frame-time encodings."""
         self.check_inputs(z, visible, base, mask, tau, timestep)
         b, _, t, h, w = z.shape
         dtype = z.dtype
         e = self.config.embed
-        temb = self.time_mlp(sinusoidal(timestep, e).to(dtype))                   # (B,E)
-        femb = self.frame_mlp(frame_time_encoding(tau, e).to(dtype))              # (B,T,E)
-        emb = temb[:, None] + femb
-        x = torch.cat((z, visible, base, mask.to(dtype).expand(b, 1, t, h, w)), 1)
-        x = self.inp(x.transpose(1, 2).reshape(b * t, 10, h, w))
-        for block in self.enc0:
-            x = block(x, emb)
-        s0 = x
+        steps = sinusoidal(timestep, e).to(dtype)                                  # (B,E)
+        frames = frame_time_encoding(tau, e).to(dtype)                             # (B,T,E)
+        femb = self.frame_mlp(frames)
+        emb = self.time_mlp(steps)[:, None] + femb
+        x_in = torch.cat((z, visible, base, mask.to(dtype).expand(b, 1, t, h, w)), 1)
+        x_in = x_in.transpose(1, 2).reshape(b * t, 10, h, w)
+        r0, r1, r2 = control(x_in, steps, frames) if control is not None else (0, 0, 0)
+        if attend is None:
+            def attend(name, x, position):
+                return x
+        x = self.inp(x_in)
+        for i, block in enumerate(self.enc0):
+            x = block(attend(f"enc0_{i}", x, femb), emb)
+        s0 = x + r0
         x = self.down0(x)
-        for block in self.enc1:
-            x = block(x, emb)
-        s1 = x
-        x = self.mid1(self.down1(x), emb)
+        for i, block in enumerate(self.enc1):
+            x = block(attend(f"enc1_{i}", x, femb), emb)
+        s1 = x + r1
+        x = self.mid1(attend("mid1", self.down1(x), femb), emb)
         x = self.attention(x, femb)
-        x = self.mid2(x, emb)
-        x = self.dec1(torch.cat((self.up1(F.interpolate(x, size=s1.shape[-2:], mode="nearest")), s1), 1), emb)
-        x = self.dec0(torch.cat((self.up0(F.interpolate(x, size=s0.shape[-2:], mode="nearest")), s0), 1), emb)
+        x = self.mid2(attend("mid2", x, femb), emb) + r2
+        x = torch.cat((self.up1(F.interpolate(x, size=s1.shape[-2:], mode="nearest")), s1), 1)
+        x = self.dec1(attend("dec1", x, femb), emb)
+        x = torch.cat((self.up0(F.interpolate(x, size=s0.shape[-2:], mode="nearest")), s0), 1)
+        x = self.dec0(attend("dec0", x, femb), emb)
         x = self.out(F.silu(self.out_norm(x)))
         return x.view(b, t, 3, h, w).transpose(1, 2)
 
