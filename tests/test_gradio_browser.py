@@ -35,10 +35,21 @@ def page(app_url):
 
 def move_slider(page, elem_id: str, steps: int) -> str:
     """Press the right arrow ``steps`` times on a Gradio slider; return the value its number box shows."""
-    page.locator(f"#{elem_id} input[type=range]").focus()
-    for _ in range(steps):
-        page.keyboard.press("ArrowRight")
-    return page.locator(f"#{elem_id} input[type=number]").input_value()
+    slider = page.locator(f"#{elem_id} input[type=range]")
+    slider.focus()
+    for _ in range(steps):   # one notch a step: a press the page drops (still settling) is pressed again
+        before = slider.input_value()
+        for _attempt in range(3):
+            page.keyboard.press("ArrowRight")
+            try:
+                sync_api.expect(slider).not_to_have_value(before, timeout=1_000)
+                break
+            except AssertionError:
+                slider.focus()
+    value = slider.input_value()
+    number = page.locator(f"#{elem_id} input[type=number]")
+    sync_api.expect(number).to_have_value(value)   # the number box follows the slider a moment later
+    return number.input_value()
 
 
 def test_upload_sample_move_sliders_run_and_screenshot(page, capsys):
