@@ -11,7 +11,7 @@ import torch
 from conftest import moving_square
 from vfi_core.errors import InputError
 from vfi_core.models.ldmvfi import VQFIGAN, PatchDiscriminator, VQFIGANConfig, VQFIGANLoss, VQFIGANLossWeights
-from vfi_core.models.ldmvfi.autoencoder import _blocks, _grid, _unblocks, _ungrid
+from vfi_core.models.ldmvfi.autoencoder import MOTION_PRIORS, MotionPrior, _blocks, _grid, _unblocks, _ungrid, motion_prior
 from vfi_core.ops.warp import backward_warp
 from vfi_core.weights import load_network
 
@@ -39,16 +39,40 @@ def test_shapes_latent_and_size_check():
         VQFIGANConfig.from_dict({**TINY, "factor": 16})
 
 
-def test_untrained_decoder_blends_the_frames_warped_by_the_given_motion():
+def test_untrained_decoder_gives_the_motion_priors_blend():
     net = VQFIGAN(TINY)
     frame0, frame1, frame_t = _frames(32)
     flow0, flow1 = torch.full((1, 2, 32, 32), -1.5), torch.full((1, 2, 32, 32), 2.0)
+    mask = torch.full((1, 1, 32, 32), 0.3)
     latent = net.encode(frame_t).latent
-    out = net.decode(latent, frame0, frame1, flow0, flow1)
-    expected = 0.5 * backward_warp(frame0, flow0) + 0.5 * backward_warp(frame1, flow1)
+    out = net.decode(latent, frame0, frame1, MotionPrior(flow0, flow1, mask))
+    expected = 0.3 * backward_warp(frame0, flow0) + 0.7 * backward_warp(frame1, flow1)
     assert torch.allclose(out, expected, atol=1e-6)
-    no_motion = VQFIGAN({**TINY, "motion_offsets": False}).decode(latent, frame0, frame1, flow0, flow1)
-    assert torch.allclose(no_motion, 0.5 * frame0 + 0.5 * frame1, atol=1e-6)
+    no_motion = VQFIGAN({**TINY, "motion_offsets": False})
+    out = no_motion.decode(no_motion.encode(frame_t).latent, frame0, frame1, MotionPrior(flow0, flow1, mask))
+    assert torch.allclose(out, 0.5 * frame0 + 0.5 * frame1, atol=1e-6)
+
+
+def test_motion_priors_follow_the_flows_and_the_splatted_one_meets_the_truth():
+    frame0, frame1, frame_t = _frames(32)  # a 12 px square moving 6 px right on a still background
+    flows = torch.zeros(1, 4, 32, 32)
+    flows[:, 0, 6:18, 4:16] = 6.0  # F01 on the square in frame 0
+    flows[:, 2, 6:18, 10:22] = -6.0  # F10 on the square in frame 1
+    t = torch.tensor([0.5])
+    linear = motion_prior("linear", frame0, frame1, flows, t)
+    assert torch.equal(linear.flow_t0, 0.5 * flows[:, 2:]) and torch.equal(linear.flow_t1, 0.5 * flows[:, :2])
+    assert torch.allclose(linear.mask, torch.tensor(0.5))
+    splatted = motion_prior("splatted", frame0, frame1, flows, t)
+    assert torch.allclose(splatted.flow_t0[0, 0, 8:16, 10:18], torch.tensor(-3.0), atol=0.02)  # on the square at t
+    assert splatted.mask.min() >= 0 and splatted.mask.max() <= 1
+    errors = {}
+    for kind in MOTION_PRIORS:
+        net = VQFIGAN({**TINY, "motion": kind})
+        out = net.decode(net.encode(frame_t).latent, frame0, frame1, net.prior(frame0, frame1, flows, t))
+        errors[kind] = float((out - frame_t).abs().mean().detach())
+    assert errors["splatted"] < 0.01 and errors["splatted"] < errors["linear"] / 2
+    with pytest.raises(InputError, match="motion must be one of"):
+        VQFIGANConfig.from_dict({**TINY, "motion": "raft"})
 
 
 def test_quantizer_snaps_to_the_codebook_and_passes_gradients_straight_through():
@@ -78,8 +102,9 @@ def test_cross_attention_uses_the_input_frames_and_the_ablation_does_not():
         torch.nn.init.normal_(p, std=0.1)
     frame0, frame1, frame_t = _frames(32)
     latent = net.encode(frame_t).latent
-    base = net.decoder(latent, net.features(frame0), net.features(frame1))
-    other = net.decoder(latent, net.features(frame1), net.features(frame0))
+    warped = torch.cat((frame0, frame1), 1)
+    base = net.decoder(latent, net.features(frame0), net.features(frame1), warped)
+    other = net.decoder(latent, net.features(frame1), net.features(frame0), warped)
     assert not torch.allclose(base, other)
     plain = VQFIGAN({**TINY, "cross_attention": False})
     assert not any("attention" in name for name, _ in plain.named_parameters())

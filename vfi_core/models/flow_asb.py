@@ -112,6 +112,30 @@ def blend_weight(t: torch.Tensor, mask0: torch.Tensor, mask1: torch.Tensor, asym
     return weight1 * (1.0 - mask1 * (1.0 - mask0))    # frame 1 occluded (and 0 not): take frame 0
 
 
+def occlusion_weight(t: torch.Tensor, to0: torch.Tensor, to1: torch.Tensor, occluded0: torch.Tensor,
+                     occluded1: torch.Tensor, asymmetry: float = 0.0, dilation: int = 0
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The share of frame 1 at t for one motion hypothesis, and the quasi-binary occlusion masks.
+
+    Args:
+        t: ``(B,)`` times.
+        to0, to1: ``(B,2,H,W)`` backward flows from t to frames 0 and 1, in pixels.
+        occluded0, occluded1: ``(B,1,H,W)`` 1 where a frame's content does not reach t (splatting
+            coverage below :data:`OCCLUSION_THRESHOLD`).
+        asymmetry, dilation: as flow-asb's declared parameters.
+    Returns:
+        ``(weight1, mask0, mask1)``, each ``(B,1,H,W)`` in [0,1] (:func:`blend_weight`).
+    """
+    # a frame is also occluded where its sample falls outside it (content out of view, which
+    # border replication would otherwise smear in); out of both: the plain blend
+    hidden0 = torch.maximum(occluded0, outside_frame(to0))
+    hidden1 = torch.maximum(occluded1, outside_frame(to1))
+    both = hidden0 * hidden1
+    mask0 = quasi_binary_mask(hidden0 - both, dilation)
+    mask1 = quasi_binary_mask(hidden1 - both, dilation)
+    return blend_weight(t, mask0, mask1, asymmetry), mask0, mask1
+
+
 class FlowASB(Interpolator):
     descriptor = ModelDescriptor(
         name="flow-asb",
@@ -192,15 +216,9 @@ def synthesize(frame0: torch.Tensor, frame1: torch.Tensor, f01: torch.Tensor, f1
     warped1 = backward_warp(frame1.repeat(2, 1, 1, 1), to1)
     occluded0 = (cov0 < OCCLUSION_THRESHOLD).to(frame0.dtype)
     occluded1 = (cov1 < OCCLUSION_THRESHOLD).to(frame0.dtype)
-    # per hypothesis, a frame is also occluded where its sample falls outside it (content out of
-    # view, which border replication would otherwise smear in); out of both: the plain blend
-    hidden0 = torch.maximum(occluded0.repeat(2, 1, 1, 1), outside_frame(to0))
-    hidden1 = torch.maximum(occluded1.repeat(2, 1, 1, 1), outside_frame(to1))
-    both = hidden0 * hidden1
     check_cancelled()
-    mask0 = quasi_binary_mask(hidden0 - both, dilation)
-    mask1 = quasi_binary_mask(hidden1 - both, dilation)
-    weight1 = blend_weight(t.repeat(2), mask0, mask1, asymmetry)
+    weight1, mask0, mask1 = occlusion_weight(t.repeat(2), to0, to1, occluded0.repeat(2, 1, 1, 1),
+                                             occluded1.repeat(2, 1, 1, 1), asymmetry, dilation)
     blended = warped0 * (1.0 - weight1) + warped1 * weight1
 
     def mean(x: torch.Tensor) -> torch.Tensor:  # over the two hypotheses

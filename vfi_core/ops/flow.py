@@ -189,5 +189,5 @@ def capped_dis(frame0: torch.Tensor, frame1: torch.Tensor, preset: str = "medium
 
 def full_dis(frame0: torch.Tensor, frame1: torch.Tensor) -> torch.Tensor:
     """``(B,4,H,W)`` flows ``F01, F10``: DIS medium at the frames' own size, started from the dominant
-    translation (the motion the crop-trained recipes and LDMVFI's pipeline use)."""
+    translation (the motion the crop-trained recipes use)."""
     return capped_dis(frame0, frame1, "medium", max(frame0.shape[-2:]), True)

@@ -15,9 +15,15 @@ from that latent *and* the two input frames:
 
   ``I_t = M * sum_k w0_k I0(p + F_t0(p) + d0_k) + (1 - M) * sum_k w1_k I1(p + F_t1(p) + d1_k)``
 
-  The offsets start from a motion estimate ``F_t0``, ``F_t1`` (backward flows from t to each frame,
-  given by the caller; zeros without one), so the network learns corrections to the core's motion
-  rather than motion from nothing (``motion_offsets``).
+  The offsets start from a motion prior (:class:`MotionPrior`: backward flows ``F_t0``, ``F_t1``
+  from t to each frame and a starting mask ``M0``, built by :meth:`VQFIGAN.prior` from the core's
+  flows), and the mask is ``sigmoid(logit(M0) + m)`` for the decoder's ``m``, so the network
+  learns corrections to the core's motion and occlusion rather than motion from nothing
+  (``motion_offsets``). With ``motion = "splatted"`` the prior is flow-asb's splatted motion and
+  occlusion-aware blend weight, so an untrained decoder already gives flow-asb's frame for that
+  motion hypothesis; ``"linear"`` takes ``F_t0 = t F10``, ``F_t1 = (1 - t) F01`` and ``M0 = 1 - t``.
+- **Warped context** (``warped_context``): the two frames warped by the prior enter the decoder's
+  full-resolution features, so the synthesis head sees where the warps agree and where they do not.
 
 Frame sizes must be multiples of :attr:`VQFIGAN.size_multiple` (``f * window``); the core pads.
 """
@@ -33,6 +39,7 @@ from torch import nn
 
 from ...config import ModelConfig
 from ...errors import InputError
+from ...ops.motion import CONSISTENCY_WEIGHT, splatted_motion
 from ...ops.warp import backward_warp
 
 
@@ -52,7 +59,9 @@ class VQFIGANConfig(ModelConfig):
             residual blocks only (attention at full resolution costs the most).
         heads, window: attention heads; block and grid side ``P``.
         points: sampling points ``K`` per frame of the deformable synthesis.
-        motion_offsets: start the offsets from the caller's motion estimate.
+        motion_offsets: start the offsets and the mask from the motion prior.
+        motion: the prior, ``"splatted"`` (flow-asb's) or ``"linear"`` (module docstring).
+        warped_context: the decoder sees the frames warped by the prior at full resolution.
     """
 
     config_name = "vq-figan"
@@ -69,6 +78,8 @@ class VQFIGANConfig(ModelConfig):
     window: int = 4
     points: int = 5
     motion_offsets: bool = True
+    motion: str = "splatted"
+    warped_context: bool = True
 
     def __post_init__(self):
         if self.factor not in (8, 16):
@@ -83,16 +94,43 @@ class VQFIGANConfig(ModelConfig):
             raise InputError(f"vq-figan config: attention_from in 0..{levels - 1}, window >= 1, heads >= 1")
         if any(self.width * m % self.heads for m in self.multipliers):
             raise InputError("vq-figan config: every level's channels must divide by heads")
+        if self.motion not in MOTION_PRIORS:
+            raise InputError(f"vq-figan config: motion must be one of {', '.join(MOTION_PRIORS)}, got {self.motion!r}")
 
     @property
     def levels(self) -> int:
         return len(self.multipliers)
 
 
-def linear_flows(flows: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(F_t0, F_t1)`` ``(B,2,H,W)`` from ``flows`` ``(B,4,H,W)`` = ``F01, F10`` under linear motion."""
-    t = t.view(-1, 1, 1, 1).to(flows.dtype)
-    return t * flows[:, 2:], (1 - t) * flows[:, :2]
+MOTION_PRIORS = ("splatted", "linear")
+
+
+class MotionPrior(NamedTuple):
+    """Where the synthesis starts: backward flows ``flow_t0``, ``flow_t1`` ``(B,2,H,W)`` in pixels
+    from t to frames 0 and 1, and ``mask`` ``(B,1,H,W)`` in (0,1), the share of frame 0."""
+
+    flow_t0: torch.Tensor
+    flow_t1: torch.Tensor
+    mask: torch.Tensor
+
+
+@torch.no_grad()
+def motion_prior(kind: str, frame0: torch.Tensor, frame1: torch.Tensor, flows: torch.Tensor,
+                 t: torch.Tensor) -> MotionPrior:
+    """The :class:`MotionPrior` of ``kind`` (:data:`MOTION_PRIORS`) for frames ``(B,3,H,W)`` in [0,1],
+    ``flows`` ``(B,4,H,W)`` = ``F01, F10`` in pixels and ``t`` ``(B,)``."""
+    from ..flow_asb import OCCLUSION_THRESHOLD, occlusion_weight
+
+    flows, tt = flows.float(), t.float().view(-1, 1, 1, 1)
+    f01, f10 = flows[:, :2], flows[:, 2:]
+    if kind == "linear":
+        return MotionPrior(tt * f10, (1 - tt) * f01, (1 - tt).expand_as(flows[:, :1]).clone())
+    motion, cov0, cov1 = splatted_motion(frame0.float(), frame1.float(), f01, f10, t.float().view(-1),
+                                         CONSISTENCY_WEIGHT)
+    to0, to1 = -tt * motion, (1 - tt) * motion
+    weight1, _, _ = occlusion_weight(t.float().view(-1), to0, to1, (cov0 < OCCLUSION_THRESHOLD).float(),
+                                     (cov1 < OCCLUSION_THRESHOLD).float())
+    return MotionPrior(to0, to1, 1 - weight1)
 
 
 class Quantized(NamedTuple):
@@ -282,13 +320,19 @@ class Decoder(nn.Module):
                 self.attention[str(level)] = MaxCABlock(cout, config.heads, config.window)
             if level:
                 self.ups.append(nn.Conv2d(cout, cout, 3, padding=1))
+        if config.warped_context:
+            self.context = nn.Sequential(nn.Conv2d(6, widths[0], 3, padding=1), nn.SiLU(),
+                                         nn.Conv2d(widths[0], widths[0], 3, padding=1))
         k = config.points
         # per frame: K weights and K (dx, dy) offsets; one occlusion logit
         self.head = nn.Sequential(_norm(widths[0]), nn.SiLU(), nn.Conv2d(widths[0], 2 * 3 * k + 1, 3, padding=1))
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
 
-    def forward(self, latent: torch.Tensor, phi0: list[torch.Tensor], phi1: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, latent: torch.Tensor, phi0: list[torch.Tensor], phi1: list[torch.Tensor],
+                warped: torch.Tensor | None = None) -> torch.Tensor:
+        """The synthesis parameters ``(B, 6K+1, H, W)``; ``warped`` ``(B,6,H,W)``: both frames warped
+        by the prior, in [0,1] (with ``warped_context``)."""
         x = self.stem(latent)
         ups = iter(self.ups)
         for i, level in enumerate(reversed(range(self.config.levels))):
@@ -297,15 +341,17 @@ class Decoder(nn.Module):
                 x = self.attention[str(level)](x, phi0[level], phi1[level])
             if level:
                 x = next(ups)(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        if self.config.warped_context:
+            x = x + self.context(warped * 2 - 1)
         return self.head(x)
 
 
 class VQFIGAN(nn.Module):
     """The VFI autoencoder (see the module docstring).
 
-    ``forward(frame_t, frame0, frame1, flow_t0, flow_t1)`` reconstructs ``frame_t`` through its
-    quantised latent; :meth:`encode` and :meth:`decode` are the two halves the latent denoiser uses.
-    Frames ``(B,3,H,W)`` float in [0,1]; flows ``(B,2,H,W)`` in pixels (or None: no motion estimate).
+    ``forward(frame_t, frame0, frame1, prior)`` reconstructs ``frame_t`` through its quantised
+    latent; :meth:`encode` and :meth:`decode` are the two halves the latent denoiser uses. Frames
+    ``(B,3,H,W)`` float in [0,1]; ``prior`` from :meth:`prior` (or None: no motion, an even mask).
     """
 
     def __init__(self, config: VQFIGANConfig | dict | None = None):
@@ -330,40 +376,59 @@ class VQFIGAN(nn.Module):
         self._check(frame)
         return self.quantizer(self.encoder(frame)[0])
 
+    def prior(self, frame0: torch.Tensor, frame1: torch.Tensor, flows: torch.Tensor, t: torch.Tensor) -> MotionPrior:
+        """This autoencoder's :class:`MotionPrior` (its config's ``motion``) from the core's ``flows``
+        ``(B,4,H,W)`` = ``F01, F10`` in pixels, at times ``t`` ``(B,)``."""
+        return motion_prior(self.config.motion, frame0, frame1, flows, t)
+
     def features(self, frame: torch.Tensor) -> list[torch.Tensor]:
         """The encoder's features of an input frame at every level (what the decoder attends to)."""
         return self.encoder(frame)[1]
 
+    def _start(self, frame0: torch.Tensor, prior: MotionPrior | None) -> MotionPrior:
+        """The prior the synthesis starts from: ``prior`` with ``motion_offsets``, else none (zero
+        flows, an even mask)."""
+        if prior is not None and self.config.motion_offsets:
+            return prior
+        b, _, h, w = frame0.shape
+        zeros = frame0.new_zeros(b, 2, h, w)
+        return MotionPrior(zeros, zeros, frame0.new_full((b, 1, h, w), 0.5))
+
     def decode(self, latent: torch.Tensor, frame0: torch.Tensor, frame1: torch.Tensor,
-               flow_t0: torch.Tensor | None = None, flow_t1: torch.Tensor | None = None,
+               prior: MotionPrior | None = None,
                features: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None) -> torch.Tensor:
-        """The frame at t ``(B,3,H,W)`` from its (quantised) latent and the two input frames.
+        """The frame at t ``(B,3,H,W)`` from its (quantised) latent, the two input frames and the
+        motion prior (:meth:`prior`).
 
         ``features``: the input frames' :meth:`features`, when the caller already has them.
         """
         self._check(frame0, frame1)
         if features is None:
             features = (self.features(frame0), self.features(frame1)) if self.config.cross_attention else ([], [])
-        params = self.decoder(latent, *features)
-        return self.synthesize(params, frame0, frame1, flow_t0, flow_t1)
+        start = self._start(frame0, prior)
+        warped = None
+        if self.config.warped_context:
+            warped = torch.cat((backward_warp(frame0, start.flow_t0), backward_warp(frame1, start.flow_t1)), 1)
+        params = self.decoder(latent, *features, warped)
+        return self.synthesize(params, frame0, frame1, start)
 
     def synthesize(self, params: torch.Tensor, frame0: torch.Tensor, frame1: torch.Tensor,
-                   flow_t0: torch.Tensor | None, flow_t1: torch.Tensor | None) -> torch.Tensor:
+                   prior: MotionPrior | None) -> torch.Tensor:
         """Deformable synthesis from the decoder's ``(B, 6K+1, H, W)`` output (module docstring)."""
         k = self.config.points
+        start = self._start(frame0, prior)
         weights0, weights1 = params[:, :k].softmax(1), params[:, k:2 * k].softmax(1)
         offsets0 = params[:, 2 * k:4 * k]
         offsets1 = params[:, 4 * k:6 * k]
-        mask = torch.sigmoid(params[:, 6 * k:])
-        base0 = flow_t0 if self.config.motion_offsets and flow_t0 is not None else torch.zeros_like(offsets0[:, :2])
-        base1 = flow_t1 if self.config.motion_offsets and flow_t1 is not None else torch.zeros_like(offsets1[:, :2])
-        out0 = sum(weights0[:, i:i + 1] * backward_warp(frame0, base0 + offsets0[:, 2 * i:2 * i + 2]) for i in range(k))
-        out1 = sum(weights1[:, i:i + 1] * backward_warp(frame1, base1 + offsets1[:, 2 * i:2 * i + 2]) for i in range(k))
+        mask = torch.sigmoid(params[:, 6 * k:] + torch.logit(start.mask.clamp(0.01, 0.99)))
+        out0 = sum(weights0[:, i:i + 1] * backward_warp(frame0, start.flow_t0 + offsets0[:, 2 * i:2 * i + 2])
+                   for i in range(k))
+        out1 = sum(weights1[:, i:i + 1] * backward_warp(frame1, start.flow_t1 + offsets1[:, 2 * i:2 * i + 2])
+                   for i in range(k))
         return mask * out0 + (1 - mask) * out1
 
     def forward(self, frame_t: torch.Tensor, frame0: torch.Tensor, frame1: torch.Tensor,
-                flow_t0: torch.Tensor | None = None, flow_t1: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, Quantized]:
+                prior: MotionPrior | None = None) -> tuple[torch.Tensor, Quantized]:
         """``(reconstruction, quantised)``: the autoencoder's reconstruction of ``frame_t``."""
         quantized = self.encode(frame_t)
-        return self.decode(quantized.latent, frame0, frame1, flow_t0, flow_t1), quantized
+        return self.decode(quantized.latent, frame0, frame1, prior), quantized

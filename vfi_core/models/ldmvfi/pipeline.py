@@ -2,8 +2,8 @@
 
 For frames 0 and 1 and a time t: encode both frames (VQ-FIGAN), sample the latent of the frame at
 t by reverse diffusion conditioned on their latents and t (DDIM or DDPM, ``steps``, ``seed``),
-snap it to the codebook, and decode it with the two frames, the decoder's offsets starting from
-the linear-motion flows of the core's motion estimate.
+snap it to the codebook, and decode it with the two frames, the synthesis starting from the
+autoencoder's motion prior built on the core's motion estimate.
 """
 from __future__ import annotations
 
@@ -13,17 +13,23 @@ import torch
 
 from ...diffusion import NoiseSchedule, sample
 from ...frames import crop_to, pad_to_multiple
-from ...ops.flow import full_dis
-from .autoencoder import VQFIGAN, linear_flows
+from ...flow import MotionEstimator
+from .autoencoder import VQFIGAN
 from .denoiser import LatentDenoiser
+
+
+def core_motion(frame0: torch.Tensor, frame1: torch.Tensor, motion: str = "auto") -> torch.Tensor:
+    """``(B,4,H,W)`` flows ``F01, F10`` in pixels from the core's motion estimator (``motion``, as
+    every interpolator's parameter of that name), the motion LDMVFI's prior is built on."""
+    return torch.cat(MotionEstimator(motion)(frame0, frame1), 1)
 
 
 class LDMVFIPipeline:
     """``interpolate(frame0, frame1, t)`` with a trained autoencoder and denoiser (module docstring).
 
     Args:
-        motion: ``motion(frame0, frame1) -> (B,4,H,W)`` flows ``F01, F10`` in pixels (default: DIS,
-            medium, from the dominant translation).
+        motion: ``motion(frame0, frame1) -> (B,4,H,W)`` flows ``F01, F10`` in pixels (default:
+            :func:`core_motion`).
     """
 
     def __init__(self, autoencoder: VQFIGAN, denoiser: LatentDenoiser, steps: int = 10, sampler: str = "ddim",
@@ -32,7 +38,7 @@ class LDMVFIPipeline:
         config = denoiser.config
         self.schedule = NoiseSchedule(config.schedule, config.timesteps, config.prediction)
         self.steps, self.sampler, self.seed = steps, sampler, seed
-        self.motion = motion or full_dis
+        self.motion = motion or core_motion
         self.device = next(denoiser.parameters()).device
 
     @property
@@ -52,7 +58,7 @@ class LDMVFIPipeline:
                         torch.zeros_like(z0), torch.ones_like(z0[:, :1, :1, :1]), self.steps, self.sampler,
                         generator, clip=None)
         latent = self.autoencoder.quantizer(latent / scale).latent
-        flow_t0, flow_t1 = linear_flows(self.motion(frame0, frame1), t)
-        out = self.autoencoder.decode(latent, frame0, frame1, flow_t0, flow_t1)
+        prior = self.autoencoder.prior(frame0, frame1, self.motion(frame0, frame1), t)
+        out = self.autoencoder.decode(latent, frame0, frame1, prior)
         return crop_to(out.clamp(0, 1), size)
 

@@ -4,8 +4,8 @@ the latent denoiser on its frozen latents (``vfi train ldmvfi``).
 First stage.
 
 Per step: the frames 0 and 1 of the batch, the ground truth at ``t`` and motion (a motion pack's
-flows where the batch comes from one, else DIS on the crops, as the other recipes); the decoder's
-offsets start from the linear-motion backward flows ``F_t0 = t * F10`` and ``F_t1 = (1 - t) * F01``.
+flows where the batch comes from one, else DIS on the crops, as the other recipes); the synthesis
+starts from the autoencoder's motion prior on those flows (:meth:`VQFIGAN.prior`).
 The autoencoder reconstructs the ground truth through its quantised latent and the discriminator
 judges it (:class:`~vfi_core.models.ldmvfi.loss.VQFIGANLoss`: L1, perceptual, quantiser, patch GAN
 in one optimizer step).
@@ -31,7 +31,7 @@ from torch import nn
 
 from ...frames import crop_to, pad_to_multiple
 from ...train.recipe_base import NetworkRecipe, add_crop_flows
-from .autoencoder import VQFIGAN, VQFIGANConfig, linear_flows
+from .autoencoder import VQFIGAN, VQFIGANConfig
 from .loss import LatentDiffusionLossWeights, PatchDiscriminator, VQFIGANLoss, VQFIGANLossWeights
 
 WEIGHT_STEM = "vq_figan"
@@ -63,7 +63,8 @@ class VQFIGANPair(nn.Module):
 
 class Reconstruction:
     """Dev evaluation of the autoencoder: ``reconstruct(frame0, frame1, t, truth)`` encodes the truth
-    and decodes it with the two frames and DIS motion, at any size (padded to the size multiple)."""
+    and decodes it with the two frames and the core's motion (the pipeline's), at any size (padded
+    to the size multiple)."""
 
     def __init__(self, autoencoder: VQFIGAN):
         self.autoencoder = autoencoder
@@ -72,15 +73,14 @@ class Reconstruction:
     @torch.no_grad()
     def reconstruct(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor,
                     truth: torch.Tensor) -> torch.Tensor:
-        from ...ops.flow import full_dis
+        from .pipeline import core_motion
 
         size = frame0.shape[-2:]
         frames = [pad_to_multiple(x.to(self.device).float(), self.autoencoder.size_multiple)[0]
                   for x in (frame0, frame1, truth)]
-        flows = full_dis(frames[0], frames[1])
-        flow_t0, flow_t1 = linear_flows(flows, t.to(self.device))
+        prior = self.autoencoder.prior(frames[0], frames[1], core_motion(frames[0], frames[1]), t.to(self.device))
         self.autoencoder.eval()
-        out, _ = self.autoencoder(frames[2], frames[0], frames[1], flow_t0, flow_t1)
+        out, _ = self.autoencoder(frames[2], frames[0], frames[1], prior)
         return crop_to(out.clamp(0, 1), size)
 
 
@@ -109,8 +109,8 @@ class VQFIGANRecipe(NetworkRecipe):
     def step_loss(self, net: VQFIGANPair, loss: VQFIGANLoss, batch: dict, rng: np.random.Generator,
                   progress: float = 0.0):
         frames, t, gt = batch["frames"], batch["t"], batch["gt"]
-        flow_t0, flow_t1 = linear_flows(batch["flows"].float(), t.float())
-        out, quantized = net.autoencoder(gt, frames[:, 1], frames[:, 2], flow_t0, flow_t1)
+        prior = net.autoencoder.prior(frames[:, 1], frames[:, 2], batch["flows"], t)
+        out, quantized = net.autoencoder(gt, frames[:, 1], frames[:, 2], prior)
         total, terms = loss(out, gt, quantized.loss, net.discriminator, progress)
         usage = float(quantized.indices.unique().numel()) / net.config.codebook_size
         return total, terms, {"codebook_usage": usage}
