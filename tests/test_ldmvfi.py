@@ -39,8 +39,14 @@ def test_shapes_latent_and_size_check():
         VQFIGANConfig.from_dict({**TINY, "factor": 16})
 
 
-def test_untrained_decoder_gives_the_motion_priors_blend():
-    net = VQFIGAN(TINY)
+def _zero_head(net: VQFIGAN) -> VQFIGAN:
+    for p in net.decoder.head[-1].parameters():
+        torch.nn.init.zeros_(p)
+    return net
+
+
+def test_a_decoder_whose_head_gives_zero_gives_the_motion_priors_blend():
+    net = _zero_head(VQFIGAN(TINY))
     frame0, frame1, frame_t = _frames(32)
     flow0, flow1 = torch.full((1, 2, 32, 32), -1.5), torch.full((1, 2, 32, 32), 2.0)
     mask = torch.full((1, 1, 32, 32), 0.3)
@@ -48,7 +54,7 @@ def test_untrained_decoder_gives_the_motion_priors_blend():
     out = net.decode(latent, frame0, frame1, MotionPrior(flow0, flow1, mask))
     expected = 0.3 * backward_warp(frame0, flow0) + 0.7 * backward_warp(frame1, flow1)
     assert torch.allclose(out, expected, atol=1e-6)
-    no_motion = VQFIGAN({**TINY, "motion_offsets": False})
+    no_motion = _zero_head(VQFIGAN({**TINY, "motion_offsets": False}))
     out = no_motion.decode(no_motion.encode(frame_t).latent, frame0, frame1, MotionPrior(flow0, flow1, mask))
     assert torch.allclose(out, 0.5 * frame0 + 0.5 * frame1, atol=1e-6)
 
@@ -67,7 +73,7 @@ def test_motion_priors_follow_the_flows_and_the_splatted_one_meets_the_truth():
     assert splatted.mask.min() >= 0 and splatted.mask.max() <= 1
     errors = {}
     for kind in MOTION_PRIORS:
-        net = VQFIGAN({**TINY, "motion": kind})
+        net = _zero_head(VQFIGAN({**TINY, "motion": kind}))
         out = net.decode(net.encode(frame_t).latent, frame0, frame1, net.prior(frame0, frame1, flows, t))
         errors[kind] = float((out - frame_t).abs().mean().detach())
     assert errors["splatted"] < 0.01 and errors["splatted"] < errors["linear"] / 2
@@ -147,6 +153,19 @@ def test_loss_terms_and_one_optimizer_step_trains_both_players_apart():
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.decoder.parameters())
     with pytest.raises(InputError, match="adversarial_start"):
         VQFIGANLossWeights.from_dict({"adversarial_start": 2})
+
+
+def test_the_sampling_points_of_a_frame_learn_apart_from_the_start():
+    torch.manual_seed(3)
+    net = VQFIGAN(TINY)
+    frame0, frame1, frame_t = _frames(32)
+    out, _ = net(frame_t, frame0, frame1)
+    (out - frame_t).abs().mean().backward()
+    grad = net.decoder.head[-1].weight.grad
+    k = net.config.points
+    offsets0 = grad[2 * k:4 * k].view(k, 2, -1)  # frame 0's K (dx, dy) offset rows
+    assert all(not torch.allclose(offsets0[0], offsets0[i]) for i in range(1, k))
+    assert grad[:k].abs().sum() > 0  # and their weights are not stuck at an even share
 
 
 def test_training_trains_both_players_exports_the_autoencoder_and_scores_reconstructions(tmp_path):

@@ -326,7 +326,9 @@ class Decoder(nn.Module):
         k = config.points
         # per frame: K weights and K (dx, dy) offsets; one occlusion logit
         self.head = nn.Sequential(_norm(widths[0]), nn.SiLU(), nn.Conv2d(widths[0], 2 * 3 * k + 1, 3, padding=1))
-        nn.init.zeros_(self.head[-1].weight)
+        # near zero, so the synthesis starts at the prior; not zero, or the K points of a frame would
+        # get equal gradients and move as one for ever
+        nn.init.normal_(self.head[-1].weight, std=1e-3)
         nn.init.zeros_(self.head[-1].bias)
 
     def forward(self, latent: torch.Tensor, phi0: list[torch.Tensor], phi1: list[torch.Tensor],
