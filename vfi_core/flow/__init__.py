@@ -137,6 +137,18 @@ class MotionEstimator:
         return dis_estimator(self.dis_preset, self.dis_finest_scale, False)(frame0, frame1, start=start)
 
 
+FULL_RESOLUTION_FLOW_BELOW = 640  # long side in pixels (flow-asb's module docstring has the figures)
+
+
+def frame_estimator(height: int, width: int, motion: str = "auto", dis_preset: str = "medium",
+                    global_motion: bool = True) -> MotionEstimator:
+    """The estimator the flow-based interpolators use for frames of ``height`` x ``width``: DIS
+    refined down to full resolution for frames up to :data:`FULL_RESOLUTION_FLOW_BELOW` pixels on
+    their long side, the preset's own finest level above."""
+    full = max(height, width) <= FULL_RESOLUTION_FLOW_BELOW
+    return MotionEstimator(motion, dis_preset, 0 if full else None, global_motion)
+
+
 class PairFlows:
     """The flows of the last frame pair, kept for every t of that pair (a sequence asks for several
     t of one pair in a row). The pair is copied: callers may reuse their tensors for the next one."""

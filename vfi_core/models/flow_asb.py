@@ -55,7 +55,7 @@ import torch.nn.functional as F
 
 from ..cancellation import check_cancelled
 from ..interpolator import Interpolation, Interpolator
-from ..flow import MotionEstimator, PairFlows, motion_param
+from ..flow import PairFlows, frame_estimator, motion_param
 from ..ops.flow import DIS_PRESETS
 from ..ops.motion import CONSISTENCY_WEIGHT, linear_motion, splatted_motion
 from ..ops.warp import backward_warp, outside_frame
@@ -160,7 +160,6 @@ class FlowASB(Interpolator):
         ),
     )
 
-    full_resolution_flow_below = 640  # long side in pixels; see the module docstring
 
     def __init__(self, *, refiner: RefineNet | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -173,8 +172,7 @@ class FlowASB(Interpolator):
 
     def flows(self, frame0: torch.Tensor, frame1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Bidirectional flows; reused when the same pair comes again (every t of a pair in a sequence)."""
-        full = max(frame0.shape[-2:]) <= self.full_resolution_flow_below
-        estimator = MotionEstimator(self.params["motion"], self.params["flow_preset"], 0 if full else None,
+        estimator = frame_estimator(*frame0.shape[-2:], self.params["motion"], self.params["flow_preset"],
                                     self.params["global_motion"])
         return self._flows.get(frame0, frame1, lambda: estimator(frame0, frame1), key=estimator)
 

@@ -13,15 +13,16 @@ import torch
 
 from ...diffusion import NoiseSchedule, sample
 from ...frames import crop_to, pad_to_multiple
-from ...flow import MotionEstimator
+from ...flow import frame_estimator
 from .autoencoder import VQFIGAN
 from .denoiser import LatentDenoiser
 
 
 def core_motion(frame0: torch.Tensor, frame1: torch.Tensor, motion: str = "auto") -> torch.Tensor:
     """``(B,4,H,W)`` flows ``F01, F10`` in pixels from the core's motion estimator (``motion``, as
-    every interpolator's parameter of that name), the motion LDMVFI's prior is built on."""
-    return torch.cat(MotionEstimator(motion)(frame0, frame1), 1)
+    every interpolator's parameter of that name) with flow-asb's settings, the motion LDMVFI's
+    prior is built on."""
+    return torch.cat(frame_estimator(*frame0.shape[-2:], motion)(frame0, frame1), 1)
 
 
 class LDMVFIPipeline:
