@@ -70,3 +70,13 @@ def test_svmv_adapts_saves_and_reapplies(tmp_path):
     other = SVMV.from_network(SVMVNet(TINY), device="cpu", ensemble=2, motion="dis")
     with pytest.raises(WeightsError, match="other svmv weights"):
         apply_adapter(other, Adapter.load(path))
+
+
+def test_svmv_learns_from_windows_at_half_size():
+    # a window's known frames lie twice as far apart as the frames interpolated: halving the clip
+    # gives the motion it learns from the size of the motion it meets
+    model = SVMV.from_network(SVMVNet(TINY), device="cpu", ensemble=2, motion="dis")
+    frame = torch.rand(1, 3, 64, 48)
+    half = model.adaptation().resize(frame)
+    assert half.shape == (1, 3, 32, 24)
+    assert torch.allclose(half.mean(), frame.mean(), atol=0.02)

@@ -64,9 +64,13 @@ from .loss import SVMVLoss, SVMVLossWeights
 BASE_MOTIONS = ("linear", "splat-linear")
 # Per-clip adaptation (vfi_core.adapt): low-rank adapters on the decoder and its heads (the shared
 # encoder stays as trained), learning from 7-frame windows of the clip: I-1, I0, I1, I2 are its frames
-# 0, 2, 4, 6 and frame 3 the target at t = 0.5, so the model learns at the clip's own motion, doubled.
+# 0, 2, 4, 6 and frame 3 the target at t = 0.5. Its known frames lie twice as far apart as the ones
+# it will interpolate, so the windows are cut from the clip at half size (ADAPT_SCALE): the motion the
+# model learns from then has the size in pixels of the motion it meets (at full size, adaptation at
+# the default rate learnt the doubled motion and cost 3.2 dB on a 21-frame DAVIS clip, docs/results.md).
 ADAPTER_TARGETS = ("decoders", "heads")
 ADAPT_SPAN = 7
+ADAPT_SCALE = 0.5
 ADAPT_TWO_FRAME = 0.25  # share of adaptation batches given as two-frame input (a clip's ends)
 ADAPT_LOSS = SVMVLoss(SVMVLossWeights(spatial_variance=0.0, temporal_variance=0.0, flow=0.0))  # the shipped terms
 ENSEMBLE_RANGE = (1, 8)  # the M range the architecture is trained for (random M per step)
@@ -383,6 +387,11 @@ def load_network(weights, device: torch.device, dtype: torch.dtype) -> SVMVNet:
     return load(weights, SVMVNet, SVMVConfig, device, dtype)
 
 
+def _adaptation_scale(frame: torch.Tensor) -> torch.Tensor:
+    """A ``(1,3,H,W)`` frame of the clip at the adaptation windows' scale (:data:`ADAPT_SCALE`)."""
+    return F.interpolate(frame, scale_factor=ADAPT_SCALE, mode="bilinear", align_corners=False, antialias=True)
+
+
 class SVMV(Interpolator):
     descriptor = ModelDescriptor(
         name="svmv",
@@ -428,7 +437,7 @@ class SVMV(Interpolator):
         from ...adapt import Adaptation
 
         return Adaptation(self.network, ADAPTER_TARGETS, ADAPT_SPAN, self._window_loss, self._on_network,
-                          prepare=self._window_prior, augment=augment_prior)
+                          prepare=self._window_prior, augment=augment_prior, resize=_adaptation_scale)
 
     def _on_network(self, network: SVMVNet) -> "SVMV":
         return self.on_network(network, refiner=self._restorer.network)
