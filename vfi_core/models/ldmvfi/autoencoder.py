@@ -20,8 +20,8 @@ from that latent *and* the two input frames:
   flows), and the mask is ``sigmoid(logit(M0) + m)`` for the decoder's ``m``, so the network
   learns corrections to the core's motion and occlusion rather than motion from nothing
   (``motion_offsets``). With ``motion = "splatted"`` the prior is flow-asb's splatted motion and
-  occlusion-aware blend weight, so an untrained decoder already gives flow-asb's frame for that
-  motion hypothesis; ``"linear"`` takes ``F_t0 = t F10``, ``F_t1 = (1 - t) F01`` and ``M0 = 1 - t``.
+  occlusion-aware blend weight, so an untrained decoder (its head starts near zero) already gives
+  about flow-asb's frame for that motion hypothesis; ``"linear"`` takes ``F_t0 = t F10``, ``F_t1 = (1 - t) F01`` and ``M0 = 1 - t``.
 - **Warped context** (``warped_context``): the two frames warped by the prior enter the decoder's
   full-resolution features, so the synthesis head sees where the warps agree and where they do not.
 
@@ -41,6 +41,7 @@ from ...config import ModelConfig
 from ...errors import InputError
 from ...ops.motion import CONSISTENCY_WEIGHT, splatted_motion
 from ...ops.warp import backward_warp
+from ..flow_asb import OCCLUSION_THRESHOLD, occlusion_weight
 
 
 @dataclass(frozen=True)
@@ -119,8 +120,6 @@ def motion_prior(kind: str, frame0: torch.Tensor, frame1: torch.Tensor, flows: t
                  t: torch.Tensor) -> MotionPrior:
     """The :class:`MotionPrior` of ``kind`` (:data:`MOTION_PRIORS`) for frames ``(B,3,H,W)`` in [0,1],
     ``flows`` ``(B,4,H,W)`` = ``F01, F10`` in pixels and ``t`` ``(B,)``."""
-    from ..flow_asb import OCCLUSION_THRESHOLD, occlusion_weight
-
     flows, tt = flows.float(), t.float().view(-1, 1, 1, 1)
     f01, f10 = flows[:, :2], flows[:, 2:]
     if kind == "linear":
