@@ -120,14 +120,14 @@ def motion_prior(kind: str, frame0: torch.Tensor, frame1: torch.Tensor, flows: t
                  t: torch.Tensor) -> MotionPrior:
     """The :class:`MotionPrior` of ``kind`` (:data:`MOTION_PRIORS`) for frames ``(B,3,H,W)`` in [0,1],
     ``flows`` ``(B,4,H,W)`` = ``F01, F10`` in pixels and ``t`` ``(B,)``."""
-    flows, tt = flows.float(), t.float().view(-1, 1, 1, 1)
+    flows, t = flows.float(), t.float().view(-1)
+    tt = t.view(-1, 1, 1, 1)
     f01, f10 = flows[:, :2], flows[:, 2:]
     if kind == "linear":
         return MotionPrior(tt * f10, (1 - tt) * f01, (1 - tt).expand_as(flows[:, :1]).clone())
-    motion, cov0, cov1 = splatted_motion(frame0.float(), frame1.float(), f01, f10, t.float().view(-1),
-                                         CONSISTENCY_WEIGHT)
+    motion, cov0, cov1 = splatted_motion(frame0.float(), frame1.float(), f01, f10, t, CONSISTENCY_WEIGHT)
     to0, to1 = -tt * motion, (1 - tt) * motion
-    weight1, _, _ = occlusion_weight(t.float().view(-1), to0, to1, (cov0 < OCCLUSION_THRESHOLD).float(),
+    weight1, _, _ = occlusion_weight(t, to0, to1, (cov0 < OCCLUSION_THRESHOLD).float(),
                                      (cov1 < OCCLUSION_THRESHOLD).float())
     return MotionPrior(to0, to1, 1 - weight1)
 
@@ -414,10 +414,10 @@ class VQFIGAN(nn.Module):
         return self.synthesize(params, frame0, frame1, start)
 
     def synthesize(self, params: torch.Tensor, frame0: torch.Tensor, frame1: torch.Tensor,
-                   prior: MotionPrior | None) -> torch.Tensor:
-        """Deformable synthesis from the decoder's ``(B, 6K+1, H, W)`` output (module docstring)."""
+                   start: MotionPrior) -> torch.Tensor:
+        """Deformable synthesis from the decoder's ``(B, 6K+1, H, W)`` output (module docstring),
+        starting from ``start``, the prior :meth:`decode` resolved."""
         k = self.config.points
-        start = self._start(frame0, prior)
         weights0, weights1 = params[:, :k].softmax(1), params[:, k:2 * k].softmax(1)
         offsets0 = params[:, 2 * k:4 * k]
         offsets1 = params[:, 4 * k:6 * k]
