@@ -4,12 +4,16 @@ the one-optimizer GAN step."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from conftest import moving_square
-from vfi_core.errors import InputError
+from vfi_core import registry
+from vfi_core.errors import InputError, WeightsError
+from vfi_core.files import file_sha256
 from vfi_core.models.ldmvfi import VQFIGAN, PatchDiscriminator, VQFIGANConfig, VQFIGANLoss, VQFIGANLossWeights
 from vfi_core.models.ldmvfi.autoencoder import MOTION_PRIORS, MotionPrior, _blocks, _grid, _unblocks, _ungrid, motion_prior
 from vfi_core.ops.warp import backward_warp
@@ -284,13 +288,29 @@ def test_second_stage_trains_on_the_frozen_autoencoders_latents_and_the_pipeline
     assert len(dev) == 2 and float(dev[1].split(",")[2]) > 5  # the whole pipeline ran on the dev scenes
     weights, card_path = export_run(tmp_path / "ldm", tmp_path / "w")
     assert weights.name == "ldmvfi.safetensors"
-    pipeline = get_recipe("ldmvfi").load_exported(weights)
-    assert isinstance(pipeline, LDMVFIPipeline) and isinstance(pipeline.denoiser, LatentDenoiser)
-    assert float(pipeline.denoiser.latent_scale) == pytest.approx(float(trainer.ema.latent_scale), rel=1e-3)
+    card = json.loads(card_path.read_text())
+    assert card["autoencoder"] == {"file": "vq_figan.safetensors", "sha256": file_sha256(autoencoder)}
+    model = get_recipe("ldmvfi").load_exported(weights)   # the registered interpolator, as users load it
+    assert model.name == "ldmvfi" and isinstance(model.pipeline, LDMVFIPipeline)
+    assert isinstance(model.network, LatentDenoiser)
+    assert float(model.network.latent_scale) == pytest.approx(float(trainer.ema.latent_scale), rel=1e-3)
     frame0, frame1, _ = _frames(40)
-    out = pipeline.interpolate(frame0, frame1, torch.tensor([0.5]))
+    out = model.interpolate(frame0, frame1, 0.5)
     assert out.shape == frame0.shape and 0 <= float(out.min()) and float(out.max()) <= 1
-    assert torch.equal(out, pipeline.interpolate(frame0, frame1, torch.tensor([0.5])))  # seeded
+    assert torch.equal(out, model.interpolate(frame0, frame1, 0.5))  # seeded
+    seen = []
+    model.progress = lambda done, total: seen.append((done, total))
+    model.set_params(strength=0.5, steps=4)
+    refined = model.interpolate(frame0, frame1, 0.5)
+    assert seen[-1][0] == seen[-1][1] == 2 and not torch.equal(refined, out)  # half the steps, from the prior
+    # another autoencoder beside the denoiser: its latents would mean nothing to it
+    shutil.copy(weights, tmp_path / "ldmvfi.safetensors")
+    shutil.copy(card_path, tmp_path / "ldmvfi.json")
+    other = {k: v + 1 for k, v in load_file(str(autoencoder)).items()}
+    save_file(other, str(tmp_path / "vq_figan.safetensors"))
+    shutil.copy(autoencoder.with_suffix(".json"), tmp_path / "vq_figan.json")
+    with pytest.raises(WeightsError, match="not the autoencoder"):
+        registry.load("ldmvfi", device="cpu", weights=tmp_path / "ldmvfi.safetensors")
 
 
 def test_unused_codes_restart_on_the_worst_quantised_vectors_in_training_only():

@@ -109,7 +109,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path = WEIGHTS_DIR, name: str
                          "steps": info["step"], "wall_time_s": round(info["wall_time_s"], 1),
                          "legs": _legs(info),
                          "init_from": _lineage(info.get("init_from"))},
-            "dev": dev, **({"note": note} if note else {}), "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            **recipe.card_extras(config), "dev": dev, **({"note": note} if note else {}),
+            "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     weight_path, card_path = out_dir / f"{name}.safetensors", out_dir / f"{name}.json"

@@ -49,6 +49,11 @@ class NetworkRecipe:
         discriminator, leaves them out here and counts what is left)."""
         return weights, architecture, None
 
+    def card_extras(self, config: dict) -> dict:
+        """Further entries of the model card ``vfi export`` writes, from the run's ``config`` (default:
+        none; e.g. the other weight file a model needs beside its own)."""
+        return {}
+
     def loss_config(self, weights: dict):
         """The loss section of a config as the recipe's loss-settings dataclass (defaults filled in)."""
         raise NotImplementedError

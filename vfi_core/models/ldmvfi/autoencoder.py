@@ -24,6 +24,11 @@ from that latent *and* the two input frames:
   about flow-asb's frame for that motion hypothesis; ``"linear"`` takes ``F_t0 = t F10``, ``F_t1 = (1 - t) F01`` and ``M0 = 1 - t``.
 - **Warped context** (``warped_context``): the two frames warped by the prior enter the decoder's
   full-resolution features, so the synthesis head sees where the warps agree and where they do not.
+- **Residual** (``residual``): the decoder also predicts an RGB residual added to the synthesis,
+  ``I_t = M * ... + (1 - M) * ... + R``. The synthesis only moves and mixes the input frames' pixels,
+  and its parameters change the frame only through image gradients, so on its own the decoder barely
+  depends on the latent early in training; the residual gives the latent a direct path to the frame
+  (zero-initialised: the untrained decoder still gives the prior's frame).
 
 Frame sizes must be multiples of :attr:`VQFIGAN.size_multiple` (``f * window``); the core pads.
 """
@@ -63,6 +68,7 @@ class VQFIGANConfig(ModelConfig):
         motion_offsets: start the offsets and the mask from the motion prior.
         motion: the prior, ``"splatted"`` (flow-asb's) or ``"linear"`` (module docstring).
         warped_context: the decoder sees the frames warped by the prior at full resolution.
+        residual: the decoder adds an RGB residual to the synthesis (module docstring).
     """
 
     config_name = "vq-figan"
@@ -81,6 +87,7 @@ class VQFIGANConfig(ModelConfig):
     motion_offsets: bool = True
     motion: str = "splatted"
     warped_context: bool = True
+    residual: bool = True
 
     def __post_init__(self):
         if self.factor not in (8, 16):
@@ -148,6 +155,9 @@ class VectorQuantizer(nn.Module):
     take every vector): ``usage`` keeps a running average of how often each code is chosen, and a
     code whose average falls below ``dead_usage`` moves onto one of the batch's worst-quantised
     vectors (the largest distance to its code; a deterministic choice, so a resumed run repeats).
+    ``usage`` starts at zero, so the first training batch restarts every code onto the encoder's
+    own vectors (a data-dependent start: the tiny initial codes would otherwise leave a handful of
+    codes taking every vector for hundreds of steps, and the latent would carry almost nothing).
     """
 
     usage_decay = 0.99
@@ -158,7 +168,7 @@ class VectorQuantizer(nn.Module):
         self.beta = beta
         self.codebook = nn.Embedding(size, dim)
         self.codebook.weight.data.uniform_(-1.0 / size, 1.0 / size)
-        self.register_buffer("usage", torch.ones(size))
+        self.register_buffer("usage", torch.zeros(size))
 
     def _nearest(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         codes = self.codebook.weight.float()
@@ -329,11 +339,16 @@ class Decoder(nn.Module):
         # get equal gradients and move as one for ever
         nn.init.normal_(self.head[-1].weight, std=1e-3)
         nn.init.zeros_(self.head[-1].bias)
+        if config.residual:
+            self.residual = nn.Sequential(_norm(widths[0]), nn.SiLU(), nn.Conv2d(widths[0], 3, 3, padding=1))
+            nn.init.zeros_(self.residual[-1].weight)
+            nn.init.zeros_(self.residual[-1].bias)
 
     def forward(self, latent: torch.Tensor, phi0: list[torch.Tensor], phi1: list[torch.Tensor],
                 warped: torch.Tensor | None = None) -> torch.Tensor:
-        """The synthesis parameters ``(B, 6K+1, H, W)``; ``warped`` ``(B,6,H,W)``: both frames warped
-        by the prior, in [0,1] (with ``warped_context``)."""
+        """The synthesis parameters ``(B, 6K+1, H, W)``, then the RGB residual ``(B,3,H,W)`` with
+        ``residual``; ``warped`` ``(B,6,H,W)``: both frames warped by the prior, in [0,1] (with
+        ``warped_context``)."""
         x = self.stem(latent)
         ups = iter(self.ups)
         for i, level in enumerate(reversed(range(self.config.levels))):
@@ -344,6 +359,8 @@ class Decoder(nn.Module):
                 x = next(ups)(F.interpolate(x, scale_factor=2.0, mode="nearest"))
         if self.config.warped_context:
             x = x + self.context(warped * 2 - 1)
+        if self.config.residual:
+            return torch.cat((self.head(x), self.residual(x)), 1)
         return self.head(x)
 
 
@@ -415,18 +432,21 @@ class VQFIGAN(nn.Module):
 
     def synthesize(self, params: torch.Tensor, frame0: torch.Tensor, frame1: torch.Tensor,
                    start: MotionPrior) -> torch.Tensor:
-        """Deformable synthesis from the decoder's ``(B, 6K+1, H, W)`` output (module docstring),
-        starting from ``start``, the prior :meth:`decode` resolved."""
+        """Deformable synthesis from the decoder's ``(B, 6K+1, H, W)`` output (``6K+4`` with the
+        residual; module docstring), starting from ``start``, the prior :meth:`decode` resolved."""
         k = self.config.points
         weights0, weights1 = params[:, :k].softmax(1), params[:, k:2 * k].softmax(1)
         offsets0 = params[:, 2 * k:4 * k]
         offsets1 = params[:, 4 * k:6 * k]
-        mask = torch.sigmoid(params[:, 6 * k:] + torch.logit(start.mask.clamp(0.01, 0.99)))
+        mask = torch.sigmoid(params[:, 6 * k:6 * k + 1] + torch.logit(start.mask.clamp(0.01, 0.99)))
         out0 = sum(weights0[:, i:i + 1] * backward_warp(frame0, start.flow_t0 + offsets0[:, 2 * i:2 * i + 2])
                    for i in range(k))
         out1 = sum(weights1[:, i:i + 1] * backward_warp(frame1, start.flow_t1 + offsets1[:, 2 * i:2 * i + 2])
                    for i in range(k))
-        return mask * out0 + (1 - mask) * out1
+        out = mask * out0 + (1 - mask) * out1
+        if self.config.residual:
+            out = out + params[:, 6 * k + 1:6 * k + 4]
+        return out
 
     def forward(self, frame_t: torch.Tensor, frame0: torch.Tensor, frame1: torch.Tensor,
                 prior: MotionPrior | None = None) -> tuple[torch.Tensor, Quantized]:

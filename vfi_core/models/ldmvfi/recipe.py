@@ -166,15 +166,19 @@ class LatentDenoiserRecipe(NetworkRecipe):
     def terms(self) -> tuple[str, ...]:
         return LatentDiffusionLossWeights.terms()
 
-    def autoencoder(self, path: str | None, device: torch.device) -> VQFIGAN:
-        """The frozen autoencoder from ``path`` (None: the shipped one), loaded once."""
+    @staticmethod
+    def _autoencoder_file(path: str | None):
         from pathlib import Path
 
-        from ...errors import InputError
         from ...registry import WEIGHTS_DIR
+        return Path(path) if path is not None else WEIGHTS_DIR / f"{WEIGHT_STEM}.safetensors"
+
+    def autoencoder(self, path: str | None, device: torch.device) -> VQFIGAN:
+        """The frozen autoencoder from ``path`` (None: the shipped one), loaded once."""
+        from ...errors import InputError
         from ...weights import load_network
 
-        file = Path(path) if path is not None else WEIGHTS_DIR / f"{WEIGHT_STEM}.safetensors"
+        file = self._autoencoder_file(path)
         if self._autoencoder is None or self._autoencoder[0] != str(file):
             if not file.is_file():
                 raise InputError(f"ldmvfi learns the latents of a trained autoencoder: {file} is missing (train "
@@ -211,11 +215,10 @@ class LatentDenoiserRecipe(NetworkRecipe):
     def weight_stem(self) -> str:
         return DENOISER_STEM
 
-    def load_exported(self, path):
-        from ...weights import load_network, read_model_card
-        from .denoiser import LatentDenoiser, LatentDenoiserConfig
-        from .pipeline import LDMVFIPipeline
+    def card_extras(self, config: dict) -> dict:
+        """The autoencoder the denoiser learned the latents of (file name and sha256), so that the
+        interpolator refuses another."""
+        from ...files import file_sha256
 
-        denoiser = load_network(path, LatentDenoiser, LatentDenoiserConfig, torch.device("cpu"), torch.float32)
-        trained_with = read_model_card(path).get("training", {}).get("config", {}).get("loss", {}).get("autoencoder")
-        return LDMVFIPipeline(self.autoencoder(trained_with, torch.device("cpu")), denoiser)
+        file = self._autoencoder_file(self.loss_config(config["loss"]).autoencoder)
+        return {"autoencoder": {"file": file.name, "sha256": file_sha256(file)}}
