@@ -15,6 +15,7 @@ from vfi_core import registry
 from vfi_core.errors import InputError, WeightsError
 from vfi_core.files import file_sha256
 from vfi_core.models.ldmvfi import VQFIGAN, PatchDiscriminator, VQFIGANConfig, VQFIGANLoss, VQFIGANLossWeights
+from vfi_core.models.ldmvfi.pipeline import prior_frame
 from vfi_core.models.ldmvfi.autoencoder import MOTION_PRIORS, MotionPrior, _blocks, _grid, _unblocks, _ungrid, motion_prior
 from vfi_core.ops.warp import backward_warp
 from vfi_core.weights import load_network
@@ -57,7 +58,8 @@ def test_a_decoder_whose_head_gives_zero_gives_the_motion_priors_blend():
     latent = net.encode(frame_t).latent
     out = net.decode(latent, frame0, frame1, MotionPrior(flow0, flow1, mask))
     expected = 0.3 * backward_warp(frame0, flow0) + 0.7 * backward_warp(frame1, flow1)
-    assert torch.allclose(out, expected, atol=1e-6)
+    assert torch.allclose(out, expected, atol=1e-6)  # the residual head starts at zero too
+    assert torch.allclose(prior_frame(frame0, frame1, MotionPrior(flow0, flow1, mask)), expected, atol=1e-6)
     no_motion = _zero_head(VQFIGAN({**TINY, "motion_offsets": False}))
     out = no_motion.decode(no_motion.encode(frame_t).latent, frame0, frame1, MotionPrior(flow0, flow1, mask))
     assert torch.allclose(out, 0.5 * frame0 + 0.5 * frame1, atol=1e-6)
@@ -313,10 +315,26 @@ def test_second_stage_trains_on_the_frozen_autoencoders_latents_and_the_pipeline
         registry.load("ldmvfi", device="cpu", weights=tmp_path / "ldmvfi.safetensors")
 
 
+def test_the_codebook_starts_on_the_encoders_vectors_of_the_first_training_batch():
+    from vfi_core.models.ldmvfi.autoencoder import VectorQuantizer
+
+    torch.manual_seed(0)
+    quantizer = VectorQuantizer(8, 3, 0.25).train()
+    z = 3 + torch.randn(2, 3, 4, 4)  # far from the tiny initial codes, one of which takes them all
+    flat = z.permute(0, 2, 3, 1).reshape(-1, 3)
+    first = quantizer._nearest(flat)[1].unique()   # the few codes the tiny initial values give
+    out = quantizer(z)
+    moved = [c for c in range(8) if c not in first.tolist()]
+    assert moved   # every other code restarted onto one of the batch's vectors
+    assert all(any(torch.allclose(quantizer.codebook.weight[c].detach(), v) for v in flat) for c in moved)
+    assert len(out.indices.unique()) > len(first)
+
+
 def test_unused_codes_restart_on_the_worst_quantised_vectors_in_training_only():
     from vfi_core.models.ldmvfi.autoencoder import VectorQuantizer
 
     quantizer = VectorQuantizer(8, 3, 0.25)
+    quantizer.usage.fill_(1.0)   # as after the first batch
     z = torch.randn(2, 3, 4, 4) * 3  # far from the tiny initial codes: a few codes would take them all
     quantizer.eval()
     before = quantizer.codebook.weight.detach().clone()
