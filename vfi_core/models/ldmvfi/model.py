@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from ...diffusion import SAMPLERS
+from ...diffusion import sampler_params
 from ...errors import WeightsError
 from ...files import file_sha256
 from ...flow import motion_param
@@ -47,6 +47,12 @@ def find_autoencoder(denoiser_weights: Path, weight_dirs: tuple[Path, ...] = ())
     return path
 
 
+STRENGTH = Param("strength", float, 1.0, "1 generates the middle frame's latent from noise (the paper's "
+                 "sampling); lower values start from the latent of the motion prior's own frame, re-noised "
+                 "to that share of the schedule, and run only that share of the steps.",
+                 min=0.05, max=1.0, step=0.05)
+
+
 class LDMVFI(Interpolator):
     descriptor = ModelDescriptor(
         name="ldmvfi",
@@ -62,15 +68,7 @@ class LDMVFI(Interpolator):
         # one CPU core (854x480, 10 DDIM steps, DIS motion): encoding, sampling and decoding together
         seconds_per_megapixel={"cpu": 17.4},
         params=(
-            Param("steps", int, 10, "Denoising steps: more is slower.", min=1, max=1000, step=1),
-            Param("sampler", str, "ddim", "ddim: deterministic, good in few steps; ddpm: stochastic ancestral "
-                  "sampling, needs more steps.", choices=SAMPLERS),
-            Param("strength", float, 1.0, "1 generates the middle frame's latent from noise (the paper's "
-                  "sampling); lower values start from the latent of the motion prior's own frame, re-noised "
-                  "to that share of the schedule, and run only that share of the steps.",
-                  min=0.05, max=1.0, step=0.05),
-            Param("seed", int, 0, "Seed of the sampling noise: the same seed gives the same frames.", min=0,
-                  max=2**63 - 1, step=1),
+            *sampler_params(10, STRENGTH),
             motion_param(),
         ),
     )

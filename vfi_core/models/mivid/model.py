@@ -78,7 +78,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...config import ModelConfig
-from ...diffusion import PREDICTIONS, SAMPLERS, SCHEDULES, NoiseSchedule, sample, sinusoidal
+from ...diffusion import PREDICTIONS, SCHEDULES, NoiseSchedule, sample, sampler_params, sinusoidal
 from ...errors import InputError
 from ...frames import as_time_tensor, check_frame_pair, crop_to
 from ...flow import motion_param
@@ -506,6 +506,13 @@ def adaptation_masking(params: dict) -> masking.MaskingConfig:
                          p_min=params["curriculum_start"], p_max=params["curriculum_end"])
 
 
+STRENGTH = Param("strength", float, 0.15, "Mask ratio / re-noise strength: 1 generates from noise; lower values "
+                 "re-noise only part of the guide estimate and run only that share of the steps, so few "
+                 "steps refine rather than hallucinate (0.15: the best of 0.15, 0.3 and 0.5 on the DAVIS "
+                 "7-frame protocol with the shipped weights).",
+                 min=0.05, max=1.0, step=0.05)
+
+
 class MiVID(Interpolator):
     descriptor = ModelDescriptor(
         name="mivid",
@@ -520,16 +527,7 @@ class MiVID(Interpolator):
         adaptable=True,
         seconds_per_megapixel={"cpu": 6.1},  # one CPU core (854x480); not yet timed on a GPU
         params=(
-            Param("steps", int, 20, "Denoising steps: more is slower and can be sharper.", min=1, max=1000, step=1),
-            Param("sampler", str, "ddim", "ddim: deterministic, good in few steps; ddpm: stochastic ancestral "
-                  "sampling, needs more steps.", choices=SAMPLERS),
-            Param("strength", float, 0.15, "Mask ratio / re-noise strength: 1 generates from noise; lower values "
-                  "re-noise only part of the guide estimate and run only that share of the steps, so few "
-                  "steps refine rather than hallucinate (0.15: the best of 0.15, 0.3 and 0.5 on the DAVIS "
-                  "7-frame protocol with the shipped weights).",
-                  min=0.05, max=1.0, step=0.05),
-            Param("seed", int, 0, "Seed of the sampling noise: the same seed gives the same frames.", min=0,
-                  max=2**63 - 1, step=1),
+            *sampler_params(20, STRENGTH, "Denoising steps: more is slower and can be sharper."),
             Param("guide", str, "flow-asb", "Full-resolution estimate the low-resolution diffusion corrects "
                   "(and the start of refinement): flow-asb (optical flow) or blend (linear).",
                   choices=("flow-asb", "blend")),
