@@ -2,7 +2,7 @@
 
     .venv/bin/python tools/dev_table.py --models svmv flow-asb --peers rife,dis \
         [--dataset ../shared/data/dev/triplets.csv] [--out out/dev_table] [--threads 2] \
-        [--param svmv:ensemble=4] [--perceptual] [--layout seven] [--sets A,B]
+        [--param svmv:ensemble=4] [--perceptual] [--layout seven] [--sets A,B] [--weight-dir DIR]
 
 A model may run twice under two labels, ``LABEL=MODEL``, with its own parameters:
 ``--models svmv svmv-refine=svmv --param svmv-refine:refine=1``.
@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--perceptual", action="store_true", help="also the perceptual distance (vfi bench --perceptual)")
     ap.add_argument("--keep-predictions", action="store_true",
                     help="keep our models' frames in <out>/predictions/<label>/ (the peers' are in <out>/peers/)")
+    ap.add_argument("--weight-dir", action="append", default=[], metavar="DIR",
+                    help="a folder searched before the shipped weights (vfi bench --weight-dir; repeatable)")
     ap.add_argument("--peers-dir", default="../shared/peers")
     ap.add_argument("--peers-python", default=str(Path(os.environ.get(
         "VFI_PEERS_DIR", Path.home() / ".cache/vfi-peers")) / "venv/bin/python"))
@@ -115,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
              "--out", str(out)]
     bench += ["--perceptual"] if args.perceptual else []
     bench += ["--sets", args.sets] if args.sets else []
+    for folder in args.weight_dir:
+        bench += ["--weight-dir", folder]
     peers = [m for m in args.peers.split(",") if m]
     peer_python = Path(args.peers_python)
     if peers and not peer_python.is_file():
