@@ -45,19 +45,21 @@ SCHEDULES = ("linear", "cosine")
 SAMPLERS = ("ddim", "ddpm")
 
 
-def sampler_params(steps: int, strength, steps_help: str = "Denoising steps: more is slower.") -> tuple:
+def sampler_params(steps: int, strength: float, strength_help: str,
+                   steps_help: str = "Denoising steps: more is slower.") -> tuple:
     """The ``steps``, ``sampler``, ``strength`` and ``seed`` parameters of a diffusion model, in the
-    order its controls show: ``steps``, ``sampler`` and ``seed`` declared once here (``steps`` with
-    the model's default), ``strength`` the model's own :class:`~vfi_core.registry.Param` (what it
-    re-noises differs by model)."""
+    order its controls show, each declared once here with its range: ``steps`` and ``strength`` take
+    the model's default, and ``strength`` its help (what it re-noises differs by model)."""
     from .registry import Param
 
     return (Param("steps", int, steps, steps_help, min=1, max=1000, step=1),
             Param("sampler", str, "ddim", "ddim: deterministic, good in few steps; ddpm: stochastic ancestral "
                   "sampling, needs more steps.", choices=SAMPLERS),
-            strength,
+            Param("strength", float, strength, strength_help, min=0.05, max=1.0, step=0.05),
             Param("seed", int, 0, "Seed of the sampling noise: the same seed gives the same frames.", min=0,
                   max=2**63 - 1, step=1))
+
+
 PREDICTIONS = ("eps", "v")
 
 

@@ -18,7 +18,7 @@ from ...errors import WeightsError
 from ...files import file_sha256
 from ...flow import motion_param
 from ...interpolator import Interpolation, Interpolator
-from ...registry import WEIGHTS_DIR, ModelDescriptor, Param, register
+from ...registry import WEIGHTS_DIR, ModelDescriptor, register
 from ...weights import load_network, read_model_card
 from .autoencoder import VQFIGAN, VQFIGANConfig
 from .denoiser import LatentDenoiser, LatentDenoiserConfig
@@ -47,10 +47,9 @@ def find_autoencoder(denoiser_weights: Path, weight_dirs: tuple[Path, ...] = ())
     return path
 
 
-STRENGTH = Param("strength", float, 1.0, "1 generates the middle frame's latent from noise (the paper's "
-                 "sampling); lower values start from the latent of the motion prior's own frame, re-noised "
-                 "to that share of the schedule, and run only that share of the steps.",
-                 min=0.05, max=1.0, step=0.05)
+STRENGTH_HELP = ("1 generates the middle frame's latent from noise (the paper's sampling); lower values start "
+                 "from the latent of the motion prior's own frame, re-noised to that share of the schedule, "
+                 "and run only that share of the steps.")
 
 
 class LDMVFI(Interpolator):
@@ -68,7 +67,7 @@ class LDMVFI(Interpolator):
         # one CPU core (854x480, 10 DDIM steps, DIS motion): encoding, sampling and decoding together
         seconds_per_megapixel={"cpu": 17.4},
         params=(
-            *sampler_params(10, STRENGTH),
+            *sampler_params(10, 1.0, STRENGTH_HELP),
             motion_param(),
         ),
     )

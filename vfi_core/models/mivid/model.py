@@ -506,11 +506,10 @@ def adaptation_masking(params: dict) -> masking.MaskingConfig:
                          p_min=params["curriculum_start"], p_max=params["curriculum_end"])
 
 
-STRENGTH = Param("strength", float, 0.15, "Mask ratio / re-noise strength: 1 generates from noise; lower values "
-                 "re-noise only part of the guide estimate and run only that share of the steps, so few "
-                 "steps refine rather than hallucinate (0.15: the best of 0.15, 0.3 and 0.5 on the DAVIS "
-                 "7-frame protocol with the shipped weights).",
-                 min=0.05, max=1.0, step=0.05)
+STRENGTH_HELP = ("Mask ratio / re-noise strength: 1 generates from noise; lower values re-noise only part of "
+                 "the guide estimate and run only that share of the steps, so few steps refine rather than "
+                 "hallucinate (0.15: the best of 0.15, 0.3 and 0.5 on the DAVIS 7-frame protocol with the "
+                 "shipped weights).")
 
 
 class MiVID(Interpolator):
@@ -527,7 +526,7 @@ class MiVID(Interpolator):
         adaptable=True,
         seconds_per_megapixel={"cpu": 6.1},  # one CPU core (854x480); not yet timed on a GPU
         params=(
-            *sampler_params(20, STRENGTH, "Denoising steps: more is slower and can be sharper."),
+            *sampler_params(20, 0.15, STRENGTH_HELP, "Denoising steps: more is slower and can be sharper."),
             Param("guide", str, "flow-asb", "Full-resolution estimate the low-resolution diffusion corrects "
                   "(and the start of refinement): flow-asb (optical flow) or blend (linear).",
                   choices=("flow-asb", "blend")),
