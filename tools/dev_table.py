@@ -117,17 +117,16 @@ def main(argv: list[str] | None = None) -> int:
              "--out", str(out)]
     bench += ["--perceptual"] if args.perceptual else []
     bench += ["--sets", args.sets] if args.sets else []
-    for folder in args.weight_dir:
-        bench += ["--weight-dir", folder]
     peers = [m for m in args.peers.split(",") if m]
     peer_python = Path(args.peers_python)
     if peers and not peer_python.is_file():
         ap.error(f"no peers' Python at {peer_python}: run ../shared/peers/setup.sh first")
+    folders = [a for folder in args.weight_dir for a in ("--weight-dir", folder)]   # our models' runs only
     methods: dict = {}
     for spec in args.models:
         label, _, model = spec.partition("=")
         keep = ["--save-predictions", str(out / "predictions" / label)] if args.keep_predictions else []
-        run([*bench, "--model", model or label, *params[label], "--name", label, "--device", "cpu", *keep],
+        run([*bench, "--model", model or label, *params[label], *folders, "--name", label, "--device", "cpu", *keep],
             args.threads)
         methods[label] = report_sets(out / f"{label}.json")
     if peers:
