@@ -80,3 +80,27 @@ def test_svmv_learns_from_windows_at_half_size():
     half = model.adaptation().resize(frame)
     assert half.shape == (1, 3, 32, 24)
     assert torch.allclose(half.mean(), frame.mean(), atol=0.02)
+
+
+def test_svmv_adaptation_prices_blur_at_its_declared_weight():
+    # the reconstruction terms alone reward a blurred frame where motion is uncertain; the
+    # adapt_sharpness parameter weighs the detail the frame lacks against the clip's own frame
+    import numpy as np
+
+    from vfi_core.losses import sharpness_deficit
+
+    declared = {p.name: p for p in SVMV.descriptor.params}["adapt_sharpness"]
+    assert declared.group == "adapt" and declared.default > 0
+    net = SVMVNet(TINY)
+    runs = torch.rand(2, 7, 3, 32, 32)
+    losses = {}
+    for weight in (0.0, 30.0):
+        spec = SVMV.from_network(net, device="cpu", ensemble=2, motion="dis", adapt_sharpness=weight).adaptation()
+        prior = spec.prepare(runs)
+        rng = np.random.default_rng(1)  # four-frame input for both (the same draw)
+        losses[weight] = float(spec.loss(net, runs, prior, rng, 0.0).detach())
+    with torch.no_grad():
+        out = net(runs[:, [0, 2, 4, 6]], torch.full((2,), 0.5), ensemble=2, prior=prior)
+    deficit = float(sharpness_deficit(out.frame, runs[:, 3]))
+    assert deficit > 0  # an untrained ensemble's blend of noise is smoother than noise
+    assert losses[30.0] == pytest.approx(losses[0.0] + 30.0 * deficit, rel=1e-4)

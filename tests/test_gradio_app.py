@@ -168,7 +168,7 @@ def test_adapting_to_the_clip_reports_it_and_keeps_the_frame_count(client, tmp_p
     clip = write_clip(tmp_path / "pan.mp4", 9, (160, 68))
     _, _, _, summary, download = call(client, clip, model="svmv",
                                       adaptation={"adapt": 2, "adapt_rate": 1e-3, "adapt_rank": 2})
-    assert "adapted to the clip in" in summary and "(2 steps, loss" in summary
+    assert "adapted to the clip in" in summary and "(2 steps, adapt_sharpness 30, loss" in summary
     assert video_facts(local(download)) == (17, Fraction(50))
 
 

@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vfi_core import losses
 from vfi_core.errors import InputError
@@ -71,8 +72,24 @@ def test_gradient_loss_on_a_ramp():
     assert losses.gradient_loss(ramp.transpose(-1, -2), flat.transpose(-1, -2)).item() == pytest.approx(slope, rel=1e-6)
 
 
+def test_sharpness_deficit_prices_blur_not_misalignment():
+    slope = 0.05
+    ramp = (torch.arange(10.0) * slope).view(1, 1, 1, 10).expand(2, 3, 7, 10)
+    flat = torch.zeros_like(ramp)
+    assert losses.sharpness_deficit(flat, ramp).item() == pytest.approx(slope, rel=1e-5)  # partial windows too
+    assert losses.SharpnessDeficitLoss(window=4)(ramp, flat).item() == 0.0  # more detail than the target: free
+    texture = _random((1, 3, 32, 32))
+    shifted = torch.roll(texture, 1, -1)
+    assert losses.gradient_loss(shifted, texture).item() > 0.1
+    assert losses.sharpness_deficit(shifted, texture, window=32).item() == pytest.approx(0.0, abs=0.01)
+    blurred = F.avg_pool2d(texture, 3, 1, 1, count_include_pad=False)
+    assert losses.sharpness_deficit(blurred, texture).item() > 0.1
+    with pytest.raises(InputError, match="window"):
+        losses.sharpness_deficit(texture, texture, window=0)
+
+
 @pytest.mark.parametrize("fn", [losses.charbonnier, losses.laplacian_l1, losses.census_loss,
-                                losses.ssim_loss, losses.gradient_loss])
+                                losses.ssim_loss, losses.gradient_loss, losses.sharpness_deficit])
 def test_losses_are_differentiable(fn):
     pred = _random((1, 3, 16, 16)).requires_grad_()
     target = _random((1, 3, 16, 16), seed=3)

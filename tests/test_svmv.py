@@ -144,6 +144,10 @@ def test_loss_switches():
     with pytest.raises(InputError):
         SVMVLossWeights.from_dict({"reconstruction": 0, "census": 0, "spatial_variance": 0, "temporal_variance": 0,
                                    "flow": 0, "perceptual": 1})
+    sharp = SVMVLoss(SVMVLossWeights(census=0, spatial_variance=0, temporal_variance=0, flow=0, sharpness=2.0))
+    total, terms = sharp(out, batch)
+    assert set(terms) == {"reconstruction", "sharpness"}  # off by default, in training
+    assert total.item() == pytest.approx(terms["reconstruction"] + 2.0 * terms["sharpness"], rel=1e-5)
 
 
 def test_two_frame_input_encodes_each_frame_once_with_the_same_result(monkeypatch):

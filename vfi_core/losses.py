@@ -13,6 +13,7 @@ function                  module                       what it measures
 :func:`census_loss`       :class:`CensusLoss`          soft ternary census transform distance
 :func:`ssim_loss`         :class:`SSIMLoss`            ``1 - SSIM`` (11x11 Gaussian, sigma 1.5)
 :func:`gradient_loss`     :class:`GradientLoss`        L1 between horizontal/vertical differences
+:func:`sharpness_deficit` :class:`SharpnessDeficitLoss` gradient energy the prediction lacks, per window
 ========================  ===========================  ==========================================
 
 Perceptual terms compare VGG16 features (:func:`load_perceptual_features`, layers
@@ -34,9 +35,9 @@ from .ops.ssim import ssim
 # the VGG16 layers the perceptual training terms compare
 PERCEPTUAL_LAYERS = ("relu1_2", "relu2_2", "relu3_3")
 
-__all__ = ["CensusLoss", "CharbonnierLoss", "GradientLoss", "LaplacianL1Loss", "SSIMLoss",
-           "census_loss", "charbonnier", "gradient_loss", "feature_pair", "laplacian_l1", "normalized_feature_distance", "ssim",
-           "ssim_loss"]
+__all__ = ["CensusLoss", "CharbonnierLoss", "GradientLoss", "LaplacianL1Loss", "SSIMLoss", "SharpnessDeficitLoss",
+           "census_loss", "charbonnier", "gradient_loss", "feature_pair", "laplacian_l1", "normalized_feature_distance",
+           "sharpness_deficit", "ssim", "ssim_loss"]
 
 
 def normalized_feature_distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
@@ -191,6 +192,33 @@ def gradient_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return dx.abs().mean() + dy.abs().mean()
 
 
+def _gradient_energy(x: torch.Tensor, window: int) -> torch.Tensor:
+    """``(B,1,h,w)``: mean ``|dx| + |dy|`` (channels averaged) over ``window x window`` windows."""
+    dx = (x[..., :, 1:] - x[..., :, :-1]).abs()[..., 1:, :]
+    dy = (x[..., 1:, :] - x[..., :-1, :]).abs()[..., :, 1:]
+    return F.avg_pool2d((dx + dy).mean(1, keepdim=True), window, ceil_mode=True)
+
+
+def sharpness_deficit(pred: torch.Tensor, target: torch.Tensor, window: int = 8) -> torch.Tensor:
+    """How much less detail the prediction has than the target: the mean over ``window x window``
+    windows of ``max(0, E(target) - E(pred))``, ``E`` the window's mean ``|dx| + |dy|``.
+
+    Where motion is uncertain a pixel-wise loss is lowest for a blurred frame (the mean of the
+    possibilities is closer than any one of them); this term prices the blur without asking for
+    alignment: a frame as sharp as its target costs 0 wherever its detail sits within each window,
+    and it never rewards detail beyond the target's. A flat prediction of a ramp of slope ``a``
+    costs ``|a|``.
+
+    Args:
+        pred, target: ``(B,C,H,W)`` float, ``H, W >= 2``.
+        window: side of the windows, in pixels (the last row and column of windows may be partial).
+    """
+    check_image_pair(pred, target, "sharpness_deficit", min_size=2)
+    if window < 1:
+        raise InputError(f"sharpness_deficit: window must be >= 1, got {window}")
+    return F.relu(_gradient_energy(target, window) - _gradient_energy(pred, window)).mean()
+
+
 class CharbonnierLoss(nn.Module):
     """Module form of :func:`charbonnier`."""
 
@@ -240,6 +268,17 @@ class GradientLoss(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return gradient_loss(pred, target)
+
+
+class SharpnessDeficitLoss(nn.Module):
+    """Module form of :func:`sharpness_deficit`."""
+
+    def __init__(self, window: int = 8):
+        super().__init__()
+        self.window = window
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return sharpness_deficit(pred, target, self.window)
 
 
 def load_perceptual_features(path: str | None):

@@ -34,7 +34,7 @@ from torch import nn
 
 from ...config import LossWeights
 from ...errors import InputError
-from ...losses import census_loss, charbonnier
+from ...losses import census_loss, charbonnier, sharpness_deficit
 
 __all__ = ["SVMVLoss", "SVMVLossWeights", "spatial_variance_loss", "temporal_variance_loss"]
 
@@ -110,6 +110,9 @@ class SVMVLossWeights(LossWeights):
     spatial_variance, temporal_variance: ``L_sv`` and ``L_tv``.
     flow: L1 between the ensembles' mean offsets and the ground-truth motion, where visible, in
         pixels (only for batches that carry ``flow_t0``/``flow_t1``).
+    sharpness: :func:`~vfi_core.losses.sharpness_deficit` of the output against the target: prices
+        the blur a pixel-wise loss rewards where motion is uncertain. Off in training; per-clip
+        adaptation uses it.
     spatial_variance_eps: not a weight: the ``eps`` (pixels^2) of :func:`spatial_variance_loss`.
         ``L_sv`` rewards member spread wherever the mean motion varies at all, and the output, a
         weighted mean of the members' samples, blurs by that spread: with a small ``eps`` the
@@ -123,6 +126,7 @@ class SVMVLossWeights(LossWeights):
     spatial_variance: float = 0.01
     temporal_variance: float = 0.1
     flow: float = 0.01
+    sharpness: float = 0.0
     spatial_variance_eps: float = 1e-2
 
     loss_name: ClassVar[str] = "svmv"
@@ -152,6 +156,8 @@ class SVMVLoss(nn.Module):
             terms["reconstruction"] = charbonnier(output.frame, gt)
         if w.census:
             terms["census"] = census_loss(output.frame, gt)
+        if w.sharpness:
+            terms["sharpness"] = sharpness_deficit(output.frame, gt)
         if w.spatial_variance:
             terms["spatial_variance"] = spatial_variance_loss(output.offsets, output.weights,
                                                                eps=w.spatial_variance_eps)

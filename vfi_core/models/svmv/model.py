@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 import torch
@@ -72,7 +73,7 @@ ADAPTER_TARGETS = ("decoders", "heads")
 ADAPT_SPAN = 7
 ADAPT_SCALE = 0.5
 ADAPT_TWO_FRAME = 0.25  # share of adaptation batches given as two-frame input (a clip's ends)
-ADAPT_LOSS = SVMVLoss(SVMVLossWeights(spatial_variance=0.0, temporal_variance=0.0, flow=0.0))  # the shipped terms
+ADAPT_TERMS = {"spatial_variance": 0.0, "temporal_variance": 0.0, "flow": 0.0}  # the shipped training terms
 ENSEMBLE_RANGE = (1, 8)  # the M range the architecture is trained for (random M per step)
 
 
@@ -409,6 +410,10 @@ class SVMV(Interpolator):
             Param("ensemble", int, 4, "Offset approximations per pixel and frame (M): more is smoother "
                   "and slower.", min=ENSEMBLE_RANGE[0], max=ENSEMBLE_RANGE[1], step=1),
             refine_param(),
+            Param("adapt_sharpness", float, 30.0, "Adaptation: weight of the price on blur (the detail each "
+                  "frame lacks against the clip's own frame). On uncertain motion the reconstruction terms "
+                  "alone teach the adapters to blur; 0 adapts on them alone.",
+                  min=0.0, max=100.0, step=1.0, group="adapt"),
         ),
     )
 
@@ -436,8 +441,10 @@ class SVMV(Interpolator):
         """Per-clip adaptation of the decoder and heads (see :data:`ADAPTER_TARGETS`)."""
         from ...adapt import Adaptation
 
-        return Adaptation(self.network, ADAPTER_TARGETS, ADAPT_SPAN, self._window_loss, self._on_network,
-                          prepare=self._window_prior, augment=augment_prior, resize=_adaptation_scale)
+        loss = SVMVLoss(SVMVLossWeights(**ADAPT_TERMS, sharpness=self.params["adapt_sharpness"]))
+        return Adaptation(self.network, ADAPTER_TARGETS, ADAPT_SPAN, partial(self._window_loss, loss),
+                          self._on_network, prepare=self._window_prior, augment=augment_prior,
+                          resize=_adaptation_scale)
 
     def _on_network(self, network: SVMVNet) -> "SVMV":
         return self.on_network(network, refiner=self._restorer.network)
@@ -450,17 +457,17 @@ class SVMV(Interpolator):
             return runs.new_zeros(runs.shape[0], 4, *capped_size(*runs.shape[-2:], cfg.dis_max_side))
         return capped_flows(runs[:, 2], runs[:, 4], self._estimator(), cfg.dis_max_side).float()
 
-    def _window_loss(self, network: SVMVNet, runs: torch.Tensor, prior: torch.Tensor, rng,
+    def _window_loss(self, loss: SVMVLoss, network: SVMVNet, runs: torch.Tensor, prior: torch.Tensor, rng,
                      progress: float = 0.0) -> torch.Tensor:
-        """The shipped training loss (reconstruction and census) of frame 3 of each window
-        ``(B,7,3,h,w)`` from frames 0, 2, 4, 6 at t = 0.5, given their ``prior`` (no curriculum:
-        ``progress`` is not used)."""
+        """``loss`` (the shipped training terms, reconstruction and census, and the sharpness term at
+        ``adapt_sharpness``) of frame 3 of each window ``(B,7,3,h,w)`` from frames 0, 2, 4, 6 at
+        t = 0.5, given their ``prior`` (no curriculum: ``progress`` is not used)."""
         frames = runs[:, [0, 2, 4, 6]]
         if rng.random() < ADAPT_TWO_FRAME:
             frames = stack_frames(runs[:, 2], runs[:, 4])
         t = runs.new_full((runs.shape[0],), 0.5)
         out = network(frames, t, ensemble=self.params["ensemble"], prior=prior)
-        total, _ = ADAPT_LOSS(out, {"gt": runs[:, 3]})
+        total, _ = loss(out, {"gt": runs[:, 3]})
         return total
 
     def prior(self, frame0: torch.Tensor, frame1: torch.Tensor) -> torch.Tensor | None:
