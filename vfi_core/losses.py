@@ -176,6 +176,11 @@ def ssim_loss(pred: torch.Tensor, target: torch.Tensor, window: int = 11, data_r
     return 1.0 - ssim(pred, target, window, data_range).mean()
 
 
+def _forward_differences(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(dx, dy)``: horizontal ``(...,H,W-1)`` and vertical ``(...,H-1,W)`` forward differences of ``x``."""
+    return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
+
+
 def gradient_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """L1 between the images' forward differences: ``mean|dx pred - dx target| + mean|dy pred - dy target|``.
 
@@ -186,17 +191,15 @@ def gradient_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         pred, target: ``(B,C,H,W)`` float, ``H, W >= 2``.
     """
     check_image_pair(pred, target, "gradient_loss", min_size=2)
-    d = pred - target
-    dx = d[..., :, 1:] - d[..., :, :-1]
-    dy = d[..., 1:, :] - d[..., :-1, :]
+    dx, dy = _forward_differences(pred - target)
     return dx.abs().mean() + dy.abs().mean()
 
 
 def _gradient_energy(x: torch.Tensor, window: int) -> torch.Tensor:
     """``(B,1,h,w)``: mean ``|dx| + |dy|`` (channels averaged) over ``window x window`` windows."""
-    dx = (x[..., :, 1:] - x[..., :, :-1]).abs()[..., 1:, :]
-    dy = (x[..., 1:, :] - x[..., :-1, :]).abs()[..., :, 1:]
-    return F.avg_pool2d((dx + dy).mean(1, keepdim=True), window, ceil_mode=True)
+    dx, dy = _forward_differences(x)
+    energy = dx.abs()[..., 1:, :] + dy.abs()[..., :, 1:]  # both on the (H-1, W-1) grid
+    return F.avg_pool2d(energy.mean(1, keepdim=True), window, ceil_mode=True)
 
 
 def sharpness_deficit(pred: torch.Tensor, target: torch.Tensor, window: int = 8) -> torch.Tensor:
