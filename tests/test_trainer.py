@@ -11,7 +11,7 @@ from vfi_core.errors import InputError
 from vfi_core.models.svmv import SVMV, SVMVNet
 from vfi_core.registry import WEIGHTS_DIR
 from vfi_core.train import Trainer, export_run, load_config
-from vfi_core.train.export import _lineage
+from vfi_core.train.export import lineage
 
 CONFIG = {
     "name": "tiny", "seed": 3,
@@ -69,11 +69,16 @@ def test_resume_repeats_the_uninterrupted_run_and_export_loads_back(tmp_path):
         assert torch.equal(p, q)
     # a run continued from exported weights keeps their history in its own card
     init.train()
+    # ... captured when the run started: the file's card changing later (a continued run exported over
+    # it) does not rewrite where this run came from
+    original = card_path.read_text()
+    card_path.write_text(json.dumps({**json.loads(original), "training": {"steps": 999}}))
     _, continued = export_run(tmp_path / "c", tmp_path / "w2", note="continued from the tiny run")
     card = json.loads(continued.read_text())
     assert card["note"] == "continued from the tiny run"
     assert card["training"]["init_from"]["file"] == str(weights)
     assert card["training"]["init_from"]["training"]["steps"] == 12
+    card_path.write_text(original)
     # a fine-tune may change what shapes no tensor; a change of shapes is a one-line error
     retuned = {**CONFIG, "optim": {"steps": 1}, "architecture": {**CONFIG["architecture"], "confidence_scale": 0.2}}
     init = Trainer("svmv", retuned, ["synthetic"], run_dir=tmp_path / "d", init_from=weights, show_progress=False)
@@ -121,11 +126,11 @@ def test_worker_processes_make_the_same_batches(tmp_path):
 
 
 def test_lineage_names_a_shipped_starting_point_by_its_package_path(tmp_path):
-    shipped = _lineage(str(WEIGHTS_DIR / "svmv.safetensors"))
+    shipped = lineage(str(WEIGHTS_DIR / "svmv.safetensors"))
     assert shipped["file"] == "vfi_core/weights/svmv.safetensors"
     assert shipped["training"]["steps"] > 0  # the shipped card's own record
     elsewhere = tmp_path / "w.safetensors"
-    assert _lineage(str(elsewhere)) == {"file": str(elsewhere), "training": None}
+    assert lineage(str(elsewhere)) == {"file": str(elsewhere), "training": None}
 
 
 def test_an_override_config_starts_from_its_base(tmp_path):

@@ -29,11 +29,13 @@ from .recipes import get_recipe
 MAX_BYTES = 25 * 1024 * 1024
 
 
-def _lineage(init_from: str | None) -> dict | None:
-    """Where a run started: the weight file and, when its model card is still there, that card's
-    training record (so a card keeps the whole history of runs continued from one another)."""
-    if init_from is None:
-        return None
+def lineage(init_from: str | dict | None) -> dict | None:
+    """Where a run started: ``{"file": the weight file, "training": its model card's training record}``
+    (so a card keeps the whole history of runs continued from one another). The trainer captures it
+    when the run starts; a resume state that recorded only the file's path is read as the card there
+    says now, when it is still there."""
+    if init_from is None or isinstance(init_from, dict):
+        return init_from
     card_path = Path(init_from).with_suffix(".json")
     history = json.loads(card_path.read_text()).get("training") if card_path.is_file() else None
     return {"file": _portable(init_from), "training": history}
@@ -108,7 +110,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path = WEIGHTS_DIR, name: str
                          "hardware": sorted({s["hardware"] for s in info["sessions"]}), "data": info["data"],
                          "steps": info["step"], "wall_time_s": round(info["wall_time_s"], 1),
                          "legs": _legs(info),
-                         "init_from": _lineage(info.get("init_from"))},
+                         "init_from": lineage(info.get("init_from"))},
             **recipe.card_extras(config), "dev": dev, **({"note": note} if note else {}),
             "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     out_dir = Path(out_dir)

@@ -38,6 +38,7 @@ from ..config import reject_unknown_keys
 from ..errors import Cancelled, InputError
 from .checkpoint import has_checkpoint, read_checkpoint, restore, save_checkpoint
 from .data import TrainingData
+from .export import lineage
 from .recipes import count_parameters, get_recipe
 
 DEFAULTS = {
@@ -284,7 +285,9 @@ class Trainer:
                                  items=getattr(self.recipe, "items", "quadruplet"))
         self.step, self.wall_time, self.leg_start = 0, 0.0, 0
         self.sessions: list[dict] = []
-        self.init_from = str(init_from) if init_from is not None else None
+        # where the run started, captured now (the file's portable name and its card's training record),
+        # so the resume state and the exported card never depend on that file still being there
+        self.init_from = lineage(str(init_from)) if init_from is not None else None
         if info is not None:
             restore(tensors, info, self.net, self.ema, self.optimizer)
             if info.get("scaler"):
