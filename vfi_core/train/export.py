@@ -29,16 +29,18 @@ from .recipes import get_recipe
 MAX_BYTES = 25 * 1024 * 1024
 
 
-def lineage(init_from: str | dict | None) -> dict | None:
+def lineage(init_from: str | dict | None, card: dict | None = None) -> dict | None:
     """Where a run started: ``{"file": the weight file, "training": its model card's training record}``
     (so a card keeps the whole history of runs continued from one another). The trainer captures it
-    when the run starts; a resume state that recorded only the file's path is read as the card there
-    says now, when it is still there."""
+    when the run starts, from the ``card`` it has read; a resume state that recorded only the file's
+    path is read as the card there says now, when it is still there."""
     if init_from is None or isinstance(init_from, dict):
         return init_from
-    card_path = Path(init_from).with_suffix(".json")
-    history = json.loads(card_path.read_text()).get("training") if card_path.is_file() else None
-    return {"file": _portable(init_from), "training": history}
+    if card is None:
+        from ..weights import read_model_card
+
+        card = read_model_card(init_from)
+    return {"file": _portable(init_from), "training": card.get("training")}
 
 
 def _legs(info: dict) -> list[dict]:

@@ -269,8 +269,9 @@ class Trainer:
             raise InputError(f"{self.run_dir} already holds a run: pass --resume to continue it, or another --run-dir")
         torch.manual_seed(self.config["seed"])
         self.net = self.recipe.build(self.config["architecture"]).to(self.device)
-        if init_from is not None:
-            self._init_from(Path(init_from))
+        # where the run started, captured now (the file's portable name and its card's training record),
+        # so the resume state and the exported card never depend on that file still being there
+        started_from = self._init_from(Path(init_from)) if init_from is not None else None
         self.ema = copy.deepcopy(self.net).requires_grad_(False)
         self.loss = self.recipe.loss(self.config["loss"])
         o = self.config["optim"]
@@ -285,9 +286,7 @@ class Trainer:
                                  items=getattr(self.recipe, "items", "quadruplet"))
         self.step, self.wall_time, self.leg_start = 0, 0.0, 0
         self.sessions: list[dict] = []
-        # where the run started, captured now (the file's portable name and its card's training record),
-        # so the resume state and the exported card never depend on that file still being there
-        self.init_from = lineage(str(init_from)) if init_from is not None else None
+        self.init_from = started_from
         if info is not None:
             restore(tensors, info, self.net, self.ema, self.optimizer)
             if info.get("scaler"):
@@ -310,7 +309,8 @@ class Trainer:
         self._tb = self._tensorboard()
         self._stop = False
 
-    def _init_from(self, path: Path) -> None:
+    def _init_from(self, path: Path) -> dict:
+        """Load ``path``'s weights into the network; returns the run's :func:`lineage`."""
         from ..weights import load_state_dict, read_model_card
 
         card = read_model_card(path)
@@ -332,6 +332,7 @@ class Trainer:
         elif grown:
             raise InputError(f"--init-from {path}: {', '.join(grown)} differ in shape but the config does not")
         self.net.load_state_dict(state)
+        return lineage(str(path), card)
 
     def _tensorboard(self):
         if not self.config["log"]["tensorboard"]:
