@@ -65,9 +65,9 @@ class LDMVFI(Interpolator):
         weight_file="ldmvfi.safetensors",
         recipe="vfi_core.models.ldmvfi.recipe:LatentDenoiserRecipe",
         gives_confidence=False,
-        # one CPU core (854x480, 10 DDIM steps at the default strength 0.5, DIS motion; the median of
-        # three frames): encoding, sampling and decoding together
-        seconds_per_megapixel={"cpu": 12.7},
+        # one CPU core (854x480 at the defaults: 10 DDIM steps at strength 0.5, motion=auto; the mean
+        # of four davis_gap2 frames): motion, encoding, sampling and decoding together
+        seconds_per_megapixel={"cpu": 27.8},
         params=(
             *sampler_params(10, 0.5, STRENGTH_HELP),
             motion_param(),
