@@ -271,7 +271,7 @@ class Trainer:
         self.net = self.recipe.build(self.config["architecture"]).to(self.device)
         # where the run started, captured now (the file's portable name and its card's training record),
         # so the resume state and the exported card never depend on that file still being there
-        started_from = self._init_from(Path(init_from)) if init_from is not None else None
+        self.init_from = self._init_from(Path(init_from)) if init_from is not None else None
         self.ema = copy.deepcopy(self.net).requires_grad_(False)
         self.loss = self.recipe.loss(self.config["loss"])
         o = self.config["optim"]
@@ -286,7 +286,6 @@ class Trainer:
                                  items=getattr(self.recipe, "items", "quadruplet"))
         self.step, self.wall_time, self.leg_start = 0, 0.0, 0
         self.sessions: list[dict] = []
-        self.init_from = started_from
         if info is not None:
             restore(tensors, info, self.net, self.ema, self.optimizer)
             if info.get("scaler"):
