@@ -407,8 +407,9 @@ class SVMV(Interpolator):
         seconds_per_megapixel={"cpu": 5.0, "cuda": 0.04},  # one CPU core (854x480), one H200 (1080p)
         params=(
             motion_param(),
-            Param("ensemble", int, 4, "Offset approximations per pixel and frame (M): more is smoother "
-                  "and slower.", min=ENSEMBLE_RANGE[0], max=ENSEMBLE_RANGE[1], step=1),
+            Param("ensemble", int, 4, "Offset approximations per pixel and frame (M), averaged: 1 takes one "
+                  "motion hypothesis (the sharpest frames), 2 and more average two (smoother, higher "
+                  "PSNR, slower).", min=ENSEMBLE_RANGE[0], max=ENSEMBLE_RANGE[1], step=1),
             refine_param(),
             Param("adapt_sharpness", float, 30.0, "Adaptation: weight of the price on blur (the detail each "
                   "frame lacks against the clip's own frame). On uncertain motion the reconstruction terms "
