@@ -50,3 +50,50 @@ def test_outside_frame_marks_samples_beyond_the_border():
     expected[:, :3] = 1  # x - 3 < -0.5 for x = 0, 1, 2
     expected[5] = 1
     assert torch.equal(out[0, 0], expected)
+
+
+def test_agreement_weights_hand_computed():
+    from vfi_core.ops.motion import agreement_weights
+
+    disagree = torch.zeros(2, 1, 1, 9, 9)
+    disagree[1] = 0.05  # the second hypothesis' warps differ by 0.05 everywhere
+    assert torch.equal(agreement_weights(disagree, 0.0), torch.ones_like(disagree))
+    full = agreement_weights(disagree, 1.0)  # sigma 0.01
+    assert torch.allclose(full[0], torch.ones(1, 1, 9, 9))
+    torch.testing.assert_close(full[1], torch.full((1, 1, 9, 9), torch.exp(torch.tensor(-5.0)).item()))
+    half = agreement_weights(disagree, 0.5)  # sigma 0.1
+    torch.testing.assert_close(half[1], torch.full((1, 1, 9, 9), torch.exp(torch.tensor(-0.5)).item()))
+    # the disagreement is averaged over a 5x5 window: one differing pixel weighs a 25th
+    spike = torch.zeros(2, 1, 1, 9, 9)
+    spike[1, ..., 4, 4] = 0.25
+    torch.testing.assert_close(agreement_weights(spike, 1.0)[1, 0, 0, 4, 4], torch.exp(torch.tensor(-1.0)))
+
+
+def test_selection_takes_the_hypothesis_whose_warps_agree():
+    from vfi_core.models.flow_asb import hypothesis_shares
+
+    h, w = 12, 12
+    right = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+    # hypothesis 0 warps both frames onto the same picture; hypothesis 1 lands them 0.2 apart
+    warped0 = torch.cat((right, right + 0.1))
+    warped1 = torch.cat((right, right - 0.1))
+    none = torch.zeros(2, 1, h, w)
+    assert hypothesis_shares(warped0, warped1, none, none, 0.0) is None  # the plain mean
+    share = hypothesis_shares(warped0, warped1, none, none, 1.0)
+    assert share.shape == (2, 1, 1, h, w)
+    torch.testing.assert_close(share.sum(0), torch.ones(1, 1, h, w))
+    assert share[0].min() > 0.99
+    # where a frame is occluded, differing warps are expected: no hypothesis is preferred
+    occluded = none.clone()
+    occluded[:, :, :, 6:] = 1
+    share = hypothesis_shares(warped0, warped1, occluded, none, 1.0)
+    torch.testing.assert_close(share[:, ..., 8:], torch.full_like(share[:, ..., 8:], 0.5))
+
+
+@pytest.mark.parametrize("selection", [0.5, 1.0])
+def test_selection_keeps_the_square_where_it_is_at_t(selection):
+    h, w, x0, x1, y, size = 96, 128, 40, 52, 30, 24
+    out = vfi_core.load("flow-asb", selection=selection).interpolate(moving_square(h, w, x0, y, size),
+                                                                      moving_square(h, w, x1, y, size), 0.5)
+    errors = {x: (out - moving_square(h, w, x, y, size)).abs().mean().item() for x in range(x0 - 2, x1 + 3)}
+    assert min(errors, key=errors.get) == 46 and errors[46] < 0.005

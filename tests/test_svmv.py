@@ -228,3 +228,41 @@ def test_splat_linear_members_alternate_between_the_two_hypotheses():
     # zero heads and no spread: members 0 and 2 sit on the splatted motion, 1 and 3 on the linear one
     assert torch.allclose(out.offsets[:, :, 0], out.offsets[:, :, 2]) and torch.allclose(out.offsets[:, :, 1], out.offsets[:, :, 3])
     torch.testing.assert_close(out.offsets[:, 0, 1], hypotheses[:, 1, :2], atol=1e-4, rtol=0)
+
+
+def test_select_members_weights_the_members_whose_samples_agree():
+    from vfi_core.models.svmv.model import select_members
+
+    h, w, m = 10, 10, 2
+    picture = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+    samples = torch.empty(1, 2, 3, m, h, w)
+    samples[:, :, :, 0] = picture[:, None]           # member 0 samples the same picture in both frames
+    samples[:, 0, :, 1] = picture + 0.1               # member 1's samples lie 0.2 apart
+    samples[:, 1, :, 1] = picture - 0.1
+    weights = torch.full((1, 2, 1, m, h, w), 0.25)
+    assert select_members(weights, samples, 0.0) is weights
+    chosen = select_members(weights, samples, 1.0)
+    torch.testing.assert_close(chosen.sum((1, 3)), torch.ones(1, 1, h, w))
+    assert chosen[:, :, :, 0].sum(1).min() > 0.99
+    # where one frame carries (almost) all the weight, the disagreement says nothing
+    one_sided = weights.clone()
+    one_sided[:, 1] = 0.0
+    one_sided[:, 0] = 0.5
+    torch.testing.assert_close(select_members(one_sided, samples, 1.0), one_sided)
+
+
+def test_selection_parameter_is_declared_and_checked():
+    desc = registry.get_descriptor("svmv")
+    assert (desc.param("selection").min, desc.param("selection").max, desc.param("selection").default) == (0, 1, 0.5)
+    with pytest.raises(ParameterError):
+        desc.param("selection").validate(1.5)
+    torch.manual_seed(0)
+    net = _net()
+    frames = torch.stack(_frames(h=32, w=48), 1)
+    with torch.no_grad():
+        plain = net(frames, torch.tensor([0.5]), prior=None)
+        same = net(frames, torch.tensor([0.5]), prior=None, selection=0.0)
+        sharp = net(frames, torch.tensor([0.5]), prior=None, selection=1.0)
+    assert torch.equal(plain.frame, same.frame)
+    torch.testing.assert_close(sharp.weights.sum((1, 2)), torch.ones_like(sharp.weights.sum((1, 2))))
+    assert sharp.frame.min() >= -1e-6 and sharp.frame.max() <= 1 + 1e-6

@@ -6,10 +6,11 @@
 
 Windows: in each of the ten training-allowed DAVIS sequences (854x480), five evenly spaced gap-2
 windows (frames i, i+4 -> i+2) and five gap-1 windows (i+7, i+9 -> i+8); ten gap-1 windows of the
-bedroom clip (960x540, small motion). A setting is ``LABEL:key=value,...``: ``motion`` is the model's
-parameter, the other keys are :class:`vfi_core.flow.MotionEstimator` fields (``raft_max_side``,
-``raft_iterations``) overriding the model's. Prints the mean 8-bit PSNR per group and the seconds
-per frame of each setting, one line each.
+bedroom clip (960x540, small motion). A setting is ``LABEL:key=value,...``: keys the model declares
+(``motion``, ``selection``, ...) are its parameters, the other keys are
+:class:`vfi_core.flow.MotionEstimator` fields (``raft_max_side``, ``raft_iterations``) overriding the
+model's. Prints the mean 8-bit PSNR per group (with ``--perceptual`` also the mean ST-LPIPS
+distance) and the seconds per frame of each setting, one line each.
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="flow-asb")
     p.add_argument("--setting", action="append", required=True, help="LABEL:key=value,...")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--perceptual", action="store_true", help="also the ST-LPIPS perceptual distance")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     import vfi_core.flow as flow
     from vfi_core.evaluation.bench import read_rgb
     from vfi_core.evaluation.metrics import psnr_uint8
+    from vfi_core.evaluation.perceptual import perceptual_distance
 
     items = windows(Path(args.shared) / "data" / "dev")
     tensor = lambda image: torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255  # noqa: E731
@@ -67,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     for setting in args.setting:
         label, _, given = setting.partition(":")
         values = dict(kv.split("=", 1) for kv in given.split(",") if kv)
-        motion = values.pop("motion", "auto")
+        declared = {param.name for param in vfi_core.get_descriptor(args.model).params}
+        params = {k: values.pop(k) for k in list(values) if k in declared}
         overrides = {k: int(v) for k, v in values.items()}
 
         def estimator(*a, **k):
@@ -75,17 +79,22 @@ def main(argv: list[str] | None = None) -> int:
 
         module = sys.modules[vfi_core.get_descriptor(args.model).factory.__module__]
         module.MotionEstimator = estimator if overrides else original  # the model's own settings, overridden
-        model = vfi_core.load(args.model, device="cpu", motion=motion)
+        model = vfi_core.load(args.model, device="cpu", **params)
         scores: dict[str, list[float]] = {}
+        distances: dict[str, list[float]] = {}
         start = time.perf_counter()
         for group, f0, f1, gt in items:
             out = model.interpolate(tensor(read_rgb(f0)), tensor(read_rgb(f1)), 0.5)
             predicted = (out[0].permute(1, 2, 0) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
             scores.setdefault(group, []).append(psnr_uint8(predicted, read_rgb(gt)))
-        seconds = (time.perf_counter() - start) / len(items)
+            if args.perceptual:
+                distances.setdefault(group, []).append(perceptual_distance(predicted, read_rgb(gt)))
+        seconds = (time.perf_counter() - start) / len(items)  # the perceptual scoring included
         module.MotionEstimator = original
-        figures = ", ".join(f"{g} {np.mean(v):.3f}" for g, v in scores.items())
-        print(f"{label}: {figures} dB; {seconds:.2f} s/frame", flush=True)
+        figures = ", ".join(f"{g} {np.mean(v):.3f}" for g, v in scores.items()) + " dB"
+        if args.perceptual:
+            figures += "; perceptual " + ", ".join(f"{g} {np.mean(v):.4f}" for g, v in distances.items())
+        print(f"{label}: {figures}; {seconds:.2f} s/frame", flush=True)
     return 0
 
 

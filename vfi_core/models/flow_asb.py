@@ -37,6 +37,11 @@
      much of the area both frames see comes from the frame nearer in time alone (1, PerVFI's
      choice: crisp, never ghosts) versus a time-weighted mix (0: best PSNR when the flow is off).
 4. The two results are averaged: their errors are partly independent, so the ensemble beats each.
+   Averaging two alignments also softens detail and ghosts where one of them is wrong:
+   ``selection`` (default 0.5; 0 is the plain mean) weights each hypothesis per pixel by how well
+   its two warped frames agree where both are visible
+   (:func:`~vfi_core.ops.motion.agreement_weights`): sharper frames for little or no PSNR
+   (docs/results.md has the figures).
 
 Defaults are the best measured on frames that training may use, never the dev benchmark: ten DAVIS
 training sequences at 854x480 (gaps of 1 and 2 frames) and at 448x256, the four SAM 2 clips at
@@ -57,7 +62,7 @@ from ..cancellation import check_cancelled
 from ..interpolator import Interpolation, Interpolator
 from ..flow import PairFlows, frame_estimator, motion_param
 from ..ops.flow import DIS_PRESETS
-from ..ops.motion import CONSISTENCY_WEIGHT, linear_motion, splatted_motion
+from ..ops.motion import CONSISTENCY_WEIGHT, agreement_weights, linear_motion, selection_param, splatted_motion
 from ..ops.warp import backward_warp, outside_frame
 from ..registry import ModelDescriptor, Param, register
 from .refine import DetailRestorer, RefineNet, RestorationInputs, add_cost, refine_param
@@ -156,6 +161,9 @@ class FlowASB(Interpolator):
                   "frame alone (sharpest, never ghosts).", min=0.0, max=1.0, step=0.05),
             Param("dilation", int, 0, "Pixels by which occlusion masks grow before blending.",
                   min=0, max=32, step=1),
+            # 0.5: on training-allowed windows within 0.03 dB for 4-6% lower perceptual distance
+            # (docs/results.md, "Sharpness")
+            selection_param(0.5),
             refine_param(),
         ),
     )
@@ -178,25 +186,47 @@ class FlowASB(Interpolator):
 
     def _interpolate(self, frame0, frame1, t) -> Interpolation:
         f01, f10 = self.flows(frame0, frame1)  # RAFT runs in the model's dtype
-        result, inputs = synthesize(frame0, frame1, f01, f10, t, self.params["asymmetry"], self.params["dilation"])
+        result, inputs = synthesize(frame0, frame1, f01, f10, t, self.params["asymmetry"], self.params["dilation"],
+                                    self.params["selection"])
         if self.params["refine"] > 0:
             result = result._replace(frame=self._restorer(inputs, t.float(), self.params["refine"]))
         return result
 
 
+def hypothesis_shares(warped0: torch.Tensor, warped1: torch.Tensor, mask0: torch.Tensor, mask1: torch.Tensor,
+                      selection: float, hypotheses: int = 2) -> torch.Tensor | None:
+    """Per-pixel shares of the motion hypotheses in the frame, from how well each one's warps agree.
+
+    Args:
+        warped0, warped1: ``(N*B,3,H,W)`` frames 0 and 1 warped to t, hypothesis-major (N = ``hypotheses``).
+        mask0, mask1: ``(N*B,1,H,W)`` occlusion masks in [0,1] (1: that frame is occluded); where
+            either is set, the warps are expected to differ and say nothing of the motion.
+        selection: the declared parameter, in [0,1].
+    Returns:
+        ``(N,B,1,H,W)`` shares summing to 1 over N, or ``None`` for ``selection`` 0 (the plain mean).
+    """
+    if selection <= 0:
+        return None
+    visible = 1.0 - torch.maximum(mask0, mask1)
+    disagree = (warped0 - warped1).abs().mean(1, keepdim=True) * visible
+    share = agreement_weights(disagree.view(hypotheses, -1, *disagree.shape[1:]), selection)
+    return share / share.sum(0, keepdim=True)
+
+
 def synthesize(frame0: torch.Tensor, frame1: torch.Tensor, f01: torch.Tensor, f10: torch.Tensor, t: torch.Tensor,
-               asymmetry: float = 0.0, dilation: int = 0) -> tuple[Interpolation, RestorationInputs]:
+               asymmetry: float = 0.0, dilation: int = 0, selection: float = 0.0
+               ) -> tuple[Interpolation, RestorationInputs]:
     """flow-asb's frame at ``t`` from given flows (steps 2-4 of the module docstring).
 
     Args:
         frame0, frame1: ``(B,3,H,W)`` in [0,1].
         f01, f10: ``(B,2,H,W)`` flows in pixels.
         t: ``(B,)`` times.
-        asymmetry, dilation: as the declared parameters.
+        asymmetry, dilation, selection: as the declared parameters.
     Returns:
         The :class:`Interpolation` (float32, not clamped) and what the detail-restoration stage
         takes (:class:`~vfi_core.models.refine.RestorationInputs`: both frames warped to t and
-        the blend weight, averaged over the two motion hypotheses).
+        the blend weight, combined over the two motion hypotheses as the frame is).
     """
     # splatting sums many contributions and a half-precision sampling grid is off by a fraction
     # of a pixel: warping and blending stay float32 under half precision
@@ -218,9 +248,11 @@ def synthesize(frame0: torch.Tensor, frame1: torch.Tensor, f01: torch.Tensor, f1
     weight1, mask0, mask1 = occlusion_weight(t.repeat(2), to0, to1, occluded0.repeat(2, 1, 1, 1),
                                              occluded1.repeat(2, 1, 1, 1), asymmetry, dilation)
     blended = warped0 * (1.0 - weight1) + warped1 * weight1
+    share = hypothesis_shares(warped0, warped1, mask0, mask1, selection, hypotheses=2)
 
     def mean(x: torch.Tensor) -> torch.Tensor:  # over the two hypotheses
-        return x.view(2, -1, *x.shape[1:]).mean(0)
+        x = x.view(2, -1, *x.shape[1:])
+        return x.mean(0) if share is None else (x * share).sum(0)
 
     frame = mean(blended)
     disagreement = mean((warped0 - warped1).abs().mean(1, keepdim=True))

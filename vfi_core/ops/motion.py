@@ -2,10 +2,48 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
+from ..registry import Param
 from .warp import backward_warp, fill_holes, softmax_splat
 
 CONSISTENCY_WEIGHT = 20.0  # softmax-splatting importance: -weight * photometric error (in [0,1] units)
+
+# Per-pixel choice among motion hypotheses (:func:`agreement_weights`): the disagreement is
+# averaged over a (2r+1)^2 window, r = SELECTION_RADIUS, and a hypothesis' weight falls as
+# exp(-disagreement / sigma), sigma = SELECTION_SIGMA * 100 ** (1 - selection).
+SELECTION_RADIUS = 2
+SELECTION_SIGMA = 0.01
+
+
+def selection_param(default: float = 0.0) -> Param:
+    """The ``selection`` parameter, declared once for every model that blends several motion hypotheses."""
+    return Param("selection", float, default, "0 averages the motion hypotheses (highest PSNR); higher values "
+                 "take, per pixel, the hypothesis whose two warped frames agree best (sharper frames, less "
+                 "ghosting, slightly lower PSNR).", min=0.0, max=1.0, step=0.05)
+
+
+def agreement_weights(disagreement: torch.Tensor, selection: float, dim: int = 0) -> torch.Tensor:
+    """Relative weights of motion hypotheses from how much their two warped frames disagree.
+
+    Args:
+        disagreement: ``(..., N, ..., 1, H, W)`` with the N hypotheses along ``dim``: per pixel, the
+            mean absolute difference between frame 0 and frame 1 warped to t by each hypothesis, in
+            [0,1] units, and 0 where one frame is occluded (there the difference says nothing).
+        selection: in [0,1]; 0 gives every hypothesis weight 1, 1 the sharpest choice.
+    Returns:
+        Factors in (0,1], the same shape: 1 for the best-agreeing hypothesis at each pixel, falling as
+        ``exp(-(disagreement - best) / sigma)`` with the window-averaged disagreement (module
+        constants). Multiply a blend's weights by them and renormalise.
+    """
+    if selection <= 0:
+        return torch.ones_like(disagreement)
+    sigma = SELECTION_SIGMA * 100.0 ** (1.0 - selection)
+    k = 2 * SELECTION_RADIUS + 1
+    flat = disagreement.reshape(-1, 1, *disagreement.shape[-2:])
+    smooth = F.avg_pool2d(flat, k, stride=1, padding=SELECTION_RADIUS, count_include_pad=False)
+    smooth = smooth.view(disagreement.shape)
+    return torch.exp(-(smooth - smooth.amin(dim, keepdim=True)) / sigma)
 
 
 def linear_motion(f01: torch.Tensor, f10: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,10 @@ Pipeline, for an output time ``t`` between ``I0`` and ``I1`` (``I-1`` and ``I2``
 3. Synthesis: the offsets and logits are upsampled to full size; each output pixel is the
    softmax-weighted sum of ``2M`` bilinear samples (``M`` from ``I0``, ``M`` from ``I1``). ``M`` (the
    ``ensemble`` parameter) selects the first ``M`` members; training draws ``M`` at random in the
-   trained range so that every prefix is a valid ensemble.
+   trained range so that every prefix is a valid ensemble. ``selection`` (default 0.5; 0 keeps the
+   learned weights) scales each member's weight per pixel by how well its two samples agree (its
+   motion is right there): sharper frames for little or no PSNR
+   (:func:`~vfi_core.ops.motion.agreement_weights`).
 4. Confidence: ``exp(-std / confidence_scale)`` of the weighted standard deviation of the ``2M``
    samples (the ensemble's colour variance): 1 where the members agree, low where they diverge
    (occlusion, uncertain motion).
@@ -56,7 +59,7 @@ from ...frames import as_time_tensor, check_frame_pair, crop_to, pad_to_multiple
 from ...interpolator import Interpolation, Interpolator
 from ...flow import MotionEstimator, PairFlows, capped_flows, motion_param
 from ...ops.flow import DIS_PRESETS, capped_dis, capped_size
-from ...ops.motion import linear_motion, splatted_motion
+from ...ops.motion import agreement_weights, linear_motion, selection_param, splatted_motion
 from ...ops.warp import backward_warp, outside_frame, resize_flow
 from ...registry import ModelDescriptor, Param, register
 from ..refine import DetailRestorer, RefineNet, RestorationInputs, add_cost, refine_param
@@ -269,7 +272,7 @@ class SVMVNet(nn.Module):
             raise InputError(f"svmv: t must have shape ({frames.shape[0]},), got {tuple(t.shape)}")
 
     def forward(self, frames: torch.Tensor, t: torch.Tensor, ensemble: int | None = None,
-                prior: torch.Tensor | None = None) -> SVMVOutput:
+                prior: torch.Tensor | None = None, selection: float = 0.0) -> SVMVOutput:
         """Synthesise frames at times ``t``.
 
         Args:
@@ -279,6 +282,9 @@ class SVMVNet(nn.Module):
             ensemble: ``M`` in ``[1, ensemble_max]`` (default ``ensemble_max``).
             prior: precomputed ``(B,4,h,w)`` flows ``F01, F10`` (as :func:`dis_prior` returns, any
                 grid size); computed here when ``None``.
+            selection: in [0,1]: 0 keeps the learned member weights; above 0 each member's weight
+                is scaled per pixel by how well its samples of the two frames agree
+                (:func:`~vfi_core.ops.motion.agreement_weights`) and renormalised.
         Returns:
             :class:`SVMVOutput`.
         """
@@ -349,12 +355,34 @@ class SVMVNet(nn.Module):
         weights = torch.where(total > 1e-3, kept / total.clamp_min(1e-3), weights)
         check_cancelled()
         samples = _sample_members(frames[:, 1:3], offsets)  # (B,2,3,M,H,W)
+        weights = select_members(weights, samples, selection)
         weighted = weights * samples
         frame = weighted.sum(3).sum(1)
         second = (weighted * samples).sum(3).sum(1)
         variance = (second - frame * frame).mean(1, keepdim=True)
         confidence = torch.exp(-variance.clamp_min(0).sqrt() / self.config.confidence_scale)
         return SVMVOutput(frame, confidence, offsets, weights.transpose(2, 3), samples.transpose(2, 3))
+
+
+def select_members(weights: torch.Tensor, samples: torch.Tensor, selection: float) -> torch.Tensor:
+    """Member weights rescaled per pixel by how well each member's two samples agree.
+
+    Args:
+        weights: ``(B,2,1,M,H,W)`` weights of the ``2M`` samples (frame, member), summing to 1.
+        samples: ``(B,2,3,M,H,W)`` each member's sample of frame 0 and of frame 1.
+        selection: the declared parameter, in [0,1]; 0 returns ``weights`` unchanged.
+    Returns:
+        ``(B,2,1,M,H,W)`` weights, summing to 1 over frames and members.
+    """
+    if selection <= 0:
+        return weights
+    # a member whose two samples disagree where both frames weigh follows the wrong motion; one
+    # frame dominating (an occlusion) says nothing
+    w0, w1 = weights[:, 0], weights[:, 1]  # (B,1,M,H,W)
+    both = 4 * w0 * w1 / (w0 + w1).pow(2).clamp_min(1e-12)
+    disagree = (samples[:, 0] - samples[:, 1]).abs().mean(1, keepdim=True) * both
+    weights = weights * agreement_weights(disagree, selection, dim=2).unsqueeze(1)
+    return weights / weights.sum((1, 3), keepdim=True).clamp_min(1e-12)
 
 
 def restoration_inputs(out: SVMVOutput) -> RestorationInputs:
@@ -408,8 +436,11 @@ class SVMV(Interpolator):
         params=(
             motion_param(),
             Param("ensemble", int, 4, "Offset approximations per pixel and frame (M), averaged: 1 takes one "
-                  "motion hypothesis (the sharpest frames), 2 and more average two (smoother, higher "
-                  "PSNR, slower).", min=ENSEMBLE_RANGE[0], max=ENSEMBLE_RANGE[1], step=1),
+                  "motion hypothesis (sharp, lower PSNR; selection=1 is sharper for more PSNR), 2 and more "
+                  "combine two (higher PSNR, slower).", min=ENSEMBLE_RANGE[0], max=ENSEMBLE_RANGE[1], step=1),
+            # 0.5: on training-allowed windows -0.01 to -0.05 dB for 5-7% lower perceptual distance
+            # (docs/results.md, "Sharpness")
+            selection_param(0.5),
             refine_param(),
             Param("adapt_sharpness", float, 30.0, "Adaptation: weight of the price on blur (the detail each "
                   "frame lacks against the clip's own frame). On uncertain motion the reconstruction terms "
@@ -490,7 +521,7 @@ class SVMV(Interpolator):
     def _run(self, frames: torch.Tensor, t: torch.Tensor) -> Interpolation:
         prior = self.prior(frames[:, 1], frames[:, 2])
         out = self.network(frames.float(), t.float(), ensemble=self.params["ensemble"],
-                           prior=None if prior is None else prior.float())
+                           prior=None if prior is None else prior.float(), selection=self.params["selection"])
         frame = out.frame
         if self.params["refine"] > 0:
             frame = self._restorer(restoration_inputs(out), t.float(), self.params["refine"])
