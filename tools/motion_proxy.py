@@ -67,17 +67,18 @@ def main(argv: list[str] | None = None) -> int:
     items = windows(Path(args.shared) / "data" / "dev")
     tensor = lambda image: torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255  # noqa: E731
     original = flow.MotionEstimator
+    descriptor = vfi_core.get_descriptor(args.model)
+    declared = {param.name for param in descriptor.params}
+    module = sys.modules[descriptor.factory.__module__]
     for setting in args.setting:
         label, _, given = setting.partition(":")
         values = dict(kv.split("=", 1) for kv in given.split(",") if kv)
-        declared = {param.name for param in vfi_core.get_descriptor(args.model).params}
         params = {k: values.pop(k) for k in list(values) if k in declared}
         overrides = {k: int(v) for k, v in values.items()}
 
         def estimator(*a, **k):
             return original(*a, **{**k, **overrides})
 
-        module = sys.modules[vfi_core.get_descriptor(args.model).factory.__module__]
         module.MotionEstimator = estimator if overrides else original  # the model's own settings, overridden
         model = vfi_core.load(args.model, device="cpu", **params)
         scores: dict[str, list[float]] = {}
