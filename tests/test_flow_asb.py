@@ -69,6 +69,63 @@ def test_agreement_weights_hand_computed():
     torch.testing.assert_close(agreement_weights(spike, 1.0)[1, 0, 0, 4, 4], torch.exp(torch.tensor(-1.0)))
 
 
+def test_sharp_samples_hand_computed():
+    from vfi_core.ops.motion import sharp_samples
+
+    soft = torch.full((1, 3, 9, 9), 0.5)
+    sharp = torch.full((1, 3, 9, 9), 0.7)
+    sharp[..., 0, 0] = 1.3  # bicubic overshoot: clamped to the range
+    agree = torch.zeros(1, 1, 9, 9)
+    assert sharp_samples(soft, sharp, agree, 0.0) is soft
+    at_one = sharp_samples(soft, sharp, agree + 0.5, 1.0)  # 1: bicubic everywhere
+    assert at_one[..., 0, 0].eq(1.0).all() and at_one[..., 4, 4].eq(0.7).all()
+    # where the warps agree the bicubic samples are taken whatever the sharpness
+    torch.testing.assert_close(sharp_samples(soft, sharp, agree, 0.2)[..., 4, 4], torch.full((1, 3), 0.7))
+    # 0.5: sigma 0.02, so a disagreement of 0.02 leaves exp(-1) of the bicubic step
+    mixed = sharp_samples(soft, sharp, agree + 0.02, 0.5)[0, 0, 4, 4]
+    torch.testing.assert_close(mixed, 0.5 + 0.2 * torch.exp(torch.tensor(-1.0)))
+    # a lower sharpness keeps less of it at the same disagreement
+    assert sharp_samples(soft, sharp, agree + 0.02, 0.25)[0, 0, 4, 4] < mixed
+
+
+def test_bicubic_warp_keeps_detail_that_bilinear_smooths():
+    from vfi_core.ops.warp import backward_warp
+
+    picture = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    half = torch.zeros(1, 2, 32, 32)
+    half[:, 0] = 0.5
+    errors = {}
+    for mode in ("bilinear", "bicubic"):
+        there = backward_warp(picture, half, mode=mode)
+        back = backward_warp(there, -half, mode=mode)  # half a pixel and back
+        errors[mode] = (back - picture)[..., 4:-4, 4:-4].abs().mean().item()
+    assert errors["bicubic"] < 0.8 * errors["bilinear"]
+    whole = torch.zeros(1, 2, 32, 32)
+    whole[:, 0] = 1.0  # whole pixels: both modes copy
+    torch.testing.assert_close(backward_warp(picture, whole, mode="bicubic")[..., :-1],
+                               backward_warp(picture, whole)[..., :-1])
+
+
+def test_sharpness_restores_detail_a_half_pixel_shift_smooths():
+    import math
+
+    h, w = 48, 64
+
+    def scene(shift):  # fine sinusoidal detail, rendered exactly at any sub-pixel shift
+        y, x = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32) - shift,
+                              indexing="ij")
+        value = 0.5 + 0.2 * torch.sin(1.1 * x + 0.3 * y) + 0.2 * torch.cos(0.8 * y - 0.7 * x)
+        return value.expand(1, 3, h, w).contiguous()
+
+    truth = scene(0.5)[..., 8:-8, 8:-8]
+    errors = {}
+    for sharpness in (0.0, 1.0):
+        model = vfi_core.load("flow-asb", motion="dis", sharpness=sharpness)
+        out = model.interpolate(scene(0.0), scene(1.0), 0.5)
+        errors[sharpness] = (out[..., 8:-8, 8:-8] - truth).abs().mean().item()
+    assert math.isfinite(errors[0.0]) and errors[1.0] < 0.5 * errors[0.0]
+
+
 def test_selection_takes_the_hypothesis_whose_warps_agree():
     from vfi_core.models.flow_asb import hypothesis_shares
 
@@ -90,10 +147,10 @@ def test_selection_takes_the_hypothesis_whose_warps_agree():
     torch.testing.assert_close(share[:, ..., 8:], torch.full_like(share[:, ..., 8:], 0.5))
 
 
-@pytest.mark.parametrize("selection", [0.5, 1.0])
-def test_selection_keeps_the_square_where_it_is_at_t(selection):
+@pytest.mark.parametrize("selection,sharpness", [(0.5, 0.0), (1.0, 0.0), (0.5, 0.5), (0.5, 1.0)])
+def test_selection_keeps_the_square_where_it_is_at_t(selection, sharpness):
     h, w, x0, x1, y, size = 96, 128, 40, 52, 30, 24
-    out = vfi_core.load("flow-asb", selection=selection).interpolate(moving_square(h, w, x0, y, size),
-                                                                      moving_square(h, w, x1, y, size), 0.5)
+    model = vfi_core.load("flow-asb", selection=selection, sharpness=sharpness)
+    out = model.interpolate(moving_square(h, w, x0, y, size), moving_square(h, w, x1, y, size), 0.5)
     errors = {x: (out - moving_square(h, w, x, y, size)).abs().mean().item() for x in range(x0 - 2, x1 + 3)}
     assert min(errors, key=errors.get) == 46 and errors[46] < 0.005

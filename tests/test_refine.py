@@ -90,7 +90,8 @@ def test_svmv_inputs_reproduce_its_frame_and_flow_asb_matches_its_interpolator()
 
     model = registry.load("flow-asb", device="cpu", motion="dis")
     f01, f10 = model.flows(f0, f1)
-    result, inputs = synthesize(f0, f1, f01, f10, t, selection=model.params["selection"])
+    result, inputs = synthesize(f0, f1, f01, f10, t, selection=model.params["selection"],
+                                sharpness=model.params["sharpness"])
     assert torch.allclose(model.interpolate(f0, f1, t), result.frame.clamp(0, 1))
     assert inputs.blended is result.frame and inputs.weight1.shape == (1, 1, 32, 48)
 

@@ -231,7 +231,7 @@ def test_splat_linear_members_alternate_between_the_two_hypotheses():
 
 
 def test_select_members_weights_the_members_whose_samples_agree():
-    from vfi_core.models.svmv.model import select_members
+    from vfi_core.models.svmv.model import member_disagreement, select_members
 
     h, w, m = 10, 10, 2
     picture = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
@@ -240,15 +240,18 @@ def test_select_members_weights_the_members_whose_samples_agree():
     samples[:, 0, :, 1] = picture + 0.1               # member 1's samples lie 0.2 apart
     samples[:, 1, :, 1] = picture - 0.1
     weights = torch.full((1, 2, 1, m, h, w), 0.25)
-    assert select_members(weights, samples, 0.0) is weights
-    chosen = select_members(weights, samples, 1.0)
+    disagree = member_disagreement(weights, samples)
+    torch.testing.assert_close(disagree[:, :, 1], torch.full((1, 1, h, w), 0.2))
+    assert select_members(weights, disagree, 0.0) is weights
+    chosen = select_members(weights, disagree, 1.0)
     torch.testing.assert_close(chosen.sum((1, 3)), torch.ones(1, 1, h, w))
     assert chosen[:, :, :, 0].sum(1).min() > 0.99
     # where one frame carries (almost) all the weight, the disagreement says nothing
     one_sided = weights.clone()
     one_sided[:, 1] = 0.0
     one_sided[:, 0] = 0.5
-    torch.testing.assert_close(select_members(one_sided, samples, 1.0), one_sided)
+    assert member_disagreement(one_sided, samples).abs().max() == 0
+    torch.testing.assert_close(select_members(one_sided, member_disagreement(one_sided, samples), 1.0), one_sided)
 
 
 def test_selection_parameter_is_declared_and_checked():
@@ -266,3 +269,23 @@ def test_selection_parameter_is_declared_and_checked():
     assert torch.equal(plain.frame, same.frame)
     torch.testing.assert_close(sharp.weights.sum((1, 2)), torch.ones_like(sharp.weights.sum((1, 2))))
     assert sharp.frame.min() >= -1e-6 and sharp.frame.max() <= 1 + 1e-6
+
+
+def test_sharpness_parameter_is_declared_and_keeps_frames_in_range():
+    desc = registry.get_descriptor("svmv")
+    assert (desc.param("sharpness").min, desc.param("sharpness").max) == (0, 1)
+    with pytest.raises(ParameterError):
+        desc.param("sharpness").validate(float("nan"))
+    torch.manual_seed(0)
+    net = _net()
+    frames = torch.stack(_frames(h=32, w=48), 1)
+    with torch.no_grad():
+        plain = net(frames, torch.tensor([0.5]), prior=None)
+        same = net(frames, torch.tensor([0.5]), prior=None, sharpness=0.0)
+        outs = {s: net(frames, torch.tensor([0.5]), prior=None, sharpness=s) for s in (0.5, 1.0)}
+    assert torch.equal(plain.frame, same.frame)
+    for out in outs.values():
+        # the member weights are untouched; only how the frames are sampled changes
+        torch.testing.assert_close(out.weights, plain.weights)
+        assert out.frame.min() >= -1e-6 and out.frame.max() <= 1 + 1e-6
+    assert not torch.equal(outs[1.0].frame, plain.frame)

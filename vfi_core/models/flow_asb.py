@@ -42,6 +42,10 @@
    its two warped frames agree where both are visible
    (:func:`~vfi_core.ops.motion.agreement_weights`): sharper frames for little or no PSNR
    (docs/results.md has the figures).
+5. Bilinear sampling at fractional positions averages neighbouring pixels, so every warped frame
+   loses fine detail. ``sharpness`` (default 0.5; 0 keeps bilinear samples) samples the frames
+   bicubically where a hypothesis' two warped frames agree (its motion is sure there), 1 everywhere
+   (:func:`~vfi_core.ops.motion.sharp_samples`).
 
 Defaults are the best measured on frames that training may use, never the dev benchmark: ten DAVIS
 training sequences at 854x480 (gaps of 1 and 2 frames) and at 448x256, the four SAM 2 clips at
@@ -62,7 +66,8 @@ from ..cancellation import check_cancelled
 from ..interpolator import Interpolation, Interpolator
 from ..flow import PairFlows, frame_estimator, motion_param
 from ..ops.flow import DIS_PRESETS
-from ..ops.motion import CONSISTENCY_WEIGHT, agreement_weights, linear_motion, selection_param, splatted_motion
+from ..ops.motion import (CONSISTENCY_WEIGHT, agreement_weights, linear_motion, selection_param, sharp_samples,
+                          sharpness_param, splatted_motion)
 from ..ops.warp import backward_warp, outside_frame
 from ..registry import ModelDescriptor, Param, register
 from .refine import DetailRestorer, RefineNet, RestorationInputs, add_cost, refine_param
@@ -164,6 +169,9 @@ class FlowASB(Interpolator):
             # 0.5: on training-allowed windows within 0.03 dB for 4-6% lower perceptual distance
             # (docs/results.md, "Sharpness")
             selection_param(0.5),
+            # 0.5: on training-allowed windows -0.04 to +0.02 dB for 8-16% lower perceptual distance
+            # (docs/results.md, "Sharpness")
+            sharpness_param(0.5),
             refine_param(),
         ),
     )
@@ -187,7 +195,7 @@ class FlowASB(Interpolator):
     def _interpolate(self, frame0, frame1, t) -> Interpolation:
         f01, f10 = self.flows(frame0, frame1)  # RAFT runs in the model's dtype
         result, inputs = synthesize(frame0, frame1, f01, f10, t, self.params["asymmetry"], self.params["dilation"],
-                                    self.params["selection"])
+                                    self.params["selection"], self.params["sharpness"])
         if self.params["refine"] > 0:
             result = result._replace(frame=self._restorer(inputs, t.float(), self.params["refine"]))
         return result
@@ -214,15 +222,15 @@ def hypothesis_shares(warped0: torch.Tensor, warped1: torch.Tensor, mask0: torch
 
 
 def synthesize(frame0: torch.Tensor, frame1: torch.Tensor, f01: torch.Tensor, f10: torch.Tensor, t: torch.Tensor,
-               asymmetry: float = 0.0, dilation: int = 0, selection: float = 0.0
+               asymmetry: float = 0.0, dilation: int = 0, selection: float = 0.0, sharpness: float = 0.0
                ) -> tuple[Interpolation, RestorationInputs]:
-    """flow-asb's frame at ``t`` from given flows (steps 2-4 of the module docstring).
+    """flow-asb's frame at ``t`` from given flows (steps 2-5 of the module docstring).
 
     Args:
         frame0, frame1: ``(B,3,H,W)`` in [0,1].
         f01, f10: ``(B,2,H,W)`` flows in pixels.
         t: ``(B,)`` times.
-        asymmetry, dilation, selection: as the declared parameters.
+        asymmetry, dilation, selection, sharpness: as the declared parameters.
     Returns:
         The :class:`Interpolation` (float32, not clamped) and what the detail-restoration stage
         takes (:class:`~vfi_core.models.refine.RestorationInputs`: both frames warped to t and
@@ -240,15 +248,19 @@ def synthesize(frame0: torch.Tensor, frame1: torch.Tensor, f01: torch.Tensor, f1
     to0 = torch.cat((-tt * motion, linear[:, :2]))
     to1 = torch.cat(((1 - tt) * motion, linear[:, 2:]))
     check_cancelled()
-    warped0 = backward_warp(frame0.repeat(2, 1, 1, 1), to0)
-    warped1 = backward_warp(frame1.repeat(2, 1, 1, 1), to1)
+    pair0, pair1 = frame0.repeat(2, 1, 1, 1), frame1.repeat(2, 1, 1, 1)
+    warped0, warped1 = backward_warp(pair0, to0), backward_warp(pair1, to1)
     occluded0 = (cov0 < OCCLUSION_THRESHOLD).to(frame0.dtype)
     occluded1 = (cov1 < OCCLUSION_THRESHOLD).to(frame0.dtype)
     check_cancelled()
     weight1, mask0, mask1 = occlusion_weight(t.repeat(2), to0, to1, occluded0.repeat(2, 1, 1, 1),
                                              occluded1.repeat(2, 1, 1, 1), asymmetry, dilation)
-    blended = warped0 * (1.0 - weight1) + warped1 * weight1
     share = hypothesis_shares(warped0, warped1, mask0, mask1, selection, hypotheses=2)
+    if sharpness > 0:
+        disagree = (warped0 - warped1).abs().mean(1, keepdim=True)  # occlusions too: motion unsure there
+        warped0 = sharp_samples(warped0, backward_warp(pair0, to0, mode="bicubic"), disagree, sharpness)
+        warped1 = sharp_samples(warped1, backward_warp(pair1, to1, mode="bicubic"), disagree, sharpness)
+    blended = warped0 * (1.0 - weight1) + warped1 * weight1
 
     def mean(x: torch.Tensor) -> torch.Tensor:  # over the two hypotheses
         x = x.view(2, -1, *x.shape[1:])

@@ -368,7 +368,7 @@ def flow_base(clip: torch.Tensor, mask: torch.Tensor, tau: torch.Tensor) -> torc
 
     # DIS motion and the plain mean of the motion hypotheses, as in training: the network learnt
     # from this base
-    interpolator = registry.load("flow-asb", device=clip.device, motion="dis", selection=0.0)
+    interpolator = registry.load("flow-asb", device=clip.device, motion="dis", selection=0.0, sharpness=0.0)
     i_prev, i_next, a, valid = _neighbours(mask, tau)
     b, _, t = clip.shape[:3]
     rows = torch.arange(b, device=clip.device)
@@ -593,9 +593,10 @@ class MiVID(Interpolator):
             return (1 - tt) * first[:, None] + tt * last[:, None], None
         if self._flow_asb is None:
             from ... import registry
-            # the plain mean of the motion hypotheses: the guide mivid's figures were measured with
+            # the plain mean of the motion hypotheses, bilinear samples: the guide mivid's figures
+            # were measured with
             self._flow_asb = registry.load("flow-asb", device=self.device, motion=self.params["motion"],
-                                           selection=0.0)
+                                           selection=0.0, sharpness=0.0)
         self._flow_asb.set_params(motion=self.params["motion"])
         results = [self._flow_asb._interpolate(first, last, times[:, n].float()) for n in range(times.shape[1])]
         frames = torch.stack([r.frame for r in results], 1).to(first.dtype)

@@ -30,7 +30,9 @@ Pipeline, for an output time ``t`` between ``I0`` and ``I1`` (``I-1`` and ``I2``
    trained range so that every prefix is a valid ensemble. ``selection`` (default 0.5; 0 keeps the
    learned weights) scales each member's weight per pixel by how well its two samples agree (its
    motion is right there): sharper frames for little or no PSNR
-   (:func:`~vfi_core.ops.motion.agreement_weights`).
+   (:func:`~vfi_core.ops.motion.agreement_weights`). ``sharpness`` (default 0.5; 0 keeps bilinear
+   samples) takes bicubic samples where a member's two samples agree: bilinear sampling at
+   fractional positions softens every frame it warps (:func:`~vfi_core.ops.motion.sharp_samples`).
 4. Confidence: ``exp(-std / confidence_scale)`` of the weighted standard deviation of the ``2M``
    samples (the ensemble's colour variance): 1 where the members agree, low where they diverge
    (occlusion, uncertain motion).
@@ -59,7 +61,8 @@ from ...frames import as_time_tensor, check_frame_pair, crop_to, pad_to_multiple
 from ...interpolator import Interpolation, Interpolator
 from ...flow import MotionEstimator, PairFlows, capped_flows, motion_param
 from ...ops.flow import DIS_PRESETS, capped_dis, capped_size
-from ...ops.motion import agreement_weights, linear_motion, selection_param, splatted_motion
+from ...ops.motion import (agreement_weights, linear_motion, selection_param, sharp_samples, sharpness_param,
+                           splatted_motion)
 from ...ops.warp import backward_warp, outside_frame, resize_flow
 from ...registry import ModelDescriptor, Param, register
 from ..refine import DetailRestorer, RefineNet, RestorationInputs, add_cost, refine_param
@@ -177,9 +180,10 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.LeakyReLU(0.1, inplace=True))
 
 
-def _sample_members(frames: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """Bilinear samples of ``frames`` ``(B,2,3,H,W)`` at ``p + offsets`` ``(B,2,M,2,H,W)`` (edges
-    replicated, as :func:`~vfi_core.ops.warp.backward_warp`), in the layout ``(B,2,3,M,H,W)``.
+def _sample_members(frames: torch.Tensor, offsets: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """Samples of ``frames`` ``(B,2,3,H,W)`` at ``p + offsets`` ``(B,2,M,2,H,W)`` (edges replicated,
+    as :func:`~vfi_core.ops.warp.backward_warp`; ``mode`` "bilinear" or "bicubic"), in the layout
+    ``(B,2,3,M,H,W)``.
 
     The ``M`` members are stacked along the sampling grid's height, so every frame is read in place
     (no ``M``-fold copy of the input).
@@ -191,7 +195,7 @@ def _sample_members(frames: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor
     grid = torch.stack((torch.add(base_x, offsets[:, :, :, 0], alpha=ax),
                         torch.add(base_y, offsets[:, :, :, 1], alpha=ay)), -1)
     out = F.grid_sample(frames.reshape(b * 2, 3, h, w), grid.view(b * 2, m * h, w, 2).to(frames.dtype),
-                        mode="bilinear", padding_mode="border", align_corners=True)
+                        mode=mode, padding_mode="border", align_corners=True)
     return out.view(b, 2, 3, m, h, w)
 
 
@@ -272,7 +276,7 @@ class SVMVNet(nn.Module):
             raise InputError(f"svmv: t must have shape ({frames.shape[0]},), got {tuple(t.shape)}")
 
     def forward(self, frames: torch.Tensor, t: torch.Tensor, ensemble: int | None = None,
-                prior: torch.Tensor | None = None, selection: float = 0.0) -> SVMVOutput:
+                prior: torch.Tensor | None = None, selection: float = 0.0, sharpness: float = 0.0) -> SVMVOutput:
         """Synthesise frames at times ``t``.
 
         Args:
@@ -285,6 +289,8 @@ class SVMVNet(nn.Module):
             selection: in [0,1]: 0 keeps the learned member weights; above 0 each member's weight
                 is scaled per pixel by how well its samples of the two frames agree
                 (:func:`~vfi_core.ops.motion.agreement_weights`) and renormalised.
+            sharpness: in [0,1]: 0 samples the frames bilinearly; above 0 each member's samples are
+                taken bicubically where its two samples agree (:func:`~vfi_core.ops.motion.sharp_samples`).
         Returns:
             :class:`SVMVOutput`.
         """
@@ -355,7 +361,13 @@ class SVMVNet(nn.Module):
         weights = torch.where(total > 1e-3, kept / total.clamp_min(1e-3), weights)
         check_cancelled()
         samples = _sample_members(frames[:, 1:3], offsets)  # (B,2,3,M,H,W)
-        weights = select_members(weights, samples, selection)
+        if selection > 0:
+            weights = select_members(weights, member_disagreement(weights, samples), selection)
+        if sharpness > 0:
+            sharp = _sample_members(frames[:, 1:3], offsets, mode="bicubic")
+            # each member's own two samples, occlusions included (its motion is unsure there)
+            unsure = (samples[:, 0] - samples[:, 1]).abs().mean(1, keepdim=True)
+            samples = sharp_samples(samples, sharp, unsure.unsqueeze(1), sharpness)
         weighted = weights * samples
         frame = weighted.sum(3).sum(1)
         second = (weighted * samples).sum(3).sum(1)
@@ -364,24 +376,35 @@ class SVMVNet(nn.Module):
         return SVMVOutput(frame, confidence, offsets, weights.transpose(2, 3), samples.transpose(2, 3))
 
 
-def select_members(weights: torch.Tensor, samples: torch.Tensor, selection: float) -> torch.Tensor:
+def member_disagreement(weights: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+    """How much each member's two samples disagree where both frames weigh.
+
+    Args:
+        weights: ``(B,2,1,M,H,W)`` weights of the ``2M`` samples (frame, member).
+        samples: ``(B,2,3,M,H,W)`` each member's sample of frame 0 and of frame 1, in [0,1].
+    Returns:
+        ``(B,1,M,H,W)``: the mean absolute difference of the two samples, scaled down to 0 where
+        one frame dominates the member's weight (an occlusion, where the difference says nothing).
+    """
+    w0, w1 = weights[:, 0], weights[:, 1]  # (B,1,M,H,W)
+    both = 4 * w0 * w1 / (w0 + w1).pow(2).clamp_min(1e-12)
+    return (samples[:, 0] - samples[:, 1]).abs().mean(1, keepdim=True) * both
+
+
+def select_members(weights: torch.Tensor, disagreement: torch.Tensor, selection: float) -> torch.Tensor:
     """Member weights rescaled per pixel by how well each member's two samples agree.
 
     Args:
         weights: ``(B,2,1,M,H,W)`` weights of the ``2M`` samples (frame, member), summing to 1.
-        samples: ``(B,2,3,M,H,W)`` each member's sample of frame 0 and of frame 1.
+        disagreement: ``(B,1,M,H,W)`` from :func:`member_disagreement` (a member whose samples
+            disagree follows the wrong motion).
         selection: the declared parameter, in [0,1]; 0 returns ``weights`` unchanged.
     Returns:
         ``(B,2,1,M,H,W)`` weights, summing to 1 over frames and members.
     """
     if selection <= 0:
         return weights
-    # a member whose two samples disagree where both frames weigh follows the wrong motion; one
-    # frame dominating (an occlusion) says nothing
-    w0, w1 = weights[:, 0], weights[:, 1]  # (B,1,M,H,W)
-    both = 4 * w0 * w1 / (w0 + w1).pow(2).clamp_min(1e-12)
-    disagree = (samples[:, 0] - samples[:, 1]).abs().mean(1, keepdim=True) * both
-    weights = weights * agreement_weights(disagree, selection, dim=2).unsqueeze(1)
+    weights = weights * agreement_weights(disagreement, selection, dim=2).unsqueeze(1)
     return weights / weights.sum((1, 3), keepdim=True).clamp_min(1e-12)
 
 
@@ -441,6 +464,9 @@ class SVMV(Interpolator):
             # 0.5: on training-allowed windows -0.01 to -0.05 dB for 5-7% lower perceptual distance
             # (docs/results.md, "Sharpness")
             selection_param(0.5),
+            # 0.5: on training-allowed windows -0.03 to +0.02 dB for 8-16% lower perceptual distance
+            # (docs/results.md, "Sharpness")
+            sharpness_param(0.5),
             refine_param(),
             Param("adapt_sharpness", float, 30.0, "Adaptation: weight of the price on blur (the detail each "
                   "frame lacks against the clip's own frame). On uncertain motion the reconstruction terms "
@@ -521,7 +547,8 @@ class SVMV(Interpolator):
     def _run(self, frames: torch.Tensor, t: torch.Tensor) -> Interpolation:
         prior = self.prior(frames[:, 1], frames[:, 2])
         out = self.network(frames.float(), t.float(), ensemble=self.params["ensemble"],
-                           prior=None if prior is None else prior.float(), selection=self.params["selection"])
+                           prior=None if prior is None else prior.float(), selection=self.params["selection"],
+                           sharpness=self.params["sharpness"])
         frame = out.frame
         if self.params["refine"] > 0:
             frame = self._restorer(restoration_inputs(out), t.float(), self.params["refine"])
