@@ -43,7 +43,7 @@
    (:func:`~vfi_core.ops.motion.agreement_weights`): sharper frames for little or no PSNR
    (docs/results.md has the figures).
 5. Bilinear sampling at fractional positions averages neighbouring pixels, so every warped frame
-   loses fine detail. ``sharpness`` (default 0.5; 0 keeps bilinear samples) samples the frames
+   loses fine detail. ``sharpness`` (default 0: bilinear samples) samples the frames
    bicubically where a hypothesis' two warped frames agree (its motion is sure there), 1 everywhere
    (:func:`~vfi_core.ops.motion.sharp_samples`).
 
@@ -169,9 +169,9 @@ class FlowASB(Interpolator):
             # 0.5: on training-allowed windows within 0.03 dB for 4-6% lower perceptual distance
             # (docs/results.md, "Sharpness")
             selection_param(0.5),
-            # 0.5: on training-allowed windows -0.04 to +0.02 dB for 8-16% lower perceptual distance
-            # (docs/results.md, "Sharpness")
-            sharpness_param(0.5),
+            # off by default: 0.5 lowers the perceptual distance by 3-34% on the dev sets for -0.03 to
+            # +0.9 dB, but costs 12-30% more CPU time at 720p (docs/results.md, "Sharpness")
+            sharpness_param(0.0),
             refine_param(),
         ),
     )

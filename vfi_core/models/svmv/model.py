@@ -30,7 +30,7 @@ Pipeline, for an output time ``t`` between ``I0`` and ``I1`` (``I-1`` and ``I2``
    trained range so that every prefix is a valid ensemble. ``selection`` (default 0.5; 0 keeps the
    learned weights) scales each member's weight per pixel by how well its two samples agree (its
    motion is right there): sharper frames for little or no PSNR
-   (:func:`~vfi_core.ops.motion.agreement_weights`). ``sharpness`` (default 0.5; 0 keeps bilinear
+   (:func:`~vfi_core.ops.motion.agreement_weights`). ``sharpness`` (default 0: bilinear
    samples) takes bicubic samples where a member's two samples agree: bilinear sampling at
    fractional positions softens every frame it warps (:func:`~vfi_core.ops.motion.sharp_samples`).
 4. Confidence: ``exp(-std / confidence_scale)`` of the weighted standard deviation of the ``2M``
@@ -464,9 +464,9 @@ class SVMV(Interpolator):
             # 0.5: on training-allowed windows -0.01 to -0.05 dB for 5-7% lower perceptual distance
             # (docs/results.md, "Sharpness")
             selection_param(0.5),
-            # 0.5: on training-allowed windows -0.03 to +0.02 dB for 8-16% lower perceptual distance
-            # (docs/results.md, "Sharpness")
-            sharpness_param(0.5),
+            # off by default: 0.5 lowers the perceptual distance by 3-34% on the dev sets for -0.03 to
+            # +0.9 dB, but costs 12-30% more CPU time at 720p (docs/results.md, "Sharpness")
+            sharpness_param(0.0),
             refine_param(),
             Param("adapt_sharpness", float, 30.0, "Adaptation: weight of the price on blur (the detail each "
                   "frame lacks against the clip's own frame). On uncertain motion the reconstruction terms "
