@@ -170,7 +170,7 @@ class FlowASB(Interpolator):
             # (docs/results.md, "Sharpness")
             selection_param(0.5),
             # off by default: 0.5 lowers the perceptual distance by 3-34% on the dev sets for -0.03 to
-            # +0.9 dB, but costs 12-30% more CPU time at 720p (docs/results.md, "Sharpness")
+            # +0.9 dB, but costs 11-45% more CPU time at 720p (docs/results.md, "Sharpness")
             sharpness_param(0.0),
             refine_param(),
         ),

@@ -465,7 +465,7 @@ class SVMV(Interpolator):
             # (docs/results.md, "Sharpness")
             selection_param(0.5),
             # off by default: 0.5 lowers the perceptual distance by 3-34% on the dev sets for -0.03 to
-            # +0.9 dB, but costs 12-30% more CPU time at 720p (docs/results.md, "Sharpness")
+            # +0.9 dB, but costs 13-30% more CPU time at 720p (docs/results.md, "Sharpness")
             sharpness_param(0.0),
             refine_param(),
             Param("adapt_sharpness", float, 30.0, "Adaptation: weight of the price on blur (the detail each "
