@@ -88,6 +88,16 @@ def test_sharp_samples_hand_computed():
     assert sharp_samples(soft, sharp, agree + 0.02, 0.25)[0, 0, 4, 4] < mixed
 
 
+@pytest.mark.parametrize("name,maps", [("flow-asb", 4), ("svmv", 8)])
+def test_sharpness_counts_in_the_time_estimate(name, maps):
+    from vfi_core.ops.motion import SHARP_SAMPLES_SECONDS_PER_MEGAPIXEL
+
+    model = vfi_core.load(name, device="cpu", sharpness=0.0)
+    off = model.seconds_per_megapixel()
+    model.set_params(sharpness=0.5)
+    assert model.seconds_per_megapixel() == pytest.approx(off + maps * SHARP_SAMPLES_SECONDS_PER_MEGAPIXEL["cpu"])
+
+
 def test_bicubic_warp_keeps_detail_that_bilinear_smooths():
     from vfi_core.ops.warp import backward_warp
 

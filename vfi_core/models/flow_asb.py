@@ -67,7 +67,7 @@ from ..interpolator import Interpolation, Interpolator
 from ..flow import PairFlows, frame_estimator, motion_param
 from ..ops.flow import DIS_PRESETS
 from ..ops.motion import (CONSISTENCY_WEIGHT, agreement_weights, linear_motion, selection_param, sharp_samples,
-                          sharpness_param, splatted_motion)
+                          sharp_samples_seconds_per_megapixel, sharpness_param, splatted_motion)
 from ..ops.warp import backward_warp, outside_frame
 from ..registry import ModelDescriptor, Param, register
 from .refine import DetailRestorer, RefineNet, RestorationInputs, add_cost, refine_param
@@ -183,8 +183,10 @@ class FlowASB(Interpolator):
         self._restorer = DetailRestorer(self.device, refiner, search_dirs=self.weight_dirs)
 
     def seconds_per_megapixel(self) -> float | None:
-        return add_cost(super().seconds_per_megapixel(),
+        base = add_cost(super().seconds_per_megapixel(),
                         self._restorer.added_seconds_per_megapixel(self.device.type, self.params["refine"]))
+        # four warped frames: two frames along two motion hypotheses
+        return add_cost(base, sharp_samples_seconds_per_megapixel(self.device.type, self.params["sharpness"], 4))
 
     def flows(self, frame0: torch.Tensor, frame1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Bidirectional flows; reused when the same pair comes again (every t of a pair in a sequence)."""

@@ -17,6 +17,10 @@ SELECTION_SIGMA = 0.01
 # Bicubic samples where the motion is sure (:func:`sharp_samples`): the bicubic share falls as
 # exp(-disagreement / sigma) over the same window, sigma = SHARPNESS_SIGMA * s / (1 - s) for sharpness s.
 SHARPNESS_SIGMA = 0.02
+# What bicubic samples add to a frame's time, per sample map (a frame warped once) and megapixel, by
+# device: svmv's 8 maps and flow-asb's 4 added 0.6-1.0 and 0.3-0.8 s per 1280x720 frame on one CPU
+# core (docs/results.md, "Sharpness"). Not measured elsewhere.
+SHARP_SAMPLES_SECONDS_PER_MEGAPIXEL = {"cpu": 0.15}
 
 
 def selection_param(default: float = 0.0) -> Param:
@@ -58,6 +62,15 @@ def sharpness_param(default: float = 0.0) -> Param:
     return Param("sharpness", float, default, "0 samples the warped frames bilinearly (soft); higher values "
                  "sample them bicubically where their motion is sure, 1 everywhere (finer detail; at 1, "
                  "lower PSNR where the motion is uncertain).", min=0.0, max=1.0, step=0.05)
+
+
+def sharp_samples_seconds_per_megapixel(device_type: str, sharpness: float, maps: int) -> float | None:
+    """What ``sharpness`` adds to a frame's time on ``device_type`` for ``maps`` warped frames
+    (0 when off; None where not measured)."""
+    if sharpness <= 0:
+        return 0.0
+    per_map = SHARP_SAMPLES_SECONDS_PER_MEGAPIXEL.get(device_type)
+    return None if per_map is None else per_map * maps
 
 
 def sharp_samples(soft: torch.Tensor, sharp: torch.Tensor, disagreement: torch.Tensor,

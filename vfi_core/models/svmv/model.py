@@ -61,8 +61,8 @@ from ...frames import as_time_tensor, check_frame_pair, crop_to, pad_to_multiple
 from ...interpolator import Interpolation, Interpolator
 from ...flow import MotionEstimator, PairFlows, capped_flows, motion_param
 from ...ops.flow import DIS_PRESETS, capped_dis, capped_size
-from ...ops.motion import (agreement_weights, linear_motion, selection_param, sharp_samples, sharpness_param,
-                           splatted_motion)
+from ...ops.motion import (agreement_weights, linear_motion, selection_param, sharp_samples,
+                           sharp_samples_seconds_per_megapixel, sharpness_param, splatted_motion)
 from ...ops.warp import backward_warp, outside_frame, resize_flow
 from ...registry import ModelDescriptor, Param, register
 from ..refine import DetailRestorer, RefineNet, RestorationInputs, add_cost, refine_param
@@ -489,8 +489,11 @@ class SVMV(Interpolator):
                              f"ensemble_max {network.config.ensemble_max}")
 
     def seconds_per_megapixel(self) -> float | None:
-        return add_cost(super().seconds_per_megapixel(),
+        base = add_cost(super().seconds_per_megapixel(),
                         self._restorer.added_seconds_per_megapixel(self.device.type, self.params["refine"]))
+        # 2M warped frames: each member samples both frames
+        maps = 2 * self.params["ensemble"]
+        return add_cost(base, sharp_samples_seconds_per_megapixel(self.device.type, self.params["sharpness"], maps))
 
     def _interpolate(self, frame0, frame1, t) -> Interpolation:
         return self._run(stack_frames(frame0, frame1), t)
