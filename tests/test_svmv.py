@@ -254,38 +254,24 @@ def test_select_members_weights_the_members_whose_samples_agree():
     torch.testing.assert_close(select_members(one_sided, member_disagreement(one_sided, samples), 1.0), one_sided)
 
 
-def test_selection_parameter_is_declared_and_checked():
-    desc = registry.get_descriptor("svmv")
-    assert (desc.param("selection").min, desc.param("selection").max, desc.param("selection").default) == (0, 1, 0.5)
-    with pytest.raises(ParameterError):
-        desc.param("selection").validate(1.5)
+@pytest.mark.parametrize("name,default", [("selection", 0.5), ("sharpness", 0.0)])
+def test_blend_parameters_are_declared_and_keep_frames_in_range(name, default):
+    param = registry.get_descriptor("svmv").param(name)
+    assert (param.min, param.max, param.default) == (0, 1, default)
+    for bad in (1.5, float("nan")):
+        with pytest.raises(ParameterError):
+            param.validate(bad)
     torch.manual_seed(0)
     net = _net()
     frames = torch.stack(_frames(h=32, w=48), 1)
+    t = torch.tensor([0.5])
     with torch.no_grad():
-        plain = net(frames, torch.tensor([0.5]), prior=None)
-        same = net(frames, torch.tensor([0.5]), prior=None, selection=0.0)
-        sharp = net(frames, torch.tensor([0.5]), prior=None, selection=1.0)
-    assert torch.equal(plain.frame, same.frame)
-    torch.testing.assert_close(sharp.weights.sum((1, 2)), torch.ones_like(sharp.weights.sum((1, 2))))
-    assert sharp.frame.min() >= -1e-6 and sharp.frame.max() <= 1 + 1e-6
-
-
-def test_sharpness_parameter_is_declared_and_keeps_frames_in_range():
-    desc = registry.get_descriptor("svmv")
-    assert (desc.param("sharpness").min, desc.param("sharpness").max) == (0, 1)
-    with pytest.raises(ParameterError):
-        desc.param("sharpness").validate(float("nan"))
-    torch.manual_seed(0)
-    net = _net()
-    frames = torch.stack(_frames(h=32, w=48), 1)
-    with torch.no_grad():
-        plain = net(frames, torch.tensor([0.5]), prior=None)
-        same = net(frames, torch.tensor([0.5]), prior=None, sharpness=0.0)
-        outs = {s: net(frames, torch.tensor([0.5]), prior=None, sharpness=s) for s in (0.5, 1.0)}
-    assert torch.equal(plain.frame, same.frame)
+        plain = net(frames, t, prior=None)
+        outs = {value: net(frames, t, prior=None, **{name: value}) for value in (0.0, 0.5, 1.0)}
+    assert torch.equal(plain.frame, outs[0.0].frame)
     for out in outs.values():
-        # the member weights are untouched; only how the frames are sampled changes
-        torch.testing.assert_close(out.weights, plain.weights)
+        torch.testing.assert_close(out.weights.sum((1, 2)), torch.ones_like(out.weights.sum((1, 2))))
         assert out.frame.min() >= -1e-6 and out.frame.max() <= 1 + 1e-6
+        if name == "sharpness":  # only how the frames are sampled changes, not the member weights
+            torch.testing.assert_close(out.weights, plain.weights)
     assert not torch.equal(outs[1.0].frame, plain.frame)
