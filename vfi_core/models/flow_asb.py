@@ -250,8 +250,9 @@ def synthesize(frame0: torch.Tensor, frame1: torch.Tensor, f01: torch.Tensor, f1
     to0 = torch.cat((-tt * motion, linear[:, :2]))
     to1 = torch.cat(((1 - tt) * motion, linear[:, 2:]))
     check_cancelled()
-    pair0, pair1 = frame0.repeat(2, 1, 1, 1), frame1.repeat(2, 1, 1, 1)
-    warped0, warped1 = backward_warp(pair0, to0), backward_warp(pair1, to1)
+    # both frames along both hypotheses in one call per sampling mode: frame-major, hypothesis-minor
+    sources, to_sources = torch.cat((frame0.repeat(2, 1, 1, 1), frame1.repeat(2, 1, 1, 1))), torch.cat((to0, to1))
+    warped0, warped1 = backward_warp(sources, to_sources).chunk(2)
     occluded0 = (cov0 < OCCLUSION_THRESHOLD).to(frame0.dtype)
     occluded1 = (cov1 < OCCLUSION_THRESHOLD).to(frame0.dtype)
     check_cancelled()
@@ -260,8 +261,9 @@ def synthesize(frame0: torch.Tensor, frame1: torch.Tensor, f01: torch.Tensor, f1
     share = hypothesis_shares(warped0, warped1, mask0, mask1, selection, hypotheses=2)
     if sharpness > 0:
         disagree = (warped0 - warped1).abs().mean(1, keepdim=True)  # occlusions too: motion unsure there
-        warped0 = sharp_samples(warped0, backward_warp(pair0, to0, mode="bicubic"), disagree, sharpness)
-        warped1 = sharp_samples(warped1, backward_warp(pair1, to1, mode="bicubic"), disagree, sharpness)
+        sharp0, sharp1 = backward_warp(sources, to_sources, mode="bicubic").chunk(2)
+        warped0 = sharp_samples(warped0, sharp0, disagree, sharpness)
+        warped1 = sharp_samples(warped1, sharp1, disagree, sharpness)
     blended = warped0 * (1.0 - weight1) + warped1 * weight1
 
     def mean(x: torch.Tensor) -> torch.Tensor:  # over the two hypotheses

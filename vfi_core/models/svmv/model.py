@@ -180,10 +180,11 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.LeakyReLU(0.1, inplace=True))
 
 
-def _sample_members(frames: torch.Tensor, offsets: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+def _sample_members(frames: torch.Tensor, offsets: torch.Tensor,
+                    modes: tuple[str, ...] = ("bilinear",)) -> tuple[torch.Tensor, ...]:
     """Samples of ``frames`` ``(B,2,3,H,W)`` at ``p + offsets`` ``(B,2,M,2,H,W)`` (edges replicated,
-    as :func:`~vfi_core.ops.warp.backward_warp`; ``mode`` "bilinear" or "bicubic"), in the layout
-    ``(B,2,3,M,H,W)``.
+    as :func:`~vfi_core.ops.warp.backward_warp`), one ``(B,2,3,M,H,W)`` tensor per ``grid_sample``
+    mode in ``modes`` ("bilinear", "bicubic"), all from one sampling grid.
 
     The ``M`` members are stacked along the sampling grid's height, so every frame is read in place
     (no ``M``-fold copy of the input).
@@ -194,9 +195,9 @@ def _sample_members(frames: torch.Tensor, offsets: torch.Tensor, mode: str = "bi
     base_y = torch.arange(h, device=offsets.device, dtype=offsets.dtype).view(h, 1) * ay - 1.0
     grid = torch.stack((torch.add(base_x, offsets[:, :, :, 0], alpha=ax),
                         torch.add(base_y, offsets[:, :, :, 1], alpha=ay)), -1)
-    out = F.grid_sample(frames.reshape(b * 2, 3, h, w), grid.view(b * 2, m * h, w, 2).to(frames.dtype),
-                        mode=mode, padding_mode="border", align_corners=True)
-    return out.view(b, 2, 3, m, h, w)
+    source, grid = frames.reshape(b * 2, 3, h, w), grid.view(b * 2, m * h, w, 2).to(frames.dtype)
+    return tuple(F.grid_sample(source, grid, mode=mode, padding_mode="border", align_corners=True)
+                 .view(b, 2, 3, m, h, w) for mode in modes)
 
 
 class SVMVNet(nn.Module):
@@ -360,14 +361,14 @@ class SVMVNet(nn.Module):
         total = kept.sum((1, 3), keepdim=True)
         weights = torch.where(total > 1e-3, kept / total.clamp_min(1e-3), weights)
         check_cancelled()
-        samples = _sample_members(frames[:, 1:3], offsets)  # (B,2,3,M,H,W)
+        modes = ("bilinear", "bicubic") if sharpness > 0 else ("bilinear",)
+        samples, *sharp = _sample_members(frames[:, 1:3], offsets, modes)  # (B,2,3,M,H,W)
         if selection > 0:
             weights = select_members(weights, member_disagreement(weights, samples), selection)
-        if sharpness > 0:
-            sharp = _sample_members(frames[:, 1:3], offsets, mode="bicubic")
+        if sharp:
             # each member's own two samples, occlusions included (its motion is unsure there)
             unsure = (samples[:, 0] - samples[:, 1]).abs().mean(1, keepdim=True)
-            samples = sharp_samples(samples, sharp, unsure.unsqueeze(1), sharpness)
+            samples = sharp_samples(samples, sharp[0], unsure.unsqueeze(1), sharpness)
         weighted = weights * samples
         frame = weighted.sum(3).sum(1)
         second = (weighted * samples).sum(3).sum(1)
