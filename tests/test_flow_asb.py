@@ -69,51 +69,44 @@ def test_agreement_weights_hand_computed():
     torch.testing.assert_close(agreement_weights(spike, 1.0)[1, 0, 0, 4, 4], torch.exp(torch.tensor(-1.0)))
 
 
-def test_sharp_samples_hand_computed():
-    from vfi_core.ops.motion import sharp_samples
+def test_sampling_blur_hand_computed():
+    from vfi_core.ops.motion import sampling_blur
 
-    soft = torch.full((1, 3, 9, 9), 0.5)
-    sharp = torch.full((1, 3, 9, 9), 0.7)
-    sharp[..., 0, 0] = 1.3  # bicubic overshoot: clamped to the range
-    agree = torch.zeros(1, 1, 9, 9)
-    assert sharp_samples(soft, sharp, agree, 0.0) is soft
-    at_one = sharp_samples(soft, sharp, agree + 0.5, 1.0)  # 1: bicubic everywhere
-    assert at_one[..., 0, 0].eq(1.0).all() and at_one[..., 4, 4].eq(0.7).all()
-    # where the warps agree the bicubic samples are taken whatever the sharpness
-    torch.testing.assert_close(sharp_samples(soft, sharp, agree, 0.2)[..., 4, 4], torch.full((1, 3), 0.7))
-    # 0.5: sigma 0.02, so a disagreement of 0.02 leaves exp(-1) of the bicubic step
-    mixed = sharp_samples(soft, sharp, agree + 0.02, 0.5)[0, 0, 4, 4]
-    torch.testing.assert_close(mixed, 0.5 + 0.2 * torch.exp(torch.tensor(-1.0)))
-    # a lower sharpness keeps less of it at the same disagreement
-    assert sharp_samples(soft, sharp, agree + 0.02, 0.25)[0, 0, 4, 4] < mixed
+    offsets = torch.tensor([0.0, 0.5, 0.25, -0.25, 3.0, -2.5]).view(1, 2, 1, 3)
+    expected = torch.tensor([0.0, 0.25, 0.1875, 0.1875, 0.0, 0.25]).view(1, 2, 1, 3)
+    torch.testing.assert_close(sampling_blur(offsets), expected)
 
 
-@pytest.mark.parametrize("name,maps", [("flow-asb", 4), ("svmv", 8)])
-def test_sharpness_counts_in_the_time_estimate(name, maps):
-    from vfi_core.ops.motion import SHARP_SAMPLES_SECONDS_PER_MEGAPIXEL
-
-    model = vfi_core.load(name, device="cpu", sharpness=0.0)
-    off = model.seconds_per_megapixel()
-    model.set_params(sharpness=0.5)
-    assert model.seconds_per_megapixel() == pytest.approx(off + maps * SHARP_SAMPLES_SECONDS_PER_MEGAPIXEL["cpu"])
-
-
-def test_bicubic_warp_keeps_detail_that_bilinear_smooths():
+def test_restore_sampling_detail_undoes_the_blur_of_bilinear_sampling():
+    from vfi_core.ops import motion
+    from vfi_core.ops.motion import restore_sampling_detail, sampling_blur
     from vfi_core.ops.warp import backward_warp
 
-    picture = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    half = torch.zeros(1, 2, 32, 32)
-    half[:, 0] = 0.5
-    errors = {}
-    for mode in ("bilinear", "bicubic"):
-        there = backward_warp(picture, half, mode=mode)
-        back = backward_warp(there, -half, mode=mode)  # half a pixel and back
-        errors[mode] = (back - picture)[..., 4:-4, 4:-4].abs().mean().item()
-    assert errors["bicubic"] < 0.8 * errors["bilinear"]
-    whole = torch.zeros(1, 2, 32, 32)
-    whole[:, 0] = 1.0  # whole pixels: both modes copy
-    torch.testing.assert_close(backward_warp(picture, whole, mode="bicubic")[..., :-1],
-                               backward_warp(picture, whole)[..., :-1])
+    # a parabola: bilinear sampling at fraction f adds exactly f(1-f)/2 times its second derivative
+    h, w = 8, 24
+    x = torch.arange(w, dtype=torch.float64)
+    picture = (0.1 + 0.8 * (x / (w - 1)) ** 2).expand(1, 3, h, w).contiguous()
+    offsets = torch.zeros(1, 2, h, w, dtype=torch.float64)
+    offsets[:, 0] = 0.3
+    sampled = backward_warp(picture, offsets)
+    exact = (0.1 + 0.8 * ((x + 0.3) / (w - 1)) ** 2).expand(1, 3, h, w)
+    inner = (..., slice(1, w - 2))
+    before = (sampled - exact)[inner].abs().max().item()
+    assert before > 1e-4
+    sure = torch.zeros(1, 1, h, w, dtype=torch.float64)
+    blur = sampling_blur(offsets)
+    assert restore_sampling_detail(sampled, blur, sure, 0.0) is sampled
+    restored = restore_sampling_detail(sampled, blur, sure, 0.5)
+    after = (restored - exact)[inner].abs().max().item()
+    assert after == pytest.approx(abs(1.0 - motion.SHARPNESS_GAIN) * before, abs=1e-9)
+    # where the two warped frames disagree the motion is unsure: the correction fades out
+    unsure = restore_sampling_detail(sampled, blur, sure + 0.2, 0.5)  # sigma 0.02: exp(-10) of it
+    torch.testing.assert_close((unsure - sampled)[inner], (restored - sampled)[inner] * torch.exp(torch.tensor(-10.0)).item())
+    # 1 corrects everywhere, and the result stays in [0,1]
+    torch.testing.assert_close(restore_sampling_detail(sampled, blur, sure + 0.2, 1.0), restored)
+    spike = torch.tensor([0.2, 0.9, 0.2]).view(1, 1, 1, 3).expand(1, 3, 1, 3)
+    edge = restore_sampling_detail(spike, torch.full((1, 2, 1, 3), 0.25), torch.zeros(1, 1, 1, 3), 1.0)
+    assert edge.min() >= 0 and edge.max() <= 1 and not torch.equal(edge, spike)
 
 
 def test_sharpness_restores_detail_a_half_pixel_shift_smooths():

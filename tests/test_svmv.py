@@ -254,7 +254,7 @@ def test_select_members_weights_the_members_whose_samples_agree():
     torch.testing.assert_close(select_members(one_sided, member_disagreement(one_sided, samples), 1.0), one_sided)
 
 
-@pytest.mark.parametrize("name,default", [("selection", 0.5), ("sharpness", 0.0)])
+@pytest.mark.parametrize("name,default", [("selection", 0.5), ("sharpness", 0.5)])
 def test_blend_parameters_are_declared_and_keep_frames_in_range(name, default):
     param = registry.get_descriptor("svmv").param(name)
     assert (param.min, param.max, param.default) == (0, 1, default)
@@ -272,6 +272,6 @@ def test_blend_parameters_are_declared_and_keep_frames_in_range(name, default):
     for out in outs.values():
         torch.testing.assert_close(out.weights.sum((1, 2)), torch.ones_like(out.weights.sum((1, 2))))
         assert out.frame.min() >= -1e-6 and out.frame.max() <= 1 + 1e-6
-        if name == "sharpness":  # only how the frames are sampled changes, not the member weights
+        if name == "sharpness":  # only the blended frame changes, not the member weights
             torch.testing.assert_close(out.weights, plain.weights)
     assert not torch.equal(outs[1.0].frame, plain.frame)

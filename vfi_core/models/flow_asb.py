@@ -43,9 +43,10 @@
    (:func:`~vfi_core.ops.motion.agreement_weights`): sharper frames for little or no PSNR
    (docs/results.md has the figures).
 5. Bilinear sampling at fractional positions averages neighbouring pixels, so every warped frame
-   loses fine detail. ``sharpness`` (default 0: bilinear samples) samples the frames
-   bicubically where a hypothesis' two warped frames agree (its motion is sure there), 1 everywhere
-   (:func:`~vfi_core.ops.motion.sharp_samples`).
+   loses fine detail, by an amount known per pixel from the sampling offsets. ``sharpness``
+   (default 0.5; 0 leaves the blend as it is) subtracts that blur's second-order term from the
+   frame where the hypotheses' warped frames agree (the motion is sure there), 1 everywhere
+   (:func:`~vfi_core.ops.motion.restore_sampling_detail`).
 
 Defaults are the best measured on frames that training may use, never the dev benchmark: ten DAVIS
 training sequences at 854x480 (gaps of 1 and 2 frames) and at 448x256, the four SAM 2 clips at
@@ -66,8 +67,8 @@ from ..cancellation import check_cancelled
 from ..interpolator import Interpolation, Interpolator
 from ..flow import PairFlows, frame_estimator, motion_param
 from ..ops.flow import DIS_PRESETS
-from ..ops.motion import (CONSISTENCY_WEIGHT, agreement_weights, linear_motion, selection_param, sharp_samples,
-                          sharp_samples_seconds_per_megapixel, sharpness_param, splatted_motion)
+from ..ops.motion import (CONSISTENCY_WEIGHT, agreement_weights, linear_motion, restore_sampling_detail,
+                          sampling_blur, selection_param, sharpness_param, splatted_motion)
 from ..ops.warp import backward_warp, outside_frame
 from ..registry import ModelDescriptor, Param, register
 from .refine import DetailRestorer, RefineNet, RestorationInputs, add_cost, refine_param
@@ -169,9 +170,9 @@ class FlowASB(Interpolator):
             # 0.5: on training-allowed windows within 0.03 dB for 4-6% lower perceptual distance
             # (docs/results.md, "Sharpness")
             selection_param(0.5),
-            # off by default: 0.5 lowers the perceptual distance by 3-34% on the dev sets for -0.03 to
-            # +0.9 dB, but costs 11-45% more CPU time at 720p (docs/results.md, "Sharpness")
-            sharpness_param(0.0),
+            # 0.5: on training-allowed windows -0.03 to +0.02 dB for 6-12% lower perceptual distance,
+            # at the cost of a few elementwise operations (docs/results.md, "Sharpness")
+            sharpness_param(0.5),
             refine_param(),
         ),
     )
@@ -183,10 +184,8 @@ class FlowASB(Interpolator):
         self._restorer = DetailRestorer(self.device, refiner, search_dirs=self.weight_dirs)
 
     def seconds_per_megapixel(self) -> float | None:
-        base = add_cost(super().seconds_per_megapixel(),
+        return add_cost(super().seconds_per_megapixel(),
                         self._restorer.added_seconds_per_megapixel(self.device.type, self.params["refine"]))
-        # four warped frames: two frames along two motion hypotheses
-        return add_cost(base, sharp_samples_seconds_per_megapixel(self.device.type, self.params["sharpness"], 4))
 
     def flows(self, frame0: torch.Tensor, frame1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Bidirectional flows; reused when the same pair comes again (every t of a pair in a sequence)."""
@@ -259,11 +258,6 @@ def synthesize(frame0: torch.Tensor, frame1: torch.Tensor, f01: torch.Tensor, f1
     weight1, mask0, mask1 = occlusion_weight(t.repeat(2), to0, to1, occluded0.repeat(2, 1, 1, 1),
                                              occluded1.repeat(2, 1, 1, 1), asymmetry, dilation)
     share = hypothesis_shares(warped0, warped1, mask0, mask1, selection, hypotheses=2)
-    if sharpness > 0:
-        disagree = (warped0 - warped1).abs().mean(1, keepdim=True)  # occlusions too: motion unsure there
-        sharp0, sharp1 = backward_warp(sources, to_sources, mode="bicubic").chunk(2)
-        warped0 = sharp_samples(warped0, sharp0, disagree, sharpness)
-        warped1 = sharp_samples(warped1, sharp1, disagree, sharpness)
     blended = warped0 * (1.0 - weight1) + warped1 * weight1
 
     def mean(x: torch.Tensor) -> torch.Tensor:  # over the two hypotheses
@@ -272,6 +266,9 @@ def synthesize(frame0: torch.Tensor, frame1: torch.Tensor, f01: torch.Tensor, f1
 
     frame = mean(blended)
     disagreement = mean((warped0 - warped1).abs().mean(1, keepdim=True))
+    if sharpness > 0:  # occlusions count as disagreement: the motion is unsure there
+        blur = mean(sampling_blur(to0) * (1.0 - weight1) + sampling_blur(to1) * weight1)
+        frame = restore_sampling_detail(frame, blur, disagreement, sharpness)
     seen_by_neither = occluded0 * occluded1
     confidence = (1.0 - 4.0 * disagreement).clamp(0, 1) * (1.0 - seen_by_neither)
     # where one frame is occluded, the disagreement is expected and says nothing

@@ -2,7 +2,7 @@
 
 Flows are ``(B,2,H,W)`` in pixels, channel 0 horizontal (x), channel 1 vertical (y).
 
-- :func:`backward_warp`: ``out(p) = x(p + flow(p))`` by bilinear (or bicubic) sampling (``grid_sample``).
+- :func:`backward_warp`: ``out(p) = x(p + flow(p))`` by bilinear sampling (``grid_sample``).
 - :func:`forward_splat`: bilinear forward splatting ``out(p + flow(p)) += w(p) * x(p)``; the
   basis of average and softmax splatting (Niklaus and Liu, CVPR 2020), returning the accumulated
   weight too, which is how occlusions are detected (a target pixel nobody lands on is a hole).
@@ -45,16 +45,13 @@ def outside_frame(flow: torch.Tensor, margin: float = 0.5) -> torch.Tensor:
     return ((x < -margin) | (x > w - 1 + margin) | (y < -margin) | (y > h - 1 + margin)).to(flow.dtype)
 
 
-def backward_warp(x: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border",
-                  mode: str = "bilinear") -> torch.Tensor:
-    """Sample ``x`` at ``p + flow(p)``.
+def backward_warp(x: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border") -> torch.Tensor:
+    """Sample ``x`` at ``p + flow(p)`` with bilinear interpolation.
 
     Args:
         x: ``(B,C,H,W)`` any float dtype.
         flow: ``(B,2,H,W)`` displacement in pixels from the output pixel to its source in ``x``.
         padding_mode: ``grid_sample``'s, for samples outside the frame ("border" replicates edges).
-        mode: "bilinear", or "bicubic" (keeps fine detail that bilinear sampling at fractional
-            positions smooths away; overshoots at edges, so clamp images to their range after it).
     """
     _check(x, flow)
     b, _, h, w = x.shape
@@ -63,7 +60,7 @@ def backward_warp(x: torch.Tensor, flow: torch.Tensor, padding_mode: str = "bord
     gx = coords[:, 0] * (2.0 / max(w - 1, 1)) - 1.0
     gy = coords[:, 1] * (2.0 / max(h - 1, 1)) - 1.0
     grid = torch.stack((gx, gy), dim=-1).to(x.dtype)
-    return F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
 
 
 def forward_splat(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:

@@ -30,9 +30,9 @@ Pipeline, for an output time ``t`` between ``I0`` and ``I1`` (``I-1`` and ``I2``
    trained range so that every prefix is a valid ensemble. ``selection`` (default 0.5; 0 keeps the
    learned weights) scales each member's weight per pixel by how well its two samples agree (its
    motion is right there): sharper frames for little or no PSNR
-   (:func:`~vfi_core.ops.motion.agreement_weights`). ``sharpness`` (default 0: bilinear
-   samples) takes bicubic samples where a member's two samples agree: bilinear sampling at
-   fractional positions softens every frame it warps (:func:`~vfi_core.ops.motion.sharp_samples`).
+   (:func:`~vfi_core.ops.motion.agreement_weights`). ``sharpness`` (default 0.5; 0 leaves
+   the blend as it is) undoes, where the members' two samples agree, the blur that bilinear sampling
+   at fractional positions adds (:func:`~vfi_core.ops.motion.restore_sampling_detail`).
 4. Confidence: ``exp(-std / confidence_scale)`` of the weighted standard deviation of the ``2M``
    samples (the ensemble's colour variance): 1 where the members agree, low where they diverge
    (occlusion, uncertain motion).
@@ -61,8 +61,8 @@ from ...frames import as_time_tensor, check_frame_pair, crop_to, pad_to_multiple
 from ...interpolator import Interpolation, Interpolator
 from ...flow import MotionEstimator, PairFlows, capped_flows, motion_param
 from ...ops.flow import DIS_PRESETS, capped_dis, capped_size
-from ...ops.motion import (agreement_weights, linear_motion, selection_param, sharp_samples,
-                           sharp_samples_seconds_per_megapixel, sharpness_param, splatted_motion)
+from ...ops.motion import (agreement_weights, linear_motion, restore_sampling_detail, sampling_blur,
+                           selection_param, sharpness_param, splatted_motion)
 from ...ops.warp import backward_warp, outside_frame, resize_flow
 from ...registry import ModelDescriptor, Param, register
 from ..refine import DetailRestorer, RefineNet, RestorationInputs, add_cost, refine_param
@@ -180,11 +180,9 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.LeakyReLU(0.1, inplace=True))
 
 
-def _sample_members(frames: torch.Tensor, offsets: torch.Tensor,
-                    modes: tuple[str, ...] = ("bilinear",)) -> tuple[torch.Tensor, ...]:
-    """Samples of ``frames`` ``(B,2,3,H,W)`` at ``p + offsets`` ``(B,2,M,2,H,W)`` (edges replicated,
-    as :func:`~vfi_core.ops.warp.backward_warp`), one ``(B,2,3,M,H,W)`` tensor per ``grid_sample``
-    mode in ``modes`` ("bilinear", "bicubic"), all from one sampling grid.
+def _sample_members(frames: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of ``frames`` ``(B,2,3,H,W)`` at ``p + offsets`` ``(B,2,M,2,H,W)`` (edges
+    replicated, as :func:`~vfi_core.ops.warp.backward_warp`), in the layout ``(B,2,3,M,H,W)``.
 
     The ``M`` members are stacked along the sampling grid's height, so every frame is read in place
     (no ``M``-fold copy of the input).
@@ -195,9 +193,9 @@ def _sample_members(frames: torch.Tensor, offsets: torch.Tensor,
     base_y = torch.arange(h, device=offsets.device, dtype=offsets.dtype).view(h, 1) * ay - 1.0
     grid = torch.stack((torch.add(base_x, offsets[:, :, :, 0], alpha=ax),
                         torch.add(base_y, offsets[:, :, :, 1], alpha=ay)), -1)
-    source, grid = frames.reshape(b * 2, 3, h, w), grid.view(b * 2, m * h, w, 2).to(frames.dtype)
-    return tuple(F.grid_sample(source, grid, mode=mode, padding_mode="border", align_corners=True)
-                 .view(b, 2, 3, m, h, w) for mode in modes)
+    out = F.grid_sample(frames.reshape(b * 2, 3, h, w), grid.view(b * 2, m * h, w, 2).to(frames.dtype),
+                        mode="bilinear", padding_mode="border", align_corners=True)
+    return out.view(b, 2, 3, m, h, w)
 
 
 class SVMVNet(nn.Module):
@@ -290,8 +288,9 @@ class SVMVNet(nn.Module):
             selection: in [0,1]: 0 keeps the learned member weights; above 0 each member's weight
                 is scaled per pixel by how well its samples of the two frames agree
                 (:func:`~vfi_core.ops.motion.agreement_weights`) and renormalised.
-            sharpness: in [0,1]: 0 samples the frames bilinearly; above 0 each member's samples are
-                taken bicubically where its two samples agree (:func:`~vfi_core.ops.motion.sharp_samples`).
+            sharpness: in [0,1]: 0 keeps the blend of the bilinear samples; above 0 the blur of that
+                sampling is undone where the members' two samples agree
+                (:func:`~vfi_core.ops.motion.restore_sampling_detail`).
         Returns:
             :class:`SVMVOutput`.
         """
@@ -361,35 +360,44 @@ class SVMVNet(nn.Module):
         total = kept.sum((1, 3), keepdim=True)
         weights = torch.where(total > 1e-3, kept / total.clamp_min(1e-3), weights)
         check_cancelled()
-        modes = ("bilinear", "bicubic") if sharpness > 0 else ("bilinear",)
-        samples, *sharp = _sample_members(frames[:, 1:3], offsets, modes)  # (B,2,3,M,H,W)
+        samples = _sample_members(frames[:, 1:3], offsets)  # (B,2,3,M,H,W)
+        difference = sample_difference(samples) if selection > 0 or sharpness > 0 else None
         if selection > 0:
-            weights = select_members(weights, member_disagreement(weights, samples), selection)
-        if sharp:
-            # each member's own two samples, occlusions included (its motion is unsure there)
-            unsure = (samples[:, 0] - samples[:, 1]).abs().mean(1, keepdim=True)
-            samples = sharp_samples(samples, sharp[0], unsure.unsqueeze(1), sharpness)
+            weights = select_members(weights, member_disagreement(weights, samples, difference), selection)
         weighted = weights * samples
         frame = weighted.sum(3).sum(1)
         second = (weighted * samples).sum(3).sum(1)
         variance = (second - frame * frame).mean(1, keepdim=True)
         confidence = torch.exp(-variance.clamp_min(0).sqrt() / self.config.confidence_scale)
+        if sharpness > 0:
+            # each member's own two samples disagree where its motion is unsure, occlusions included
+            unsure = (difference * weights.sum(1)).sum(2)
+            blur = sampling_blur(offsets).mul_(weights.transpose(2, 3)).sum((1, 2))
+            frame = restore_sampling_detail(frame, blur, unsure, sharpness)
         return SVMVOutput(frame, confidence, offsets, weights.transpose(2, 3), samples.transpose(2, 3))
 
 
-def member_disagreement(weights: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+def sample_difference(samples: torch.Tensor) -> torch.Tensor:
+    """``(B,1,M,H,W)``: the mean absolute difference over colour of each member's samples
+    ``(B,2,3,M,H,W)`` of frame 0 and of frame 1."""
+    return (samples[:, 0] - samples[:, 1]).abs().mean(1, keepdim=True)
+
+
+def member_disagreement(weights: torch.Tensor, samples: torch.Tensor,
+                        difference: torch.Tensor | None = None) -> torch.Tensor:
     """How much each member's two samples disagree where both frames weigh.
 
     Args:
         weights: ``(B,2,1,M,H,W)`` weights of the ``2M`` samples (frame, member).
         samples: ``(B,2,3,M,H,W)`` each member's sample of frame 0 and of frame 1, in [0,1].
+        difference: :func:`sample_difference` of ``samples`` where it is already computed.
     Returns:
         ``(B,1,M,H,W)``: the mean absolute difference of the two samples, scaled down to 0 where
         one frame dominates the member's weight (an occlusion, where the difference says nothing).
     """
     w0, w1 = weights[:, 0], weights[:, 1]  # (B,1,M,H,W)
     both = 4 * w0 * w1 / (w0 + w1).pow(2).clamp_min(1e-12)
-    return (samples[:, 0] - samples[:, 1]).abs().mean(1, keepdim=True) * both
+    return (sample_difference(samples) if difference is None else difference) * both
 
 
 def select_members(weights: torch.Tensor, disagreement: torch.Tensor, selection: float) -> torch.Tensor:
@@ -465,9 +473,9 @@ class SVMV(Interpolator):
             # 0.5: on training-allowed windows -0.01 to -0.05 dB for 5-7% lower perceptual distance
             # (docs/results.md, "Sharpness")
             selection_param(0.5),
-            # off by default: 0.5 lowers the perceptual distance by 3-34% on the dev sets for -0.03 to
-            # +0.9 dB, but costs 13-30% more CPU time at 720p (docs/results.md, "Sharpness")
-            sharpness_param(0.0),
+            # 0.5: on training-allowed windows -0.02 to +0.02 dB for 5-12% lower perceptual distance, at
+            # the cost of a few elementwise operations (docs/results.md, "Sharpness")
+            sharpness_param(0.5),
             refine_param(),
             Param("adapt_sharpness", float, 30.0, "Adaptation: weight of the price on blur (the detail each "
                   "frame lacks against the clip's own frame). On uncertain motion the reconstruction terms "
@@ -490,11 +498,8 @@ class SVMV(Interpolator):
                              f"ensemble_max {network.config.ensemble_max}")
 
     def seconds_per_megapixel(self) -> float | None:
-        base = add_cost(super().seconds_per_megapixel(),
+        return add_cost(super().seconds_per_megapixel(),
                         self._restorer.added_seconds_per_megapixel(self.device.type, self.params["refine"]))
-        # 2M warped frames: each member samples both frames
-        maps = 2 * self.params["ensemble"]
-        return add_cost(base, sharp_samples_seconds_per_megapixel(self.device.type, self.params["sharpness"], maps))
 
     def _interpolate(self, frame0, frame1, t) -> Interpolation:
         return self._run(stack_frames(frame0, frame1), t)
