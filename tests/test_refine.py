@@ -96,6 +96,21 @@ def test_svmv_inputs_reproduce_its_frame_and_flow_asb_matches_its_interpolator()
     assert inputs.blended is result.frame and inputs.weight1.shape == (1, 1, 32, 48)
 
 
+def test_training_inputs_are_those_of_the_default_model():
+    from vfi_core.models.refine.recipe import RefineRecipe
+
+    g = torch.Generator().manual_seed(6)
+    frames = torch.rand(1, 4, 3, 32, 48, generator=g)
+    flows = torch.randn(1, 4, 32, 48, generator=g)
+    t = torch.tensor([0.5])
+    inputs = RefineRecipe().base_inputs({"frames": frames, "t": t, "flows": flows}, use_flow_asb=True)
+    model = registry.load("flow-asb", device="cpu")
+    _, default = synthesize(frames[:, 1], frames[:, 2], flows[:, :2], flows[:, 2:], t,
+                            selection=model.params["selection"], sharpness=model.params["sharpness"])
+    _, plain = synthesize(frames[:, 1], frames[:, 2], flows[:, :2], flows[:, 2:], t)
+    assert torch.equal(inputs.blended, default.blended) and not torch.equal(inputs.blended, plain.blended)
+
+
 @pytest.mark.parametrize("name", ["flow-asb", "svmv"])
 def test_refine_parameter_off_is_todays_frame_and_on_uses_the_stage(name, monkeypatch, tmp_path):
     g = torch.Generator().manual_seed(5)

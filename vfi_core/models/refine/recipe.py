@@ -68,17 +68,20 @@ class RefineRecipe(NetworkRecipe):
         return add_crop_flows(batch)
 
     def base_inputs(self, batch: dict, use_flow_asb: bool):
-        """The frozen base model's :class:`~vfi_core.models.refine.RestorationInputs` for a batch."""
-        from ..flow_asb import synthesize
+        """The frozen base model's :class:`~vfi_core.models.refine.RestorationInputs` for a batch, at
+        the model's default settings (what the stage meets at inference)."""
+        from ..flow_asb import FlowASB, synthesize
         from ..svmv.model import SVMV, restoration_inputs
 
         frames, t, flows = batch["frames"], batch["t"], batch["flows"]
+        descriptor = FlowASB.descriptor if use_flow_asb else SVMV.descriptor
+        blend = {name: descriptor.param(name).default for name in ("selection", "sharpness")}
         with torch.no_grad(), torch.autocast(frames.device.type, enabled=False):
             if use_flow_asb:
-                return synthesize(frames[:, 1], frames[:, 2], flows[:, :2], flows[:, 2:], t)[1]
+                return synthesize(frames[:, 1], frames[:, 2], flows[:, :2], flows[:, 2:], t, **blend)[1]
             base = self.base_network(frames.device)
             out = base(frames.float(), t.float(), ensemble=SVMV.descriptor.param("ensemble").default,
-                       prior=flows.float())
+                       prior=flows.float(), **blend)
             return restoration_inputs(out)
 
     def step_loss(self, net: nn.Module, loss: nn.Module, batch: dict, rng: np.random.Generator,
