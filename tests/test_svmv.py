@@ -231,7 +231,7 @@ def test_splat_linear_members_alternate_between_the_two_hypotheses():
 
 
 def test_select_members_weights_the_members_whose_samples_agree():
-    from vfi_core.models.svmv.model import member_disagreement, select_members
+    from vfi_core.models.svmv.model import member_disagreement, sample_difference, select_members
 
     h, w, m = 10, 10, 2
     picture = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
@@ -240,7 +240,7 @@ def test_select_members_weights_the_members_whose_samples_agree():
     samples[:, 0, :, 1] = picture + 0.1               # member 1's samples lie 0.2 apart
     samples[:, 1, :, 1] = picture - 0.1
     weights = torch.full((1, 2, 1, m, h, w), 0.25)
-    disagree = member_disagreement(weights, samples)
+    disagree = member_disagreement(weights, sample_difference(samples))
     torch.testing.assert_close(disagree[:, :, 1], torch.full((1, 1, h, w), 0.2))
     assert select_members(weights, disagree, 0.0) is weights
     chosen = select_members(weights, disagree, 1.0)
@@ -250,8 +250,9 @@ def test_select_members_weights_the_members_whose_samples_agree():
     one_sided = weights.clone()
     one_sided[:, 1] = 0.0
     one_sided[:, 0] = 0.5
-    assert member_disagreement(one_sided, samples).abs().max() == 0
-    torch.testing.assert_close(select_members(one_sided, member_disagreement(one_sided, samples), 1.0), one_sided)
+    one_sided_disagree = member_disagreement(one_sided, sample_difference(samples))
+    assert one_sided_disagree.abs().max() == 0
+    torch.testing.assert_close(select_members(one_sided, one_sided_disagree, 1.0), one_sided)
 
 
 @pytest.mark.parametrize("name,default", [("selection", 0.5), ("sharpness", 0.5)])

@@ -249,16 +249,15 @@ def synthesize(frame0: torch.Tensor, frame1: torch.Tensor, f01: torch.Tensor, f1
     to0 = torch.cat((-tt * motion, linear[:, :2]))
     to1 = torch.cat(((1 - tt) * motion, linear[:, 2:]))
     check_cancelled()
-    # both frames along both hypotheses in one call per sampling mode: frame-major, hypothesis-minor
-    sources, to_sources = torch.cat((frame0.repeat(2, 1, 1, 1), frame1.repeat(2, 1, 1, 1))), torch.cat((to0, to1))
-    warped0, warped1 = backward_warp(sources, to_sources).chunk(2)
+    warped0 = backward_warp(frame0.repeat(2, 1, 1, 1), to0)
+    warped1 = backward_warp(frame1.repeat(2, 1, 1, 1), to1)
     occluded0 = (cov0 < OCCLUSION_THRESHOLD).to(frame0.dtype)
     occluded1 = (cov1 < OCCLUSION_THRESHOLD).to(frame0.dtype)
     check_cancelled()
     weight1, mask0, mask1 = occlusion_weight(t.repeat(2), to0, to1, occluded0.repeat(2, 1, 1, 1),
                                              occluded1.repeat(2, 1, 1, 1), asymmetry, dilation)
-    share = hypothesis_shares(warped0, warped1, mask0, mask1, selection, hypotheses=2)
     blended = warped0 * (1.0 - weight1) + warped1 * weight1
+    share = hypothesis_shares(warped0, warped1, mask0, mask1, selection, hypotheses=2)
 
     def mean(x: torch.Tensor) -> torch.Tensor:  # over the two hypotheses
         x = x.view(2, -1, *x.shape[1:])

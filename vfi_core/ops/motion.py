@@ -105,6 +105,8 @@ def restore_sampling_detail(frame: torch.Tensor, blur: torch.Tensor, disagreemen
     """
     if sharpness <= 0:
         return frame
+    # second differences along x and y by hand: kornia's spatial_gradient (order 2) also computes the
+    # mixed term, as a 3x3 convolution, and took 5 times as long at 1280x720
     px = F.pad(frame, (1, 1, 0, 0), mode="replicate")
     py = F.pad(frame, (0, 0, 1, 1), mode="replicate")
     d2x = px[..., :, :-2] + px[..., :, 2:] - 2.0 * frame

@@ -593,8 +593,8 @@ class MiVID(Interpolator):
             return (1 - tt) * first[:, None] + tt * last[:, None], None
         if self._flow_asb is None:
             from ... import registry
-            # the plain mean of the motion hypotheses, bilinear samples: the guide mivid's figures
-            # were measured with
+            # the plain mean of the motion hypotheses, uncorrected: the guide mivid's figures were
+            # measured with
             self._flow_asb = registry.load("flow-asb", device=self.device, motion=self.params["motion"],
                                            selection=0.0, sharpness=0.0)
         self._flow_asb.set_params(motion=self.params["motion"])

@@ -363,7 +363,7 @@ class SVMVNet(nn.Module):
         samples = _sample_members(frames[:, 1:3], offsets)  # (B,2,3,M,H,W)
         difference = sample_difference(samples) if selection > 0 or sharpness > 0 else None
         if selection > 0:
-            weights = select_members(weights, member_disagreement(weights, samples, difference), selection)
+            weights = select_members(weights, member_disagreement(weights, difference), selection)
         weighted = weights * samples
         frame = weighted.sum(3).sum(1)
         second = (weighted * samples).sum(3).sum(1)
@@ -383,21 +383,19 @@ def sample_difference(samples: torch.Tensor) -> torch.Tensor:
     return (samples[:, 0] - samples[:, 1]).abs().mean(1, keepdim=True)
 
 
-def member_disagreement(weights: torch.Tensor, samples: torch.Tensor,
-                        difference: torch.Tensor | None = None) -> torch.Tensor:
+def member_disagreement(weights: torch.Tensor, difference: torch.Tensor) -> torch.Tensor:
     """How much each member's two samples disagree where both frames weigh.
 
     Args:
         weights: ``(B,2,1,M,H,W)`` weights of the ``2M`` samples (frame, member).
-        samples: ``(B,2,3,M,H,W)`` each member's sample of frame 0 and of frame 1, in [0,1].
-        difference: :func:`sample_difference` of ``samples`` where it is already computed.
+        difference: ``(B,1,M,H,W)`` :func:`sample_difference` of the samples.
     Returns:
         ``(B,1,M,H,W)``: the mean absolute difference of the two samples, scaled down to 0 where
         one frame dominates the member's weight (an occlusion, where the difference says nothing).
     """
     w0, w1 = weights[:, 0], weights[:, 1]  # (B,1,M,H,W)
     both = 4 * w0 * w1 / (w0 + w1).pow(2).clamp_min(1e-12)
-    return (sample_difference(samples) if difference is None else difference) * both
+    return difference * both
 
 
 def select_members(weights: torch.Tensor, disagreement: torch.Tensor, selection: float) -> torch.Tensor:
