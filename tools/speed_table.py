@@ -33,7 +33,10 @@ def child(args) -> int:
     import torch
 
     import vfi_core
-    from vfi_core.evaluation.bench import measure_speed, read_rgb
+    try:
+        from vfi_core.evaluation.bench import measure_speed, read_rgb
+    except ModuleNotFoundError:  # a checkout from before vfi_core.evaluation (NAME@DIR)
+        from vfi_core.bench import measure_speed, read_rgb
 
     torch.set_num_threads(args.threads)
     name, _, given = args.child.partition(":")
