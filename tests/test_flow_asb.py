@@ -69,6 +69,17 @@ def test_agreement_weights_hand_computed():
     torch.testing.assert_close(agreement_weights(spike, 1.0)[1, 0, 0, 4, 4], torch.exp(torch.tensor(-1.0)))
 
 
+@pytest.mark.parametrize("size", [(1, 1), (3, 7), (4, 4), (6, 9), (37, 53)])
+def test_window_mean_is_the_mean_of_the_window_cut_at_the_edges(size):
+    from vfi_core.ops.motion import _window_mean
+
+    x = torch.rand(2, 3, *size, dtype=torch.float64)
+    corner = x[0, 0, :3, :3].mean()  # the top-left pixel's 5x5 window holds 3x3 pixels of the frame
+    torch.testing.assert_close(_window_mean(x)[0, 0, 0, 0], corner)
+    expected = torch.nn.functional.avg_pool2d(x, 5, stride=1, padding=2, count_include_pad=False)
+    torch.testing.assert_close(_window_mean(x), expected)
+
+
 def test_sampling_blur_hand_computed():
     from vfi_core.ops.motion import sampling_blur
 
