@@ -73,12 +73,12 @@ def _window_counts(h: int, w: int, like: torch.Tensor) -> torch.Tensor:
     """``(H,W)``: how many pixels of the frame the window around each pixel holds."""
     r = SELECTION_RADIUS
     k = 2 * r + 1
-    edge = torch.arange(r + 1, k, dtype=like.dtype, device=like.device)  # r+1 .. 2r, at the edges
-    rows = torch.cat((edge, edge.new_full((max(h - 2 * r, 0),), k), edge.flip(0)))
-    cols = torch.cat((edge, edge.new_full((max(w - 2 * r, 0),), k), edge.flip(0)))
     if h < k or w < k:  # the window outgrows the frame: count directly
         ones = like.new_ones(1, 1, h, w)
         return F.avg_pool2d(ones, k, stride=1, padding=r, count_include_pad=True, divisor_override=1)[0, 0]
+    edge = torch.arange(r + 1, k, dtype=like.dtype, device=like.device)  # r+1 .. 2r, at the edges
+    rows = torch.cat((edge, edge.new_full((h - 2 * r,), k), edge.flip(0)))
+    cols = torch.cat((edge, edge.new_full((w - 2 * r,), k), edge.flip(0)))
     return rows[:, None] * cols[None]
 
 
