@@ -168,3 +168,20 @@ def test_selection_keeps_the_square_where_it_is_at_t(selection, sharpness):
     out = model.interpolate(moving_square(h, w, x0, y, size), moving_square(h, w, x1, y, size), 0.5)
     errors = {x: (out - moving_square(h, w, x, y, size)).abs().mean().item() for x in range(x0 - 2, x1 + 3)}
     assert min(errors, key=errors.get) == 46 and errors[46] < 0.005
+
+
+def test_a_second_flow_estimate_recovers_motion_the_first_got_wrong():
+    from vfi_core.models.flow_asb import synthesize
+
+    h, w, x0, x1, y, size = 96, 128, 40, 52, 30, 24
+    f0, f1 = moving_square(h, w, x0, y, size), moving_square(h, w, x1, y, size)
+    truth = moving_square(h, w, 46, y, size)
+    wrong = torch.zeros(1, 2, h, w)  # no motion at all
+    right01, right10 = torch.zeros(1, 2, h, w), torch.zeros(1, 2, h, w)
+    right01[:, 0], right10[:, 0] = 12.0, -12.0
+    t = torch.tensor([0.5])
+    alone, _ = synthesize(f0, f1, wrong, wrong, t, selection=1.0)
+    both, inputs = synthesize(f0, f1, wrong, wrong, t, selection=1.0, more=(right01, right10))
+    error = {name: (out.frame - truth).abs().mean().item() for name, out in (("alone", alone), ("both", both))}
+    assert error["both"] < 0.4 * error["alone"] and error["both"] < 0.01
+    assert both.frame.shape == inputs.warped0.shape == (1, 3, h, w)

@@ -11,8 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vfi_core import registry
 from vfi_core.errors import InputError
-from vfi_core.flow import MotionEstimator, capped_flows, raft_weights, resolve_motion
+from vfi_core.flow import RAFT_START_ITERATIONS, MotionEstimator, capped_flows, raft_weights, resolve_motion
 from vfi_core.flow.raft import RAFT, VARIANTS, convex_upsample, lookup
 
 SAMPLE = Path(__file__).resolve().parents[1] / "vfi_core" / "samples" / "bikes_60.mp4"
@@ -180,6 +181,23 @@ def test_capped_flows_are_in_pixels_of_the_capped_grid(photo):
     assert flows.shape == (1, 4, 120, 160)
     assert (flows[:, 0, 12:-12, 12:-12] - 4).abs().median() < 0.25
     assert (flows[:, 2, 12:-12, 12:-12] + 4).abs().median() < 0.25
+
+
+@needs_weights
+def test_raft_dis_keeps_the_raft_flows_it_started_from(photo):
+    frame0, frame1 = photo[..., 16:256, 40:360], photo[..., 16:256, 32:352]  # moves 8 px right
+    assert MotionEstimator("dis").with_start(frame0, frame1)[2] is None
+    assert MotionEstimator("raft").with_start(frame0, frame1)[2] is None
+    f01, f10, start = MotionEstimator("raft-dis").with_start(frame0, frame1)
+    torch.testing.assert_close(start[0], MotionEstimator("raft", raft_iterations=RAFT_START_ITERATIONS)(frame0, frame1)[0])
+    both = capped_flows(frame0, frame1, MotionEstimator("raft-dis"), max_side=160, with_start=True)
+    assert both.shape == (1, 8, 120, 160)
+    assert (both[:, 4, 12:-12, 12:-12] - 4).abs().median() < 0.25  # R01, in pixels of the capped grid
+    assert capped_flows(frame0, frame1, MotionEstimator("dis"), max_side=160, with_start=True).shape[1] == 4
+    svmv = registry.load("svmv")
+    assert svmv.prior(frame0, frame1).shape[1] == 4
+    svmv.set_params(raft_hypotheses=True)
+    assert svmv.prior(frame0, frame1).shape[1] == 8
 
 
 def test_cli_raft_motion_without_weights_is_one_line(tmp_path):

@@ -230,6 +230,24 @@ def test_splat_linear_members_alternate_between_the_two_hypotheses():
     torch.testing.assert_close(out.offsets[:, 0, 1], hypotheses[:, 1, :2], atol=1e-4, rtol=0)
 
 
+def test_a_second_flow_estimate_gives_the_members_more_hypotheses():
+    torch.manual_seed(0)
+    net = SVMVNet({**TINY, "member_spread": 0.0}).eval()
+    frames = torch.stack(_frames(h=32, w=48), 1)
+    t = torch.tensor([0.5])
+    first = net.prior(frames[:, 1], frames[:, 2])
+    second = first + torch.tensor([3.0, -1.0, -3.0, 1.0]).view(1, 4, 1, 1)  # another estimate
+    with torch.no_grad():
+        one = net(frames, t, ensemble=4, prior=first)
+        two = net(frames, t, ensemble=4, prior=torch.cat((first, second), 1))
+        hypotheses = net.motion_hypotheses(frames[:, 1], frames[:, 2], second, t)
+    # zero heads: members 0 and 1 stay on the first estimate's two hypotheses, 2 and 3 move to the second's
+    torch.testing.assert_close(two.offsets[:, :, :2], one.offsets[:, :, :2])
+    torch.testing.assert_close(two.offsets[:, 0, 2], hypotheses[:, 0, :2], atol=1e-4, rtol=0)
+    torch.testing.assert_close(two.offsets[:, 1, 3], hypotheses[:, 1, 2:], atol=1e-4, rtol=0)
+    assert not torch.allclose(two.offsets[:, :, 2:], one.offsets[:, :, 2:])
+
+
 def test_select_members_weights_the_members_whose_samples_agree():
     from vfi_core.models.svmv.model import member_disagreement, sample_difference, select_members
 

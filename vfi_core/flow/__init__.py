@@ -44,6 +44,15 @@ def motion_param(default: str = "auto") -> Param:
                  "weights are installed, else dis).", choices=MOTIONS)
 
 
+def raft_hypotheses_param(default: bool = False) -> Param:
+    """The ``raft_hypotheses`` parameter, declared once for every model that blends motion hypotheses."""
+    return Param("raft_hypotheses", bool, default,
+                 "With RAFT's flow refined by DIS (motion auto with the RAFT weights, or raft-dis), RAFT's own "
+                 "flow gives motion hypotheses beside the refined flow's, weighed per pixel by how well "
+                 "their warped frames agree: follows motion that DIS's refinement gets wrong (repeated "
+                 "texture, fast non-rigid motion) for higher PSNR, but softer frames.")
+
+
 _warned = False
 
 
@@ -124,17 +133,26 @@ class MotionEstimator:
 
     def __call__(self, frame0: torch.Tensor, frame1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(F01, F10)``, each ``(B,2,H,W)`` float32 in pixels on ``frame0``'s device."""
+        f01, f10, _ = self.with_start(frame0, frame1)
+        return f01, f10
+
+    def with_start(self, frame0: torch.Tensor, frame1: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """``(F01, F10, start)``: the flows as :meth:`__call__` gives them, and for ``raft-dis`` the
+        RAFT flows ``(R01, R10)`` that DIS started from (``None`` for ``dis`` and ``raft``). Where DIS's
+        refinement goes wrong (periodic texture, fast non-rigid motion) RAFT's own flow is often
+        right: a model may keep both as motion hypotheses."""
         kind = resolve_motion(self.motion)
         check_cancelled()
         if kind == "dis":
-            return dis_estimator(self.dis_preset, self.dis_finest_scale, self.global_motion)(frame0, frame1)
+            return *dis_estimator(self.dis_preset, self.dis_finest_scale, self.global_motion)(frame0, frame1), None
         iterations = self.raft_iterations or (RAFT_ITERATIONS if kind == "raft" else RAFT_START_ITERATIONS)
         start = raft_flows(frame0, frame1, tuple(frame0.shape[-2:]), max_side=self.raft_max_side,
                            iterations=iterations)
         if kind == "raft":
-            return start
+            return *start, None
         check_cancelled()
-        return dis_estimator(self.dis_preset, self.dis_finest_scale, False)(frame0, frame1, start=start)
+        return *dis_estimator(self.dis_preset, self.dis_finest_scale, False)(frame0, frame1, start=start), start
 
 
 FULL_RESOLUTION_FLOW_BELOW = 640  # long side in pixels (flow-asb's module docstring has the figures)
@@ -168,8 +186,16 @@ class PairFlows:
 
 
 def capped_flows(frame0: torch.Tensor, frame1: torch.Tensor, estimator: MotionEstimator,
-                 max_side: int = 640) -> torch.Tensor:
+                 max_side: int = 640, with_start: bool = False) -> torch.Tensor:
     """``(B,4,h,w)`` flows ``F01, F10`` (float32) of ``estimator`` on the frames area-downscaled to
     :func:`~vfi_core.ops.flow.capped_size` ``max_side``, in pixels of that grid
-    (:func:`~vfi_core.ops.flow.capped`)."""
-    return capped(frame0, frame1, estimator, max_side)
+    (:func:`~vfi_core.ops.flow.capped`). ``with_start``: ``(B,8,h,w)``, RAFT's start ``R01, R10``
+    after them, where the estimator has one (:meth:`MotionEstimator.with_start`)."""
+    if not with_start:
+        return capped(frame0, frame1, estimator, max_side)
+
+    def estimate(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        f01, f10, start = estimator.with_start(a, b)
+        return (f01, f10) if start is None else (f01, f10, *start)
+
+    return capped(frame0, frame1, estimate, max_side)

@@ -22,6 +22,12 @@
      covered; holes are filled by push-pull. Sharp at motion boundaries when the flow is right.
    - linear (Super SloMo's approximation from the flows at the same pixel): smoother, more
      forgiving where the flow is wrong, e.g. large motion on small frames.
+   With RAFT's start and ``raft_hypotheses`` on (off by default), RAFT's own flow, before DIS
+   refined it, gives two more the same way: DIS's refinement makes the flow photometrically precise
+   but sometimes locks onto the wrong match (repeated texture, fast non-rigid motion), where RAFT's
+   smoother flow is right. On the training-allowed windows below, at ``selection`` 0.5: +0.26 dB on
+   DAVIS gap 2, +0.21 on gap 1, +0.18 on the indoor clip, but a perceptual distance 6%, 9% and 40%
+   higher: the frames are softer (docs/results.md).
 3. For each hypothesis both frames are backward-warped to t and blended:
    - occlusion (PerVFI eqs. 5-6): a ones map splatted from frame 0 along ``t*F01``; a pixel at t
      that receives less than ``epsilon`` of frame 0 is occluded in it; likewise for frame 1; and,
@@ -36,7 +42,8 @@
      layers) and the visible frame alone fills where the other is occluded; ``asymmetry`` sets how
      much of the area both frames see comes from the frame nearer in time alone (1, PerVFI's
      choice: crisp, never ghosts) versus a time-weighted mix (0: best PSNR when the flow is off).
-4. The two results are averaged: their errors are partly independent, so the ensemble beats each.
+4. The results of the hypotheses are averaged: their errors are partly independent, so the ensemble
+   beats each.
    Averaging two alignments also softens detail and ghosts where one of them is wrong:
    ``selection`` (default 0.5; 0 is the plain mean) weights each hypothesis per pixel by how well
    its two warped frames agree where both are visible
@@ -65,7 +72,7 @@ import torch.nn.functional as F
 
 from ..cancellation import check_cancelled
 from ..interpolator import Interpolation, Interpolator
-from ..flow import PairFlows, frame_estimator, motion_param
+from ..flow import PairFlows, frame_estimator, motion_param, raft_hypotheses_param
 from ..ops.flow import DIS_PRESETS
 from ..ops.motion import (CONSISTENCY_WEIGHT, agreement_weights, linear_motion, restore_sampling_detail,
                           sampling_blur, selection_param, sharpness_param, splatted_motion)
@@ -159,6 +166,9 @@ class FlowASB(Interpolator):
         seconds_per_megapixel={"cpu": 4.3, "cuda": 0.11},  # one CPU core (854x480), one H200 (1080p)
         params=(
             motion_param(),
+            # off: on training-allowed windows +0.18 to +0.26 dB, but a 9-40% higher perceptual distance
+            # (docs/results.md, "RAFT's own flow as hypotheses")
+            raft_hypotheses_param(),
             Param("flow_preset", str, "medium", "DIS optical flow preset: faster or more accurate motion.",
                   choices=DIS_PRESETS),
             Param("global_motion", bool, True, "Start the flow from the frames' dominant motion (a camera "
@@ -189,14 +199,20 @@ class FlowASB(Interpolator):
 
     def flows(self, frame0: torch.Tensor, frame1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Bidirectional flows; reused when the same pair comes again (every t of a pair in a sequence)."""
+        return self.flows_with_start(frame0, frame1)[:2]
+
+    def flows_with_start(self, frame0: torch.Tensor, frame1: torch.Tensor):
+        """``(F01, F10, start)``: the flows and RAFT's flows that DIS started from
+        (:meth:`~vfi_core.flow.MotionEstimator.with_start`; ``None`` without them), kept per pair."""
         estimator = frame_estimator(*frame0.shape[-2:], self.params["motion"], self.params["flow_preset"],
                                     self.params["global_motion"])
-        return self._flows.get(frame0, frame1, lambda: estimator(frame0, frame1), key=estimator)
+        return self._flows.get(frame0, frame1, lambda: estimator.with_start(frame0, frame1), key=estimator)
 
     def _interpolate(self, frame0, frame1, t) -> Interpolation:
-        f01, f10 = self.flows(frame0, frame1)  # RAFT runs in the model's dtype
+        f01, f10, start = self.flows_with_start(frame0, frame1)  # RAFT runs in the model's dtype
         result, inputs = synthesize(frame0, frame1, f01, f10, t, self.params["asymmetry"], self.params["dilation"],
-                                    self.params["selection"], self.params["sharpness"])
+                                    self.params["selection"], self.params["sharpness"],
+                                    more=start if self.params["raft_hypotheses"] else None)
         if self.params["refine"] > 0:
             result = result._replace(frame=self._restorer(inputs, t.float(), self.params["refine"]))
         return result
@@ -223,8 +239,8 @@ def hypothesis_shares(warped0: torch.Tensor, warped1: torch.Tensor, mask0: torch
 
 
 def synthesize(frame0: torch.Tensor, frame1: torch.Tensor, f01: torch.Tensor, f10: torch.Tensor, t: torch.Tensor,
-               asymmetry: float = 0.0, dilation: int = 0, selection: float = 0.0, sharpness: float = 0.0
-               ) -> tuple[Interpolation, RestorationInputs]:
+               asymmetry: float = 0.0, dilation: int = 0, selection: float = 0.0, sharpness: float = 0.0,
+               more: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[Interpolation, RestorationInputs]:
     """flow-asb's frame at ``t`` from given flows (steps 2-5 of the module docstring).
 
     Args:
@@ -232,35 +248,40 @@ def synthesize(frame0: torch.Tensor, frame1: torch.Tensor, f01: torch.Tensor, f1
         f01, f10: ``(B,2,H,W)`` flows in pixels.
         t: ``(B,)`` times.
         asymmetry, dilation, selection, sharpness: as the declared parameters.
+        more: another estimate ``(F01, F10)`` (e.g. RAFT's flows before DIS refined them): its two
+            hypotheses join the two of ``f01``, ``f10``.
     Returns:
         The :class:`Interpolation` (float32, not clamped) and what the detail-restoration stage
         takes (:class:`~vfi_core.models.refine.RestorationInputs`: both frames warped to t and
-        the blend weight, combined over the two motion hypotheses as the frame is).
+        the blend weight, combined over the motion hypotheses as the frame is).
     """
     # splatting sums many contributions and a half-precision sampling grid is off by a fraction
     # of a pixel: warping and blending stay float32 under half precision
     frame0, frame1, t = frame0.float(), frame1.float(), t.float()
-    f01, f10 = f01.float(), f10.float()
-    check_cancelled()
-    motion, cov0, cov1 = splatted_motion(frame0, frame1, f01, f10, t, CONSISTENCY_WEIGHT)
     tt = t.view(-1, 1, 1, 1)
-    # backward flows from t to frames 0 and 1: splatted motion, then the linear approximation
-    linear = linear_motion(f01, f10, t)
-    to0 = torch.cat((-tt * motion, linear[:, :2]))
-    to1 = torch.cat(((1 - tt) * motion, linear[:, 2:]))
+    to0, to1, occluded0, occluded1 = [], [], [], []
+    for g01, g10 in [(f01, f10)] + ([] if more is None else [more]):
+        g01, g10 = g01.float(), g10.float()
+        check_cancelled()
+        motion, cov0, cov1 = splatted_motion(frame0, frame1, g01, g10, t, CONSISTENCY_WEIGHT)
+        # backward flows from t to frames 0 and 1: splatted motion, then the linear approximation
+        linear = linear_motion(g01, g10, t)
+        to0 += [-tt * motion, linear[:, :2]]
+        to1 += [(1 - tt) * motion, linear[:, 2:]]
+        occluded0 += [(cov0 < OCCLUSION_THRESHOLD).to(frame0.dtype)] * 2
+        occluded1 += [(cov1 < OCCLUSION_THRESHOLD).to(frame0.dtype)] * 2
+    n = len(to0)
+    to0, to1, occluded0, occluded1 = (torch.cat(x) for x in (to0, to1, occluded0, occluded1))
     check_cancelled()
-    warped0 = backward_warp(frame0.repeat(2, 1, 1, 1), to0)
-    warped1 = backward_warp(frame1.repeat(2, 1, 1, 1), to1)
-    occluded0 = (cov0 < OCCLUSION_THRESHOLD).to(frame0.dtype)
-    occluded1 = (cov1 < OCCLUSION_THRESHOLD).to(frame0.dtype)
+    warped0 = backward_warp(frame0.repeat(n, 1, 1, 1), to0)
+    warped1 = backward_warp(frame1.repeat(n, 1, 1, 1), to1)
     check_cancelled()
-    weight1, mask0, mask1 = occlusion_weight(t.repeat(2), to0, to1, occluded0.repeat(2, 1, 1, 1),
-                                             occluded1.repeat(2, 1, 1, 1), asymmetry, dilation)
+    weight1, mask0, mask1 = occlusion_weight(t.repeat(n), to0, to1, occluded0, occluded1, asymmetry, dilation)
     blended = warped0 * (1.0 - weight1) + warped1 * weight1
-    share = hypothesis_shares(warped0, warped1, mask0, mask1, selection, hypotheses=2)
+    share = hypothesis_shares(warped0, warped1, mask0, mask1, selection, hypotheses=n)
 
-    def mean(x: torch.Tensor) -> torch.Tensor:  # over the two hypotheses
-        x = x.view(2, -1, *x.shape[1:])
+    def mean(x: torch.Tensor) -> torch.Tensor:  # over the hypotheses
+        x = x.view(n, -1, *x.shape[1:])
         return x.mean(0) if share is None else (x * share).sum(0)
 
     frame = mean(blended)
@@ -268,6 +289,7 @@ def synthesize(frame0: torch.Tensor, frame1: torch.Tensor, f01: torch.Tensor, f1
     if sharpness > 0:  # occlusions count as disagreement: the motion is unsure there
         blur = mean(sampling_blur(to0) * (1.0 - weight1) + sampling_blur(to1) * weight1)
         frame = restore_sampling_detail(frame, blur, disagreement, sharpness)
+    occluded0, occluded1 = occluded0[: len(t)], occluded1[: len(t)]  # the first estimate's
     seen_by_neither = occluded0 * occluded1
     confidence = (1.0 - 4.0 * disagreement).clamp(0, 1) * (1.0 - seen_by_neither)
     # where one frame is occluded, the disagreement is expected and says nothing

@@ -166,7 +166,8 @@ def capped_size(h: int, w: int, max_side: int) -> tuple[int, int]:
 
 def capped(frame0: torch.Tensor, frame1: torch.Tensor, estimate, max_side: int) -> torch.Tensor:
     """``(B,4,h,w)`` flows ``F01, F10`` of ``estimate(frame0, frame1) -> (F01, F10)`` run on the frames
-    area-downscaled to :func:`capped_size` (in the frames' dtype, no gradient), in pixels of that grid.
+    area-downscaled to :func:`capped_size` (in the frames' dtype, no gradient), in pixels of that grid
+    (an ``estimate`` giving more flows: all of them, concatenated in its order).
 
     Capping the size instead of scaling by a fixed factor keeps small frames (Vimeo's 448x256) at
     full detail while bounding the cost at 720p and above.
@@ -176,8 +177,7 @@ def capped(frame0: torch.Tensor, frame1: torch.Tensor, estimate, max_side: int) 
     pair = torch.cat((frame0, frame1)).detach()
     if size != (h, w):
         pair = F.interpolate(pair.float(), size=size, mode="area").to(frame0.dtype)
-    f01, f10 = estimate(pair[:b], pair[b:])
-    return torch.cat((f01, f10), 1)
+    return torch.cat(estimate(pair[:b], pair[b:]), 1)
 
 
 def capped_dis(frame0: torch.Tensor, frame1: torch.Tensor, preset: str = "medium",

@@ -13,9 +13,14 @@ Pipeline, for an output time ``t`` between ``I0`` and ``I1`` (``I-1`` and ``I2``
    turned into two hypotheses of the backward flows from t (``base_motion``
    "splat-linear", as flow-asb): the flow reversed by softmax splatting
    (:func:`~vfi_core.ops.motion.splatted_motion`) and Super SloMo's linear approximation
-   (:func:`~vfi_core.ops.motion.linear_motion`). The network only learns residuals around them,
-   and at every level the prior is resized afresh, so detail finer than the network's coarse
-   levels survives (small motion stays as precise as DIS gives it). Learned capacity goes to
+   (:func:`~vfi_core.ops.motion.linear_motion`). With RAFT's start, ``raft_hypotheses`` (off by
+   default) keeps RAFT's own flow as a second prior with two hypotheses of its own: DIS's refinement
+   makes the flow photometrically precise but sometimes locks onto the wrong match (repeated texture,
+   fast non-rigid motion), where RAFT's smoother flow is right; half of the members start from each
+   prior and ``selection`` weighs them per pixel. Higher PSNR, softer frames (docs/results.md). The network
+   only learns residuals around the hypotheses, and at every level the prior is resized afresh,
+   so detail finer than the network's coarse levels survives (small motion stays as precise as DIS
+   gives it). Learned capacity goes to
    residual motion, occlusion and blending, not to relearning motion: untrained (zero heads), the
    network is flow-asb's two-hypothesis ensemble without its occlusion masks.
 2. Motion-volume construction: one shared encoder (the same convolutions for every input frame:
@@ -23,7 +28,8 @@ Pipeline, for an output time ``t`` between ``I0`` and ``I1`` (``I-1`` and ``I2``
    decoder, coarse to fine, refines ``F_t0``/``F_t1`` (a residual added to the mean hypothesis) from
    the features of ``I-1`` and ``I2``, those of ``I0``/``I1`` warped to t, the current flows and t. At 1/4 it also emits the motion volume:
    ``M_max`` offset approximations per pixel towards each of ``I0`` and ``I1`` (residuals around the
-   refined flows; member ``k`` starts from hypothesis ``k mod 2``) and a weight logit for each.
+   refined flows; member ``k`` starts from hypothesis ``k mod n`` of the ``n`` = 2 or 4) and a
+   weight logit for each.
 3. Synthesis: the offsets and logits are upsampled to full size; each output pixel is the
    softmax-weighted sum of ``2M`` bilinear samples (``M`` from ``I0``, ``M`` from ``I1``). ``M`` (the
    ``ensemble`` parameter) selects the first ``M`` members; training draws ``M`` at random in the
@@ -59,7 +65,7 @@ from ...cancellation import check_cancelled
 from ...errors import InputError
 from ...frames import as_time_tensor, check_frame_pair, crop_to, pad_to_multiple
 from ...interpolator import Interpolation, Interpolator
-from ...flow import MotionEstimator, PairFlows, capped_flows, motion_param
+from ...flow import MotionEstimator, PairFlows, capped_flows, motion_param, raft_hypotheses_param
 from ...ops.flow import DIS_PRESETS, capped_dis, capped_size
 from ...ops.motion import (agreement_weights, linear_motion, restore_sampling_detail, sampling_blur,
                            selection_param, sharpness_param, splatted_motion)
@@ -284,7 +290,9 @@ class SVMVNet(nn.Module):
             t: ``(B,)`` float in [0,1].
             ensemble: ``M`` in ``[1, ensemble_max]`` (default ``ensemble_max``).
             prior: precomputed ``(B,4,h,w)`` flows ``F01, F10`` (as :func:`dis_prior` returns, any
-                grid size); computed here when ``None``.
+                grid size); computed here when ``None``. ``(B,4k,h,w)``: k estimates of them; the
+                decoder refines around the first, and the members start from the hypotheses of all
+                (member ``j`` from hypothesis ``j mod 2k``).
             selection: in [0,1]: 0 keeps the learned member weights; above 0 each member's weight
                 is scaled per pixel by how well its samples of the two frames agree
                 (:func:`~vfi_core.ops.motion.agreement_weights`) and renormalised.
@@ -316,8 +324,12 @@ class SVMVNet(nn.Module):
             feats.append(f[:, [0, 0, 1, 1]] if pair_only else f)
         tt = t.to(dtype).view(b, 1, 1, 1)
         check_cancelled()
-        hypotheses = self.motion_hypotheses(frames[:, 1], frames[:, 2], prior.to(dtype), t)  # (B,n,4,h',w')
-        base = hypotheses.mean(1)  # the decoder refines around the mean hypothesis
+        prior = prior.to(dtype)
+        hypotheses = self.motion_hypotheses(frames[:, 1], frames[:, 2], prior[:, :4], t)  # (B,n,4,h',w')
+        base = hypotheses.mean(1)  # the decoder refines around the mean hypothesis of the first flows
+        if prior.shape[1] > 4:  # further flows: more hypotheses for the members to start from
+            hypotheses = torch.cat([hypotheses] + [self.motion_hypotheses(frames[:, 1], frames[:, 2], more, t)
+                                                   for more in prior[:, 4:].split(4, 1)], 1)
         residual = hidden = None
         for level in (2, 1, 0):
             check_cancelled()
@@ -484,6 +496,9 @@ class SVMV(Interpolator):
         seconds_per_megapixel={"cpu": 5.0, "cuda": 0.04},  # one CPU core (854x480), one H200 (1080p)
         params=(
             motion_param(),
+            # off: on training-allowed windows +0.15 to +0.18 dB, but a 5-36% higher perceptual distance
+            # (docs/results.md, "RAFT's own flow as hypotheses")
+            raft_hypotheses_param(),
             Param("ensemble", int, 4, "Offset approximations per pixel and frame (M), averaged: 1 takes one "
                   "motion hypothesis (sharp, lower PSNR; selection=1 is sharper for more PSNR), 2 and more "
                   "combine two (higher PSNR, slower).", min=ENSEMBLE_RANGE[0], max=ENSEMBLE_RANGE[1], step=1),
@@ -557,13 +572,16 @@ class SVMV(Interpolator):
     def prior(self, frame0: torch.Tensor, frame1: torch.Tensor) -> torch.Tensor | None:
         """The network's motion prior from the ``motion`` parameter's estimator (on the config's
         ``dis_max_side`` grid, DIS settings from the config), kept for every t of the same pair;
-        ``None`` for weights trained without a prior."""
+        ``(B,8,h,w)`` with RAFT's own flows after the refined ones where ``raft_hypotheses`` is on and the
+        estimator refines RAFT by DIS; ``None`` for weights trained without a prior."""
         cfg = self.network.config
         if cfg.flow_prior == "none":
             return None
         estimator = self._estimator()
-        return self._flows.get(frame0, frame1, lambda: capped_flows(frame0, frame1, estimator, cfg.dis_max_side)
-                               .to(frame0.dtype), key=estimator)
+        both = self.params["raft_hypotheses"]
+        return self._flows.get(frame0, frame1, lambda: capped_flows(frame0, frame1, estimator, cfg.dis_max_side,
+                                                                    with_start=both).to(frame0.dtype),
+                               key=(estimator, both))
 
     def _estimator(self) -> MotionEstimator:
         """The ``motion`` parameter's estimator with the network's DIS settings."""
