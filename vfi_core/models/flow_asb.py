@@ -166,7 +166,7 @@ class FlowASB(Interpolator):
         seconds_per_megapixel={"cpu": 4.3, "cuda": 0.11},  # one CPU core (854x480), one H200 (1080p)
         params=(
             motion_param(),
-            # off: on training-allowed windows +0.18 to +0.26 dB, but a 9-40% higher perceptual distance
+            # off: on training-allowed windows +0.18 to +0.26 dB, but a 6-40% higher perceptual distance
             # (docs/results.md, "RAFT's own flow as hypotheses")
             raft_hypotheses_param(),
             Param("flow_preset", str, "medium", "DIS optical flow preset: faster or more accurate motion.",

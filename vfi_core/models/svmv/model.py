@@ -17,12 +17,12 @@ Pipeline, for an output time ``t`` between ``I0`` and ``I1`` (``I-1`` and ``I2``
    default) keeps RAFT's own flow as a second prior with two hypotheses of its own: DIS's refinement
    makes the flow photometrically precise but sometimes locks onto the wrong match (repeated texture,
    fast non-rigid motion), where RAFT's smoother flow is right; half of the members start from each
-   prior and ``selection`` weighs them per pixel. Higher PSNR, softer frames (docs/results.md). The network
-   only learns residuals around the hypotheses, and at every level the prior is resized afresh,
-   so detail finer than the network's coarse levels survives (small motion stays as precise as DIS
-   gives it). Learned capacity goes to
-   residual motion, occlusion and blending, not to relearning motion: untrained (zero heads), the
-   network is flow-asb's two-hypothesis ensemble without its occlusion masks.
+   prior and ``selection`` weighs them per pixel. Higher PSNR, softer frames (docs/results.md).
+   The network only learns residuals around the hypotheses, and at every level the prior is
+   resized afresh, so detail finer than the network's coarse levels survives (small motion stays as
+   precise as DIS gives it). Learned capacity goes to residual motion, occlusion and blending, not
+   to relearning motion: untrained (zero heads), the network is flow-asb's two-hypothesis ensemble
+   without its occlusion masks.
 2. Motion-volume construction: one shared encoder (the same convolutions for every input frame:
    shared spatiotemporal features) gives features at 1/4, 1/8 and 1/16 of the input size; a
    decoder, coarse to fine, refines ``F_t0``/``F_t1`` (a residual added to the mean hypothesis) from
@@ -324,6 +324,9 @@ class SVMVNet(nn.Module):
             feats.append(f[:, [0, 0, 1, 1]] if pair_only else f)
         tt = t.to(dtype).view(b, 1, 1, 1)
         check_cancelled()
+        if prior.shape[1] % 4:
+            raise InputError(f"svmv: the prior must hold 4 channels per flow estimate (F01, F10), got "
+                             f"{prior.shape[1]}")
         prior = prior.to(dtype)
         hypotheses = self.motion_hypotheses(frames[:, 1], frames[:, 2], prior[:, :4], t)  # (B,n,4,h',w')
         base = hypotheses.mean(1)  # the decoder refines around the mean hypothesis of the first flows
