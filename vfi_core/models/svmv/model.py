@@ -251,22 +251,29 @@ class SVMVNet(nn.Module):
 
     def motion_hypotheses(self, frame0: torch.Tensor, frame1: torch.Tensor, prior: torch.Tensor,
                           t: torch.Tensor) -> torch.Tensor:
-        """``(B,n,4,h,w)`` backward flows ``F_t0, F_t1`` from t on the prior's grid, one per hypothesis
-        of ``config.base_motion`` (see :class:`SVMVConfig`)."""
-        f01, f10 = prior.split(2, 1)
-        linear = linear_motion(f01, f10, t)
+        """``(B,kn,4,h,w)`` backward flows ``F_t0, F_t1`` from t on the prior's grid: for each of the
+        ``k`` flow estimates in the ``(B,4k,h,w)`` prior, one per hypothesis of ``config.base_motion``
+        (``n`` of them, see :class:`SVMVConfig`), estimate by estimate."""
+        if prior.shape[1] % 4:
+            raise InputError(f"svmv: the prior must hold 4 channels per flow estimate (F01, F10), got "
+                             f"{prior.shape[1]}")
+        estimates = prior.split(4, 1)
         if self.config.base_motion == "linear":
-            return linear[:, None]
+            return torch.stack([linear_motion(*flows.split(2, 1), t) for flows in estimates], 1)
         size = prior.shape[-2:]
         pair = torch.cat((frame0, frame1)).float()
         if pair.shape[-2:] != size:
             pair = F.interpolate(pair, size=size, mode="area")
         b = frame0.shape[0]
-        # splatting sums many contributions per pixel: float32 even under autocast
-        motion, _, _ = splatted_motion(pair[:b], pair[b:], f01.float(), f10.float(), t.float())
         tt = t.float().view(b, 1, 1, 1)
-        splat = torch.cat((-tt * motion, (1 - tt) * motion), 1).to(prior.dtype)
-        return torch.stack((splat, linear), 1)
+        hypotheses = []
+        for flows in estimates:
+            f01, f10 = flows.split(2, 1)
+            # splatting sums many contributions per pixel: float32 even under autocast
+            motion, _, _ = splatted_motion(pair[:b], pair[b:], f01.float(), f10.float(), t.float())
+            hypotheses += [torch.cat((-tt * motion, (1 - tt) * motion), 1).to(prior.dtype),
+                           linear_motion(f01, f10, t)]
+        return torch.stack(hypotheses, 1)
 
     @staticmethod
     def check_inputs(frames: torch.Tensor, t: torch.Tensor) -> None:
@@ -324,15 +331,10 @@ class SVMVNet(nn.Module):
             feats.append(f[:, [0, 0, 1, 1]] if pair_only else f)
         tt = t.to(dtype).view(b, 1, 1, 1)
         check_cancelled()
-        if prior.shape[1] % 4:
-            raise InputError(f"svmv: the prior must hold 4 channels per flow estimate (F01, F10), got "
-                             f"{prior.shape[1]}")
-        prior = prior.to(dtype)
-        hypotheses = self.motion_hypotheses(frames[:, 1], frames[:, 2], prior[:, :4], t)  # (B,n,4,h',w')
-        base = hypotheses.mean(1)  # the decoder refines around the mean hypothesis of the first flows
-        if prior.shape[1] > 4:  # further flows: more hypotheses for the members to start from
-            hypotheses = torch.cat([hypotheses] + [self.motion_hypotheses(frames[:, 1], frames[:, 2], more, t)
-                                                   for more in prior[:, 4:].split(4, 1)], 1)
+        hypotheses = self.motion_hypotheses(frames[:, 1], frames[:, 2], prior.to(dtype), t)  # (B,kn,4,h',w')
+        # the decoder refines around the mean hypothesis of the first estimate; members start from all
+        per_estimate = hypotheses.shape[1] // (prior.shape[1] // 4)
+        base = hypotheses[:, :per_estimate].mean(1)
         residual = hidden = None
         for level in (2, 1, 0):
             check_cancelled()
