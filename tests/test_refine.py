@@ -150,7 +150,7 @@ def test_training_recipe_trains_exports_and_loads(tmp_path):
 def test_loss_weights_are_checked_with_one_line_errors():
     from vfi_core.models.refine.loss import RefineLoss, RefineLossWeights
 
-    assert RefineLossWeights.terms() == ("charbonnier", "perceptual", "gram")
+    assert RefineLossWeights.terms() == ("charbonnier", "perceptual", "gram", "sharpness")
     for bad, message in [({"l1": 1}, "unknown"), ({"charbonnier": "a lot"}, "numbers"),
                          ({"charbonnier": -1}, ">= 0"), ({"charbonnier": 0, "perceptual": 0, "gram": 0}, "every term")]:
         with pytest.raises(InputError, match=message) as info:
@@ -160,6 +160,20 @@ def test_loss_weights_are_checked_with_one_line_errors():
     a, b = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
     total, terms = loss(a, b)
     assert set(terms) == {"charbonnier"} and total.item() > 0 and loss(a, a)[0].item() < total.item()
+
+
+def test_sharpness_term_prices_blur_and_not_shifted_detail():
+    from vfi_core.models.refine.loss import RefineLoss, RefineLossWeights
+    from vfi_core.ops.filters import gaussian_blur
+
+    torch.manual_seed(0)
+    texture = torch.rand(1, 3, 32, 32)
+    loss = RefineLoss(RefineLossWeights.from_dict({"charbonnier": 0, "perceptual": 0, "sharpness": 1}))
+    assert loss.features is None  # no VGG needed
+    blurred = loss(gaussian_blur(texture, 1.5), texture)[1]["sharpness"]
+    shifted = loss(texture.roll(1, dims=-1), texture)[1]["sharpness"]
+    assert set(loss(texture, texture)[1]) == {"sharpness"} and loss(texture, texture)[0].item() == 0
+    assert blurred > 10 * max(shifted, 1e-4)
 
 
 def test_gram_distance_scores_lost_texture_and_tolerates_where_it_sits():

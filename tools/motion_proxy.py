@@ -3,6 +3,8 @@
     .venv/bin/python tools/motion_proxy.py --shared ../shared --model flow-asb \
         --setting dis:motion=dis --setting raft-dis:motion=raft-dis,raft_iterations=6 \
         [--setting raft-427:motion=raft-dis,raft_max_side=427]
+    .venv/bin/python tools/motion_proxy.py --model svmv --perceptual --weight-dir out/refine_weights \
+        --setting off:refine=0 --setting on:refine=1
 
 Windows: in each of the ten training-allowed DAVIS sequences (854x480), five evenly spaced gap-2
 windows (frames i, i+4 -> i+2) and five gap-1 windows (i+7, i+9 -> i+8); ten gap-1 windows of the
@@ -55,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--setting", action="append", required=True, help="LABEL:key=value,...")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--perceptual", action="store_true", help="also the ST-LPIPS perceptual distance")
+    p.add_argument("--weight-dir", action="append", default=[], metavar="DIR",
+                   help="search this folder for weight files first (e.g. an exported refine stage)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -80,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             return original(*a, **{**k, **overrides})
 
         module.MotionEstimator = estimator if overrides else original  # the model's own settings, overridden
-        model = vfi_core.load(args.model, device="cpu", **params)
+        model = vfi_core.load(args.model, device="cpu", weight_dirs=tuple(map(Path, args.weight_dir)), **params)
         scores: dict[str, list[float]] = {}
         distances: dict[str, list[float]] = {}
         start = time.perf_counter()

@@ -13,6 +13,11 @@ style term), which rewards restored texture and edges wherever they sit. Of the 
 comparisons it is the one that ranks outputs as the ST-LPIPS metric does: a mild unsharp mask of
 the shipped svmv's frames on DAVIS lowers both ST-LPIPS and the Gram distance, while it raises
 the normalised feature distance.
+
+``sharpness``: :func:`~vfi_core.losses.sharpness_deficit`, the gradient energy the restored frame
+lacks against the ground truth per 8x8 window. It prices blur without asking for alignment, so
+where motion is uncertain it pulls the stage away from the soft mean that Charbonnier alone favours,
+and it never rewards detail beyond the target's. It needs no VGG features.
 """
 from __future__ import annotations
 
@@ -23,7 +28,8 @@ import torch
 from torch import nn
 
 from ...config import LossWeights
-from ...losses import charbonnier, feature_pair, gram_distance, load_perceptual_features, normalized_feature_distance
+from ...losses import (charbonnier, feature_pair, gram_distance, load_perceptual_features,
+                       normalized_feature_distance, sharpness_deficit)
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ class RefineLossWeights(LossWeights):
     charbonnier: float = 1.0
     perceptual: float = 1.0
     gram: float = 0.0
+    sharpness: float = 0.0
     perceptual_weights: str | None = None
 
     loss_name: ClassVar[str] = "refine"
@@ -52,6 +59,8 @@ class RefineLoss(nn.Module):
         terms: dict[str, torch.Tensor] = {}
         if w.charbonnier:
             terms["charbonnier"] = charbonnier(prediction.float(), target.float())
+        if w.sharpness:
+            terms["sharpness"] = sharpness_deficit(prediction.float(), target.float())
         if self.features is not None:
             features = feature_pair(self.features, prediction, target)
             if w.perceptual:
