@@ -53,6 +53,7 @@ class InterruptibleModel:
         self.model = model
         self.device = model.device
         self.descriptor = getattr(model, "descriptor", None)  # its declared cost, for the work limits
+        self.seconds_per_megapixel = getattr(model, "seconds_per_megapixel", None)  # with its parameters
         self.cancel = cancel
 
     def check_cancel(self) -> None:

@@ -184,6 +184,26 @@ def test_sigterm_exits_143_and_leaves_nothing(frames_dir, tmp_path, capsys, monk
     assert signal.getsignal(signal.SIGTERM) is before  # the command's handler is gone again
 
 
+# 6b. Ctrl-C during start-up: the command's import (torch's, most of start-up) happens inside main
+def test_the_vfi_entry_point_imports_no_torch_before_main():
+    import subprocess
+    import sys
+
+    code = "import sys, vfi_core.cli, vfi_core; print(sorted(m for m in ('torch', 'cv2', 'av') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+
+
+def test_ctrl_c_while_the_commands_load_is_one_line(monkeypatch, capsys):
+    import importlib
+
+    def interrupted(name, *args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib, "import_module", interrupted)
+    code, err = run_cli(["models"], capsys)
+    assert (code, err) == (130, "vfi: interrupted\n")
+
+
 # 7. devices that cannot run a model
 @pytest.mark.parametrize("device", ["meta", "xla", torch.device("meta")])
 def test_non_compute_device(frames_dir, tmp_path, capsys, device):

@@ -98,16 +98,58 @@ def test_memory_and_time_estimates(monkeypatch):
                                       seconds_per_megapixel=5.0)
 
 
-def test_a_model_without_a_measured_speed_on_its_device_says_so(monkeypatch):
+def test_a_model_without_a_declared_speed_on_its_device_says_how_its_time_is_bounded(monkeypatch):
     from vfi_core import registry
     from vfi_core.pipeline import InterpolatedStream, SequenceOptions
 
     model = registry.load("flow-asb", device="cpu")
     monkeypatch.setattr(model, "descriptor", dataclasses.replace(model.descriptor, seconds_per_megapixel={}))
     stream = InterpolatedStream([], model, SequenceOptions(multiplier=2), Fraction(25), source_count=3)
-    with pytest.warns(UserWarning, match="flow-asb has no measured speed on the cpu: the job's time is not estimated"):
+    with pytest.warns(UserWarning, match="flow-asb has no declared speed on the cpu: the time limit is checked "
+                                         "once the job's first frames are timed"):
         stream.check_limits(64, 48)
     assert stream.estimated_seconds is None
+
+
+def test_the_time_limit_holds_on_the_speed_measured_on_the_jobs_first_frames():
+    """A model with no declared cost (or slower than declared) is stopped at its second model call,
+    the first being warm-up; a job within the limit gets the measured estimate."""
+    import time as time_module
+
+    class Slow:
+        device = "cpu"
+        calls = 0
+
+        def interpolate(self, a, b, t):
+            Slow.calls += 1
+            time_module.sleep(0.02)
+            return a + (b - a) * t.view(-1, 1, 1, 1)
+
+    def frames():
+        return (TimedFrame(torch.full((1, 3, 8, 8), i / 10), None, Fraction(i, 25), Fraction(1, 25))
+                for i in range(10))
+
+    options = SequenceOptions(multiplier=4, scene_threshold=None)
+    stream = interpolate_frames(frames(), Slow(), options, Fraction(25), source_count=10,
+                                limits=WorkLimits(max_hours=1e-5))  # 36 ms for 27 frames
+    with pytest.raises(LimitError, match=r"27 frames of 8x8 on the cpu, measured on its first frames\), over the "
+                                         r"limit of 1e-05 h \(--max-hours raises it\)"):
+        list(stream)
+    assert Slow.calls == 2 and stream.estimated_seconds >= 27 * 0.02
+    stream = interpolate_frames(frames(), Slow(), options, Fraction(25), source_count=10)
+    assert len(list(stream)) == 37 and stream.estimated_seconds >= 27 * 0.02
+
+
+def test_cli_refuses_a_job_slower_than_its_model_declares(frames_dir, tmp_path, capsys, monkeypatch):
+    from vfi_core.interpolator import Interpolator
+
+    monkeypatch.setattr(Interpolator, "seconds_per_megapixel", lambda self: 1e-9)  # passes the estimate
+    code, err = cli(["interpolate", str(frames_dir), str(tmp_path / "o.mp4"), *FAST, "-m", "8", "--max-hours", "1e-6"],
+                    capsys)
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line and not line.startswith("interpolating:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err  # after the progress bar, one line
+    assert "(21 frames of 48x32 on the cpu, measured on its first frames), over the limit of 1e-06 h" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
 
 
 def test_every_registered_model_declares_its_cpu_cost():

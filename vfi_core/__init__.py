@@ -7,12 +7,30 @@ Conventions (see :mod:`vfi_core.frames`): frames are ``(B,3,H,W)`` float RGB in 
     model = vfi_core.load("flow-asb")
     middle = model.interpolate(frame0, frame1, t)
 """
+import importlib
+
 from .errors import Cancelled, InputError, ModelNotFoundError, ParameterError, VFIError, WeightsError
-from .interpolator import Interpolation, Interpolator
-from .registry import ModelDescriptor, Param, default_model_name, get_descriptor, list_models, load, register
 
 __version__ = "0.1.0"
+
+# imported on first use, so that `vfi` answers Ctrl-C during start-up (torch's import is most of it)
+# with one line, and commands that need no model start fast
+_LAZY = {"Interpolation": ".interpolator", "Interpolator": ".interpolator", "ModelDescriptor": ".registry",
+         "Param": ".registry", "default_model_name": ".registry", "get_descriptor": ".registry",
+         "list_models": ".registry", "load": ".registry", "register": ".registry"}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'vfi_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
 
 __all__ = ["Cancelled", "InputError", "Interpolation", "Interpolator", "ModelDescriptor",
            "ModelNotFoundError", "Param", "ParameterError", "VFIError", "WeightsError",
            "default_model_name", "get_descriptor", "list_models", "load", "register"]
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

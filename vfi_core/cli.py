@@ -62,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # imports the commands (and torch): Ctrl-C may come here
         return int(args.run(args) or 0)
     except Cancelled:
         print("vfi: cancelled", file=sys.stderr)

@@ -11,7 +11,10 @@ limit and how to raise it:
 - frames of more than ``max_megapixels`` (a 20000x20000 pair);
 - frames whose working copies would not fit in the memory the machine has free;
 - work estimated at more than ``max_hours``, from the model's declared cost
-  (:attr:`~vfi_core.registry.ModelDescriptor.seconds_per_megapixel`) on the device it runs on.
+  (:attr:`~vfi_core.registry.ModelDescriptor.seconds_per_megapixel`) on the device it runs on;
+  once the job's second model call has been timed (the first warms up), the time is checked again
+  from that measured speed, so a device without a declared cost, or slower than the one the cost
+  was measured on, is bounded too.
 
 The defaults suit a workstation; the web app sets stricter ones. Image files are also checked
 against ``max_megapixels`` from their header, before anything is decoded.
@@ -98,12 +101,19 @@ class WorkLimits:
         if seconds_per_megapixel is None or interpolated_frames is None:
             return None
         seconds = interpolated_frames * width * height / 1e6 * seconds_per_megapixel
+        self.check_time(seconds, interpolated_frames=interpolated_frames, width=width, height=height,
+                        device=device, how="estimated")
+        return seconds
+
+    def check_time(self, seconds: float, *, interpolated_frames: int, width: int, height: int,
+                   device: str = "cpu", how: str = "estimated") -> None:
+        """Refuse a job whose ``seconds`` (``how`` they were found: ``"estimated"`` from the declared
+        cost, or ``"measured"`` on the job's own first frames) pass ``max_hours``."""
         if seconds > self.max_hours * 3600:
             raise LimitError(f"this job would take about {_duration(seconds)} ({interpolated_frames:,} frames "
-                             f"of {width}x{height} on the {device}, estimated), over the limit of "
+                             f"of {width}x{height} on the {device}, {how}), over the limit of "
                              f"{self.max_hours:g} h ({self.raise_with[2]}); ask for fewer frames or "
                              "a smaller size")
-        return seconds
 
     def check_count(self, output_frames: int) -> None:
         """Stop a stream of unknown length once its output passes ``max_frames``."""

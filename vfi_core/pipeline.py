@@ -47,6 +47,7 @@ Streaming
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -324,7 +325,8 @@ class InterpolatedStream:
         progress: ``progress(done, total)`` after each source frame; ``cancel()`` between pairs.
         limits: checked at the first frame, before any model call (:class:`~vfi_core.limits.WorkLimits`,
             its defaults if None); ``estimated_seconds`` then holds the estimate, if the model declares
-            its cost.
+            its cost. The time limit is checked again from the speed measured on the second model
+            call (the first warms up): ``estimated_seconds`` then holds the measured estimate.
         part: ``frames`` are one :class:`SequencePart` of a longer source (None: the whole source).
     """
 
@@ -339,6 +341,8 @@ class InterpolatedStream:
         self.limits = limits or WorkLimits()
         self.estimated_seconds: float | None = None
         self._checked_size: tuple[int, int] | None = None  # the frame size the limits were checked for
+        self._planned_interpolations: int | None = None  # interpolated frames the job plans, if known
+        self._model_calls = 0
         self.frames = frames
         self.model = model
         self.options = options
@@ -481,12 +485,25 @@ class InterpolatedStream:
         cost = measured() if callable(measured) else \
             descriptor.seconds_per_megapixel.get(device) if descriptor is not None else None
         if descriptor is not None and cost is None and interpolated:
-            warnings.warn(f"{descriptor.name} has no measured speed on the {device}: the job's time is not "
-                          "estimated and the time limit is not checked")
+            warnings.warn(f"{descriptor.name} has no declared speed on the {device}: the time limit is "
+                          "checked once the job's first frames are timed")
         self._checked_size = (width, height)
+        self._planned_interpolations = interpolated
         self.estimated_seconds = self.limits.check(width=width, height=height, output_frames=planned,
                                                    interpolated_frames=interpolated, seconds_per_megapixel=cost,
                                                    device=device, held_bytes=held_bytes)
+
+    def _check_measured_time(self, frames: int, seconds: float, width: int, height: int) -> None:
+        """After the second model call (the first pays for warm-up: lazy weights, kernel selection),
+        the job's planned frames at the speed just measured, against the time limit."""
+        self._model_calls += 1
+        if self._model_calls != 2 or not self._planned_interpolations:
+            return
+        estimate = self._planned_interpolations * seconds / frames
+        self.estimated_seconds = estimate
+        device = torch.device(getattr(self.model, "device", "cpu")).type
+        self.limits.check_time(estimate, interpolated_frames=self._planned_interpolations, width=width,
+                               height=height, device=device, how="measured on its first frames")
 
     def _check_cancel(self) -> None:
         if self.cancel is not None and self.cancel():
@@ -527,12 +544,14 @@ class InterpolatedStream:
         frame0, frame1 = torch.cat(x0), torch.cat(x1)
         t = torch.tensor(ts, dtype=torch.float32)
         tile = self._tile_size(frame0)
+        started = time.perf_counter()
         if tile:  # frame and confidence tiled together, so both get the same feathered seams
             both = interpolate_tiled(self._frame_and_confidence, frame0, frame1, t, tile, self.options.tile_overlap)
             out, confidence = both[:, :3], both[:, 3:]
         else:
             out, confidence = self._model_call(frame0, frame1, t)
         n = len(requests)
+        self._check_measured_time(n, time.perf_counter() - started, frame0.shape[-1], frame0.shape[-2])
         alphas = out[n:].mean(1, keepdim=True).split(1) if with_alpha else [None] * n
         confidences = confidence[:n].split(1) if confidence is not None else [None] * n
         return [OutputFrame(rgb, alpha, conf) for rgb, alpha, conf in zip(out[:n].split(1), alphas, confidences)]

@@ -120,6 +120,7 @@ class VideoReader:
         finally:
             container.close()
         if self.declared > self.count:
+            self._keep_decodable()
             message = (f"{self.path.name} declares {self.declared} frames but holds {self.count} "
                        "(truncated or damaged)")
             if strict:
@@ -161,13 +162,20 @@ class VideoReader:
             raise InputError(f"{self.path} is damaged or truncated: {exc.strerror or exc}") from None
         if not stamps:
             raise InputError(f"{self.path} has a video stream without frames")
-        stamps.sort()
+        self.declared = int(stream.frames or 0)
+        self._rate = stream.average_rate or stream.guessed_rate
+        self._time_base = time_base
+        self._index(stamps, key_stamps, last_duration)
+
+    def _index(self, stamps: list[int], key_stamps: list[int], last_duration: int) -> None:
+        """Frame count, presentation order, keyframes, rate and duration from the frames' timestamps."""
+        time_base = self._time_base
+        stamps = sorted(stamps)
         self._stamps = stamps
         self._positions = {pts: i for i, pts in enumerate(stamps)}  # presentation index by timestamp
-        self.keyframes = sorted(self._positions[pts] for pts in set(key_stamps))
+        self.keyframes = sorted(self._positions[pts] for pts in set(key_stamps) if pts in self._positions)
         self.count = len(stamps)
-        self.declared = int(stream.frames or 0)
-        rate = stream.average_rate or stream.guessed_rate
+        rate = self._rate
         if rate is None and self.count > 1:
             rate = Fraction(self.count - 1) / ((stamps[-1] - stamps[0]) * time_base)
         if not rate:
@@ -178,6 +186,24 @@ class VideoReader:
         self.start = stamps[0] * time_base
         last_time = stamps[-1] * time_base
         self.duration = last_time - self.start + (last_duration * time_base if last_duration else 1 / self.fps)
+
+    def _keep_decodable(self) -> None:
+        """A file holding fewer frames than it declares may end in a packet cut off mid-frame: count
+        only the frames that decode, so the reported count is the count the job gets."""
+        container = _open(self.path)
+        try:
+            stream = container.streams.video[0]
+            decoded = {frame.pts for frame in self._decode(container, stream)}
+        finally:
+            container.close()
+        stamps = [pts for pts in self._stamps if pts in decoded]
+        if len(stamps) == self.count:
+            return
+        if not stamps:
+            raise InputError(f"{self.path.name} declares {self.declared} frames but not one of them decodes "
+                             "(truncated or damaged)")
+        step = stamps[1] - stamps[0] if len(stamps) > 1 else 0
+        self._index(stamps, [self._stamps[i] for i in self.keyframes], step)
 
     def frames(self, start: int = 0, stop: int | None = None) -> Iterator[TimedFrame]:
         """Decode the frames in presentation order, each with its time and duration in seconds.
