@@ -6,6 +6,8 @@ Gradio is an optional dependency: ``pip install -e ".[gradio]"``.
 """
 import os
 
+from vfi_core.lazy import lazy_attributes
+
 # The app works offline: no usage analytics and no version check at start.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -13,17 +15,4 @@ __all__ = ["API_NAME", "Limits", "build_demo", "launch"]
 
 # Imported on first use, so that `vfi` can load gradio_app.command without importing Gradio.
 _LAZY = {"API_NAME": ".app", "build_demo": ".app", "launch": ".app", "Limits": ".job"}
-
-
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

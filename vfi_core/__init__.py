@@ -7,9 +7,8 @@ Conventions (see :mod:`vfi_core.frames`): frames are ``(B,3,H,W)`` float RGB in 
     model = vfi_core.load("flow-asb")
     middle = model.interpolate(frame0, frame1, t)
 """
-import importlib
-
 from .errors import Cancelled, InputError, ModelNotFoundError, ParameterError, VFIError, WeightsError
+from .lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -18,19 +17,8 @@ __version__ = "0.1.0"
 _LAZY = {"Interpolation": ".interpolator", "Interpolator": ".interpolator", "ModelDescriptor": ".registry",
          "Param": ".registry", "default_model_name": ".registry", "get_descriptor": ".registry",
          "list_models": ".registry", "load": ".registry", "register": ".registry"}
-
-
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'vfi_core' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
 __all__ = ["Cancelled", "InputError", "Interpolation", "Interpolator", "ModelDescriptor",
            "ModelNotFoundError", "Param", "ParameterError", "VFIError", "WeightsError",
            "default_model_name", "get_descriptor", "list_models", "load", "register"]
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
