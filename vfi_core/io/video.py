@@ -160,9 +160,12 @@ class VideoReader:
                     key_stamps.append(packet.pts)
         except av.error.FFmpegError as exc:
             raise InputError(f"{self.path} is damaged or truncated: {exc.strerror or exc}") from None
-        if not stamps:
-            raise InputError(f"{self.path} has a video stream without frames")
         self.declared = int(stream.frames or 0)
+        if not stamps:
+            if self.declared:
+                raise InputError(f"{self.path.name} declares {self.declared} frames but holds none "
+                                 "(truncated or damaged)")
+            raise InputError(f"{self.path} has a video stream without frames")
         self._rate = stream.average_rate or stream.guessed_rate
         self._time_base = time_base
         self._index(stamps, key_stamps, last_duration)
