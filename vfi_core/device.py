@@ -59,3 +59,13 @@ def resolve_dtype(dtype: str | torch.dtype | None, *, supports_half: bool, model
         raise InputError("half precision is for GPUs (CUDA, MPS): on the CPU it runs tens of times slower "
                          "than float32; run without --half")
     return dtype
+
+
+def synchronize(device: str | torch.device) -> None:
+    """Wait for the work queued on ``device`` (CUDA, MPS), so that a timing covers it; on the CPU,
+    where work is done when the call returns, nothing."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()

@@ -107,8 +107,8 @@ class WorkLimits:
 
     def check_time(self, seconds: float, *, interpolated_frames: int, width: int, height: int,
                    device: str = "cpu", how: str = "estimated") -> None:
-        """Refuse a job whose ``seconds`` (``how`` they were found: ``"estimated"`` from the declared
-        cost, or ``"measured"`` on the job's own first frames) pass ``max_hours``."""
+        """Refuse a job whose ``seconds`` pass ``max_hours``; ``how`` says in the message how they
+        were found (``"estimated"`` from the declared cost, or measured on the job's first frames)."""
         if seconds > self.max_hours * 3600:
             raise LimitError(f"this job would take about {_duration(seconds)} ({interpolated_frames:,} frames "
                              f"of {width}x{height} on the {device}, {how}), over the limit of "

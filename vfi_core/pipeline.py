@@ -58,6 +58,7 @@ import torch
 import torch.nn.functional as F
 
 from .cancellation import cancellable
+from .device import synchronize
 from .errors import Cancelled, InputError, ParameterError
 from .limits import WorkLimits
 from .registry import Param
@@ -493,17 +494,19 @@ class InterpolatedStream:
                                                    interpolated_frames=interpolated, seconds_per_megapixel=cost,
                                                    device=device, held_bytes=held_bytes)
 
-    def _check_measured_time(self, frames: int, seconds: float, width: int, height: int) -> None:
+    def _check_measured_time(self, frames: int, started: float, device: torch.device, width: int,
+                             height: int) -> None:
         """After the second model call (the first pays for warm-up: lazy weights, kernel selection),
-        the job's planned frames at the speed just measured, against the time limit."""
+        begun at ``started`` (``time.perf_counter()``) on ``device`` for ``frames`` frames: the job's
+        planned frames at that speed, against the time limit."""
         self._model_calls += 1
         if self._model_calls != 2 or not self._planned_interpolations:
             return
-        estimate = self._planned_interpolations * seconds / frames
+        synchronize(device)  # a GPU's queued work counts
+        estimate = self._planned_interpolations * (time.perf_counter() - started) / frames
         self.estimated_seconds = estimate
-        device = torch.device(getattr(self.model, "device", "cpu")).type
         self.limits.check_time(estimate, interpolated_frames=self._planned_interpolations, width=width,
-                               height=height, device=device, how="measured on its first frames")
+                               height=height, device=device.type, how="measured on its first frames")
 
     def _check_cancel(self) -> None:
         if self.cancel is not None and self.cancel():
@@ -551,7 +554,7 @@ class InterpolatedStream:
         else:
             out, confidence = self._model_call(frame0, frame1, t)
         n = len(requests)
-        self._check_measured_time(n, time.perf_counter() - started, frame0.shape[-1], frame0.shape[-2])
+        self._check_measured_time(n, started, out.device, frame0.shape[-1], frame0.shape[-2])
         alphas = out[n:].mean(1, keepdim=True).split(1) if with_alpha else [None] * n
         confidences = confidence[:n].split(1) if confidence is not None else [None] * n
         return [OutputFrame(rgb, alpha, conf) for rgb, alpha, conf in zip(out[:n].split(1), alphas, confidences)]

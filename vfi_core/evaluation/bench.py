@@ -233,11 +233,13 @@ def measure_speed(model, frame0: np.ndarray, frame1: np.ndarray, sizes=SPEED_SIZ
 
     ``frame0``/``frame1`` are ``(H,W,3)`` uint8 RGB, resized to each size; ``warmup`` untimed runs
     come first; every other run swaps the two frames (a new pair each call: nothing cached counts).
-    On CUDA each run is synchronised so that the time is the GPU's too.
+    On a GPU each run is synchronised so that the time is the GPU's too.
     """
     import torch
 
-    cuda = getattr(model, "device", torch.device("cpu")).type == "cuda"
+    from ..device import synchronize
+
+    device = getattr(model, "device", torch.device("cpu"))
     speed = {}
     for width, height in sizes:
         x0, x1 = _resized_pair(frame0, frame1, (width, height))
@@ -248,8 +250,7 @@ def measure_speed(model, frame0: np.ndarray, frame1: np.ndarray, sizes=SPEED_SIZ
             first, second = (x0, x1) if run % 2 == 0 else (x1, x0)
             start = time.perf_counter()
             model.interpolate(first, second, 0.5)
-            if cuda:
-                torch.cuda.synchronize()
+            synchronize(device)
             if run >= warmup:
                 times.append(time.perf_counter() - start)
         speed[f"{width}x{height}"] = statistics.median(times)
