@@ -11,8 +11,7 @@ from vfi_core.lazy import lazy_attributes
 # The app works offline: no usage analytics and no version check at start.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-__all__ = ["API_NAME", "Limits", "build_demo", "launch"]
-
 # Imported on first use, so that `vfi` can load gradio_app.command without importing Gradio.
 _LAZY = {"API_NAME": ".app", "build_demo": ".app", "launch": ".app", "Limits": ".job"}
+__all__ = list(_LAZY)
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

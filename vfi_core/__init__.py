@@ -19,6 +19,5 @@ _LAZY = {"Interpolation": ".interpolator", "Interpolator": ".interpolator", "Mod
          "list_models": ".registry", "load": ".registry", "register": ".registry"}
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
-__all__ = ["Cancelled", "InputError", "Interpolation", "Interpolator", "ModelDescriptor",
-           "ModelNotFoundError", "Param", "ParameterError", "VFIError", "WeightsError",
-           "default_model_name", "get_descriptor", "list_models", "load", "register"]
+__all__ = ["Cancelled", "InputError", "ModelNotFoundError", "ParameterError", "VFIError", "WeightsError",
+           *_LAZY]

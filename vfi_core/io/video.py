@@ -145,7 +145,6 @@ class VideoReader:
         pix_fmt = ctx.format
         self.has_alpha = self._alpha_decoder is not None or (pix_fmt is not None and _has_alpha(pix_fmt))
         self.high_depth = pix_fmt is not None and max(c.bits for c in pix_fmt.components) > 8
-        time_base = stream.time_base
         stamps: list[int] = []
         key_stamps: list[int] = []
         max_pts, last_duration = None, 0  # the duration of the frame shown last
@@ -166,19 +165,18 @@ class VideoReader:
                 raise InputError(f"{self.path.name} declares {self.declared} frames but holds none "
                                  "(truncated or damaged)")
             raise InputError(f"{self.path} has a video stream without frames")
-        self._rate = stream.average_rate or stream.guessed_rate
-        self._time_base = time_base
-        self._index(stamps, key_stamps, last_duration)
+        self._index(stream, stamps, key_stamps, last_duration)
 
-    def _index(self, stamps: list[int], key_stamps: list[int], last_duration: int) -> None:
-        """Frame count, presentation order, keyframes, rate and duration from the frames' timestamps."""
-        time_base = self._time_base
+    def _index(self, stream, stamps: list[int], key_stamps: list[int], last_duration: int) -> None:
+        """Frame count, presentation order, keyframes, rate and duration from the frames' timestamps
+        (in ``stream``'s time base)."""
+        time_base = stream.time_base
         stamps = sorted(stamps)
         self._stamps = stamps
         self._positions = {pts: i for i, pts in enumerate(stamps)}  # presentation index by timestamp
         self.keyframes = sorted(self._positions[pts] for pts in set(key_stamps) if pts in self._positions)
         self.count = len(stamps)
-        rate = self._rate
+        rate = stream.average_rate or stream.guessed_rate
         if rate is None and self.count > 1:
             rate = Fraction(self.count - 1) / ((stamps[-1] - stamps[0]) * time_base)
         if not rate:
@@ -197,16 +195,16 @@ class VideoReader:
         try:
             stream = container.streams.video[0]
             decoded = {frame.pts for frame in self._decode(container, stream)}
+            stamps = [pts for pts in self._stamps if pts in decoded]
+            if len(stamps) == self.count:
+                return
+            if not stamps:
+                raise InputError(f"{self.path.name} declares {self.declared} frames but not one of them decodes "
+                                 "(truncated or damaged)")
+            step = stamps[1] - stamps[0] if len(stamps) > 1 else 0
+            self._index(stream, stamps, [self._stamps[i] for i in self.keyframes], step)
         finally:
             container.close()
-        stamps = [pts for pts in self._stamps if pts in decoded]
-        if len(stamps) == self.count:
-            return
-        if not stamps:
-            raise InputError(f"{self.path.name} declares {self.declared} frames but not one of them decodes "
-                             "(truncated or damaged)")
-        step = stamps[1] - stamps[0] if len(stamps) > 1 else 0
-        self._index(stamps, [self._stamps[i] for i in self.keyframes], step)
 
     def frames(self, start: int = 0, stop: int | None = None) -> Iterator[TimedFrame]:
         """Decode the frames in presentation order, each with its time and duration in seconds.
