@@ -47,26 +47,32 @@ def write_jobs(path: Path, shared: Path) -> None:
     print(f"wrote {path}: {len(items)} windows")
 
 
-def regions(truth: torch.Tensor, frame0: torch.Tensor, frame1: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Boolean ``(1,1,H,W)`` masks of the motion bands and of the occluded pixels (module docstring)."""
-    from vfi_core.data.motion_pack import occlusion_mask
+def truth_flows(truth: torch.Tensor, frame0: torch.Tensor, frame1: torch.Tensor):
+    """The default estimator's flows between the truth and each input: ``((T->0, 0->T), (T->1, 1->T))``,
+    each ``(1,2,H,W)`` in pixels."""
     from vfi_core.flow import frame_estimator
 
     estimate = frame_estimator(*truth.shape[-2:])
-    (to0, from0), (to1, from1) = estimate(truth, frame0), estimate(truth, frame1)
+    return estimate(truth, frame0), estimate(truth, frame1)
+
+
+def regions(flows) -> dict[str, torch.Tensor]:
+    """Boolean ``(1,1,H,W)`` masks of the motion bands and of the occluded pixels (module docstring)
+    from :func:`truth_flows`."""
+    from vfi_core.data.motion_pack import occlusion_mask
+
+    (to0, from0), (to1, from1) = flows
     magnitude = 0.5 * (to0.norm(dim=1, keepdim=True) + to1.norm(dim=1, keepdim=True))
     masks = {f"motion {lo:g}-{hi:g} px": (magnitude >= lo) & (magnitude < hi) for lo, hi in BANDS}
     masks["occluded"] = (occlusion_mask(to0, from0) + occlusion_mask(to1, from1)) > 0
     return masks
 
 
-def truth_flow_bound(truth: torch.Tensor, frame0: torch.Tensor, frame1: torch.Tensor) -> torch.Tensor:
-    """Both inputs warped to the truth by the truth's own flow, averaged ``(1,3,H,W)``."""
-    from vfi_core.flow import frame_estimator
+def truth_flow_blend(frame0: torch.Tensor, frame1: torch.Tensor, flows) -> torch.Tensor:
+    """Both inputs warped to the truth by the truth's own flow (:func:`truth_flows`), averaged ``(1,3,H,W)``."""
     from vfi_core.ops.warp import backward_warp
 
-    estimate = frame_estimator(*truth.shape[-2:])
-    to0, to1 = estimate(truth, frame0)[0], estimate(truth, frame1)[0]
+    (to0, _), (to1, _) = flows
     return 0.5 * (backward_warp(frame0, to0) + backward_warp(frame1, to1))
 
 
@@ -95,21 +101,25 @@ def main(argv: list[str] | None = None) -> int:
     model = vfi_core.load(args.model, device="cpu", **dict(kv.split("=", 1) for kv in args.param))
     tensor = lambda image: torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255  # noqa: E731
     with open(args.jobs, newline="") as f:
-        rows = [row for row in csv.DictReader(f) if Path(row["frame0"]).parent.name not in args.skip]
+        rows = list(csv.DictReader(f))
+    unknown = set(args.skip) - {Path(row["frame0"]).parent.name for row in rows}
+    if unknown:
+        p.error(f"--skip: no window of {', '.join(sorted(unknown))} in {args.jobs}")
+    rows = [row for row in rows if Path(row["frame0"]).parent.name not in args.skip]
     stats: dict[str, dict[str, list]] = {}
     for row in rows:
         frame0, frame1, truth = (tensor(read_rgb(row[k])) for k in ("frame0", "frame1", "gt"))
         ours = (model.interpolate(frame0, frame1, float(row["t"])).clamp(0, 1) * 255).round() / 255
         theirs = tensor(read_rgb(Path(peer_dir) / f"{row['key']}.png"))
-        bound = truth_flow_bound(truth, frame0, frame1)
+        flows = truth_flows(truth, frame0, frame1)
         error = {name: ((x - truth) ** 2).mean(1, keepdim=True) for name, x in
-                 (("ours", ours), ("peer", theirs), ("bound", bound))}
+                 (("ours", ours), ("peer", theirs), ("truth-flow", truth_flow_blend(frame0, frame1, flows)))}
         group = stats.setdefault(row["key"].rsplit("_", 1)[0], {})
         group.setdefault("sequence", []).append(Path(row["frame0"]).parent.name)
         for name, e in error.items():
             group.setdefault(f"psnr {name}", []).append(float(-10 * torch.log10(e.mean())))
             group.setdefault(f"sse {name}", []).append(float(e.sum()))
-        for region, mask in regions(truth, frame0, frame1).items():
+        for region, mask in regions(flows).items():
             group.setdefault(f"area {region}", []).append(float(mask.float().mean()))
             for name in ("ours", "peer"):
                 group.setdefault(f"sse {name} {region}", []).append(float((error[name] * mask).sum()))
@@ -118,13 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, group in stats.items():
         mean = {k: np.mean(v) for k, v in group.items() if k != "sequence"}
         print(f"\n{name} ({len(group['sequence'])} windows): {args.model} {mean['psnr ours']:.3f} dB, "
-              f"{peer} {mean['psnr peer']:.3f} dB, truth-flow {mean['psnr bound']:.3f} dB")
+              f"{peer} {mean['psnr peer']:.3f} dB, truth-flow {mean['psnr truth-flow']:.3f} dB")
         print(f"| region | area | share of {args.model}'s squared error | {args.model} / {peer} squared error |")
         print("|---|---|---|---|")
         for region in [k[5:] for k in group if k.startswith("area ")]:
             ours, theirs = sum(group[f"sse ours {region}"]), sum(group[f"sse peer {region}"])
-            print(f"| {region} | {mean['area ' + region]:.3f} | {ours / sum(group['sse ours']):.3f} | "
-                  f"{ours / theirs:.3f} |")
+            ratio = f"{ours / theirs:.3f}" if theirs > 0 else "-"  # a band no pixel falls in
+            print(f"| {region} | {mean['area ' + region]:.3f} | {ours / sum(group['sse ours']):.3f} | {ratio} |")
         differences: dict[str, list[float]] = {}
         for seq, a, b in zip(group["sequence"], group["psnr ours"], group["psnr peer"]):
             differences.setdefault(seq, []).append(a - b)
