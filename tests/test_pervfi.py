@@ -297,7 +297,7 @@ def test_conditioning_on_the_other_frame_grows_from_weights_without_it(tmp_path,
 
     config = load_config("configs/pervfi_tiny.json")  # its base chain resolved: the copy stands alone
     config["loss"]["perceptual"] = 0.0
-    old = _net(seed=3)
+    old = _net(seed=3, condition_on_other=False)
     save_file(old.state_dict(), tmp_path / "old.safetensors")
     (tmp_path / "old.json").write_text(json.dumps({"architecture": {"class": "PerVFINet",
                                                                     "config": old.config.to_dict()}}))

@@ -126,7 +126,7 @@ class PerVFIConfig(ModelConfig):
     flow_steps: int = 4
     flow_hidden: tuple[int, int, int] = (32, 48, 64)
     cond_widths: tuple[int, int, int] = (16, 32, 48)
-    condition_on_other: bool = False
+    condition_on_other: bool = True
 
     def __post_init__(self):
         for key in ("widths", "flow_hidden", "cond_widths"):
